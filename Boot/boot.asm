@@ -14,11 +14,8 @@ mb2_header:
     dd 0                                  ; architecture: i386 protected mode
     dd mb2_header_end - mb2_header
     dd -(MB2_MAGIC + 0 + (mb2_header_end - mb2_header))
-    ; framebuffer tag: prefer a linear framebuffer under UEFI; under BIOS GRUB keeps VGA text
-    align 8
-    dw 5, 1                               ; type 5, optional
-    dd 20
-    dd 0, 0, 32                           ; width, height: no preference; depth 32
+    ; No framebuffer request tag: under BIOS GRUB then leaves VGA text mode (gfxpayload=text);
+    ; under UEFI there is no text mode and GRUB passes the GOP framebuffer it has.
     align 8
     dw 0, 0                               ; end tag
     dd 8
@@ -196,6 +193,12 @@ boot_layout:
     dq ist_stacks, ist_stacks_end
     dq early_heap, early_heap_end
     dq boot_pml4
+
+section .data
+global __security_cookie
+align 8
+; RyuJIT's stack cookie for methods with stackalloc (checked on return).
+__security_cookie: dq 0x2F5A_93C1_6E0D_B847
 
 section .bss nobits alloc noexec write align=4096
 global stack_guard, stack_top, ist_stacks, ist_stacks_end

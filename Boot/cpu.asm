@@ -143,3 +143,29 @@ FN cpu_int3
     ret
 
 section .note.GNU-stack noalloc noexec nowrite progbits
+
+section .text
+; Destroys every SSE register and the x87 stack: the FPU self-test calls it from the timer
+; interrupt to prove the trap path's FXSAVE/FXRSTOR really preserves the interrupted state.
+global cpu_clobber_fpu
+cpu_clobber_fpu:
+    pcmpeqd xmm0, xmm0
+    pcmpeqd xmm1, xmm1
+    pcmpeqd xmm2, xmm2
+    pcmpeqd xmm3, xmm3
+    pcmpeqd xmm4, xmm4
+    pcmpeqd xmm5, xmm5
+    pcmpeqd xmm6, xmm6
+    pcmpeqd xmm7, xmm7
+    pcmpeqd xmm8, xmm8
+    pcmpeqd xmm9, xmm9
+    pcmpeqd xmm10, xmm10
+    pcmpeqd xmm11, xmm11
+    pcmpeqd xmm12, xmm12
+    pcmpeqd xmm13, xmm13
+    pcmpeqd xmm14, xmm14
+    pcmpeqd xmm15, xmm15
+    fninit
+    ret
+
+section .note.GNU-stack noalloc noexec nowrite progbits

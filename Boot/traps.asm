@@ -81,3 +81,9 @@ isr_table:
 %endrep
 
 section .note.GNU-stack noalloc noexec nowrite progbits
+
+section .text
+global isr_table_address
+isr_table_address:
+    lea rax, [rel isr_table]
+    ret

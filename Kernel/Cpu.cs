@@ -35,6 +35,8 @@ internal static unsafe class Cpu
     [RuntimeImport("*", "cpu_lidt")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void LoadIdt(void* idtr);
     [RuntimeImport("*", "cpu_ltr")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void LoadTaskRegister(ushort selector);
 
+    [RuntimeImport("*", "cpu_clobber_fpu")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void ClobberFpu();
+
     /// <summary>Stops this CPU for good: interrupts off, halt forever.</summary>
     public static void Stop()
     {

@@ -19,14 +19,14 @@ namespace Internal.Runtime
         internal ushort ComponentSize => (ushort)Flags;
     }
 
-    internal static unsafe class Memory
+    public static unsafe class Memory
     {
-        internal static void Move(byte* dest, byte* src, nuint len)
+        public static void Move(byte* dest, byte* src, nuint len)
         {
             if (dest < src) { for (nuint i = 0; i < len; i++) dest[i] = src[i]; }
             else { for (nuint i = len; i > 0; i--) dest[i - 1] = src[i - 1]; }
         }
-        internal static void Set(byte* dest, byte value, nuint len)
+        public static void Set(byte* dest, byte value, nuint len)
         {
             for (nuint i = 0; i < len; i++) dest[i] = value;
         }
@@ -44,6 +44,14 @@ namespace Internal.Runtime
 
         public static void Initialize(byte* start, byte* end) { s_next = start; s_end = end; }
         public static ulong Remaining => (ulong)(s_end - s_next);
+
+        /// <summary>Boot-time allocation of raw, zeroed memory with the given power-of-two alignment.</summary>
+        public static byte* AllocateAligned(ulong size, ulong alignment)
+        {
+            ulong pad = ((ulong)s_next + alignment - 1 & ~(alignment - 1)) - (ulong)s_next;
+            if (pad != 0) Allocate((nuint)pad);
+            return Allocate((nuint)size);
+        }
 
         internal static byte* Allocate(nuint size)
         {

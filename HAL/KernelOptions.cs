@@ -1,0 +1,133 @@
+namespace Microhv.HAL;
+
+/// <summary>Console verbosity chosen by <c>microhv.log=</c>.</summary>
+public enum LogLevel
+{
+    Info = 0,
+    Quiet,
+    Debug,
+}
+
+/// <summary>Boot-time self test chosen by <c>microhv.selftest=</c>.</summary>
+public enum SelfTest
+{
+    None = 0,
+    PageFault,
+    Divide,
+    Timer,
+    Fpu,
+}
+
+/// <summary>Device the kernel reports its result through, chosen by <c>microhv.exit=</c>.</summary>
+public enum ExitDevice
+{
+    None = 0,
+    /// <summary>QEMU's isa-debug-exit at I/O port 0xF4.</summary>
+    IsaDebugExit,
+}
+
+/// <summary>How one command-line word was taken.</summary>
+public enum OptionStatus
+{
+    Ok = 0,
+    /// <summary>The key is not an option this kernel knows.</summary>
+    UnknownOption,
+    /// <summary>A known key with a missing or unrecognised value.</summary>
+    BadValue,
+}
+
+/// <summary>
+/// The options Microhv reads from its command line:
+/// <c>microhv.log=quiet|info|debug</c> (default info), <c>microhv.selftest=pagefault|divide|timer|fpu|none</c>
+/// (default none) and <c>microhv.exit=isa-debug-exit|none</c> (default none).
+/// Any other word is an unknown option; later words override earlier ones.
+/// </summary>
+public struct KernelOptions
+{
+    public const string LogKey = "microhv.log";
+    public const string SelfTestKey = "microhv.selftest";
+    public const string ExitKey = "microhv.exit";
+
+    public LogLevel Log;
+    public SelfTest SelfTest;
+    public ExitDevice Exit;
+
+    public static KernelOptions Defaults
+    {
+        get
+        {
+            KernelOptions o;
+            o.Log = LogLevel.Info;
+            o.SelfTest = SelfTest.None;
+            o.Exit = ExitDevice.None;
+            return o;
+        }
+    }
+
+    /// <summary>Applies one word of <paramref name="line"/>; on a problem the options are left unchanged.</summary>
+    public OptionStatus Apply(CommandLine line, int start, int length)
+    {
+        line.SplitWord(start, length, out int keyLength, out bool hasValue, out int vs, out int vl);
+        if (line.BytesEqual(start, keyLength, LogKey))
+        {
+            if (!hasValue) return OptionStatus.BadValue;
+            if (line.BytesEqual(vs, vl, "quiet")) Log = LogLevel.Quiet;
+            else if (line.BytesEqual(vs, vl, "info")) Log = LogLevel.Info;
+            else if (line.BytesEqual(vs, vl, "debug")) Log = LogLevel.Debug;
+            else return OptionStatus.BadValue;
+            return OptionStatus.Ok;
+        }
+        if (line.BytesEqual(start, keyLength, SelfTestKey))
+        {
+            if (!hasValue) return OptionStatus.BadValue;
+            if (line.BytesEqual(vs, vl, "pagefault")) SelfTest = SelfTest.PageFault;
+            else if (line.BytesEqual(vs, vl, "divide")) SelfTest = SelfTest.Divide;
+            else if (line.BytesEqual(vs, vl, "timer")) SelfTest = SelfTest.Timer;
+            else if (line.BytesEqual(vs, vl, "fpu")) SelfTest = SelfTest.Fpu;
+            else if (line.BytesEqual(vs, vl, "none")) SelfTest = SelfTest.None;
+            else return OptionStatus.BadValue;
+            return OptionStatus.Ok;
+        }
+        if (line.BytesEqual(start, keyLength, ExitKey))
+        {
+            if (!hasValue) return OptionStatus.BadValue;
+            if (line.BytesEqual(vs, vl, "isa-debug-exit")) Exit = ExitDevice.IsaDebugExit;
+            else if (line.BytesEqual(vs, vl, "none")) Exit = ExitDevice.None;
+            else return OptionStatus.BadValue;
+            return OptionStatus.Ok;
+        }
+        return OptionStatus.UnknownOption;
+    }
+
+    /// <summary>
+    /// Parses every word of <paramref name="line"/> starting from the defaults and returns how many words were
+    /// unknown or had bad values. To report them, walk the words with <see cref="CommandLine.NextWord"/> and
+    /// <see cref="Apply"/> again (or use <see cref="NextProblem"/>).
+    /// </summary>
+    public static int Parse(CommandLine line, out KernelOptions options)
+    {
+        options = Defaults;
+        int problems = 0;
+        int position = 0;
+        while (line.NextWord(ref position, out int start, out int length))
+        {
+            if (options.Apply(line, start, length) != OptionStatus.Ok) problems++;
+        }
+        return problems;
+    }
+
+    /// <summary>
+    /// Next word at or after <paramref name="position"/> that is unknown or has a bad value; false when none is left.
+    /// </summary>
+    public static bool NextProblem(CommandLine line, ref int position, out int start, out int length, out OptionStatus status)
+    {
+        KernelOptions scratch = Defaults;
+        while (line.NextWord(ref position, out start, out length))
+        {
+            status = scratch.Apply(line, start, length);
+            if (status != OptionStatus.Ok) return true;
+        }
+        status = OptionStatus.Ok;
+        return false;
+    }
+}

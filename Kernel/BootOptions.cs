@@ -1,0 +1,37 @@
+using Microhv.HAL;
+using Microhv.Kernel.Console;
+using Microhv.Kernel.Memory;
+
+namespace Microhv.Kernel;
+
+/// <summary>The kernel command line from GRUB, applied: log verbosity, self-test, exit device.
+/// Unknown words and bad values are reported and ignored; boot goes on.</summary>
+internal static class BootOptions
+{
+    public static SelfTest SelfTest;
+    public static CommandLine Line;
+
+    public static void Parse(Multiboot2Info info)
+    {
+        byte[] buffer = new byte[1024];
+        int length = 0;
+        bool truncated = false;
+        if (info.HasCommandLine)
+            length = CommandLine.CopyFrom(DirectMap.Instance, info.CommandLineAddress, info.CommandLineLength, buffer, out truncated);
+        Line = new CommandLine(buffer, length);
+        KernelOptions.Parse(Line, out KernelOptions options);
+
+        Log.Verbosity = options.Log == LogLevel.Quiet ? Log.Quiet : options.Log == LogLevel.Debug ? Log.Debug : Log.Info;
+        SelfTest = options.SelfTest;
+        QemuExit.Enabled = options.Exit == ExitDevice.IsaDebugExit;
+
+        if (truncated) Log.Line("cmdline: longer than 1024 bytes; the rest is ignored");
+        int position = 0;
+        while (KernelOptions.NextProblem(Line, ref position, out int start, out int wordLength, out OptionStatus status))
+        {
+            Log.Write(status == OptionStatus.BadValue ? "cmdline: unknown value in '" : "cmdline: unknown option '");
+            for (int i = 0; i < wordLength; i++) Log.Put(buffer[start + i]);
+            Log.Line("' ignored");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+using System.Runtime.CompilerServices;
+using Microhv.Kernel.Memory;
+
+namespace Microhv.Kernel.Timer;
+
+/// <summary>The local APIC (xAPIC, MMIO): its timer in periodic mode is the kernel's tick.</summary>
+internal static unsafe class LocalApic
+{
+    private const uint Ia32ApicBase = 0x1B;
+    private const uint Eoi = 0xB0, SpuriousVector = 0xF0, LvtTimer = 0x320, TimerInitialCount = 0x380,
+                       TimerCurrentCount = 0x390, TimerDivide = 0x3E0, Id = 0x20, Version = 0x30;
+    private const uint LvtMasked = 1 << 16, LvtPeriodic = 1 << 17;
+    public const byte SpuriousInterruptVector = 0xFF;
+
+    public static ulong PhysicalBase;
+    private static byte* s_registers;
+
+    public static bool Present()
+    {
+        uint* r = stackalloc uint[4];
+        Cpu.CpuId(1, 0, r);
+        return (r[3] & (1 << 9)) != 0;
+    }
+
+    // Not inlined: each register access stays a real memory access the compiler cannot merge or hoist.
+    [MethodImpl(MethodImplOptions.NoInlining)] private static uint Read(uint reg) => *(uint*)(s_registers + reg);
+    [MethodImpl(MethodImplOptions.NoInlining)] private static void Write(uint reg, uint value) => *(uint*)(s_registers + reg) = value;
+
+    public static void Enable()
+    {
+        ulong msr = Cpu.ReadMsr(Ia32ApicBase);
+        PhysicalBase = msr & 0x000F_FFFF_FFFF_F000;
+        Cpu.WriteMsr(Ia32ApicBase, msr | (1 << 11));      // global enable
+        s_registers = DirectMap.ToVirtual(PhysicalBase);
+        Write(SpuriousVector, 0x100 | SpuriousInterruptVector);
+    }
+
+    /// <summary>Counts the timer's decrements (divide by 16) during 10 ms of PIT time.</summary>
+    public static uint CalibrateCountsPer10ms()
+    {
+        Write(TimerDivide, 0x3);                            // divide by 16
+        Write(LvtTimer, LvtMasked);
+        Pit.StartOneShot(10000);
+        Write(TimerInitialCount, 0xFFFFFFFF);
+        while (!Pit.OneShotExpired) Cpu.Pause();
+        uint elapsed = 0xFFFFFFFF - Read(TimerCurrentCount);
+        Write(TimerInitialCount, 0);
+        return elapsed;
+    }
+
+    public static void StartPeriodic(byte vector, uint initialCount)
+    {
+        Write(TimerDivide, 0x3);
+        Write(LvtTimer, LvtPeriodic | vector);
+        Write(TimerInitialCount, initialCount);
+    }
+
+    public static void EndOfInterrupt() => Write(Eoi, 0);
+}

@@ -1,0 +1,31 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
+using Microhv.HAL;
+
+namespace Microhv.Kernel.Traps;
+
+/// <summary>The interrupt descriptor table: all 256 vectors point at Boot/traps.asm's stubs.</summary>
+internal static unsafe class Idt
+{
+    public const int DoubleFaultIst = 1, NmiIst = 2, MachineCheckIst = 3;
+
+    [RuntimeImport("*", "isr_table_address")] [MethodImpl(MethodImplOptions.InternalCall)]
+    private static extern ulong* IsrTable();
+
+    public static ulong* Table;
+
+    public static void Initialize()
+    {
+        Table = (ulong*)Internal.Runtime.KernelHeap.AllocateAligned(256 * 16, 4096);
+        ulong* stubs = IsrTable();
+        for (int v = 0; v < 256; v++)
+        {
+            int ist = v == Vectors.DoubleFault ? DoubleFaultIst : v == Vectors.Nmi ? NmiIst : v == Vectors.MachineCheck ? MachineCheckIst : 0;
+            InterruptGate.Interrupt(stubs[v], Gdt.HypervisorCs64, ist, out Table[2 * v], out Table[2 * v + 1]);
+        }
+        byte* idtr = stackalloc byte[10];
+        *(ushort*)idtr = 256 * 16 - 1;
+        *(ulong*)(idtr + 2) = (ulong)Table;
+        Cpu.LoadIdt(idtr);
+    }
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Builds Microhv if anything is out of date and boots it in QEMU with the serial console on this
+# terminal. Ctrl-C stops QEMU; Ctrl-A X quits too and Ctrl-A C switches to the QEMU monitor.
+# The exit status is QEMU's (with microhv.exit=isa-debug-exit on the kernel command line:
+# (code << 1) | 1).
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: ./qemu-run.sh [options] [-- extra QEMU arguments]
+
+  --uefi           boot with UEFI firmware (OVMF) instead of BIOS (SeaBIOS)
+  --usb            attach the ISO as a USB mass-storage disk (xHCI) and boot from it, as a stick
+                   written with dd would boot (default: as a CD-ROM)
+  --mem N          guest memory in MiB (default 256)
+  --cmdline "..."  kernel command line (default: the one in build/microhv.iso, microhv.log=info);
+                   builds build/microhv-cmdline.iso with Boot/mkiso.sh
+  --gdb            wait for GDB on localhost:1234 before the first instruction (-s -S)
+  --display        show the QEMU window (VGA screen) instead of running headless
+  --no-build       do not run dotnet build first
+  -h, --help       this text
+EOF
+}
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+uefi=0 usb=0 mem=256 cmdline="" have_cmdline=0 gdb=0 display=0 build=1
+extra=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --uefi) uefi=1 ;;
+        --usb) usb=1 ;;
+        --mem)
+            [ $# -ge 2 ] && [[ "$2" =~ ^[0-9]+$ ]] || { echo "qemu-run: --mem needs a number of MiB" >&2; exit 2; }
+            mem=$2; shift ;;
+        --mem=*) mem=${1#--mem=}; [[ "$mem" =~ ^[0-9]+$ ]] || { echo "qemu-run: --mem needs a number of MiB" >&2; exit 2; } ;;
+        --cmdline)
+            [ $# -ge 2 ] || { echo "qemu-run: --cmdline needs an argument" >&2; exit 2; }
+            cmdline=$2; have_cmdline=1; shift ;;
+        --cmdline=*) cmdline=${1#--cmdline=}; have_cmdline=1 ;;
+        --gdb) gdb=1 ;;
+        --display) display=1 ;;
+        --no-build) build=0 ;;
+        -h|--help) usage; exit 0 ;;
+        --) shift; extra=("$@"); break ;;
+        *) echo "qemu-run: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+cd "$root"
+if [ "$build" = 1 ]; then
+    dotnet build Kernel/Kernel.csproj -v q -nologo
+fi
+
+elf=build/microhv.elf
+iso=build/microhv.iso
+if [ "$have_cmdline" = 1 ]; then
+    iso=build/microhv-cmdline.iso
+    Boot/mkiso.sh "$elf" "$iso" "$cmdline"
+fi
+[ -f "$iso" ] || { echo "qemu-run: $iso not found (build failed?)" >&2; exit 1; }
+
+args=(-m "$mem" -no-reboot -serial mon:stdio
+      -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+
+if [ "$uefi" = 1 ]; then
+    if [ -f /usr/share/ovmf/OVMF.fd ]; then
+        args+=(-bios /usr/share/ovmf/OVMF.fd)
+    elif [ -f /usr/share/OVMF/OVMF_CODE.fd ] && [ -f /usr/share/OVMF/OVMF_VARS.fd ]; then
+        # Split firmware: read-only code plus a private copy of the variable store.
+        cp /usr/share/OVMF/OVMF_VARS.fd build/OVMF_VARS.fd
+        args+=(-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd
+               -drive if=pflash,format=raw,file=build/OVMF_VARS.fd)
+    else
+        echo "qemu-run: no OVMF firmware found (apt-get install ovmf)" >&2; exit 1
+    fi
+fi
+
+if [ "$usb" = 1 ]; then
+    # read-only: the image is not changed, and several QEMUs may share it.
+    args+=(-drive "if=none,id=stick,format=raw,readonly=on,file=$iso"
+           -device qemu-xhci,id=xhci -device usb-storage,bus=xhci.0,drive=stick,bootindex=1)
+else
+    args+=(-cdrom "$iso")
+fi
+
+[ "$display" = 1 ] || args+=(-display none)
+
+if [ "$gdb" = 1 ]; then
+    args+=(-s -S)
+    echo "qemu-run: waiting for GDB on localhost:1234; in another terminal run:" >&2
+    echo "    gdb $elf -ex 'target remote :1234'" >&2
+fi
+
+echo "qemu-run: $(basename "$iso")$([ "$uefi" = 1 ] && echo ", UEFI")$([ "$usb" = 1 ] && echo ", USB disk"); Ctrl-C or Ctrl-A X to quit" >&2
+exec qemu-system-x86_64 "${args[@]}" "${extra[@]+"${extra[@]}"}"
