@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Microhv.HAL;
 using Microhv.Kernel.Console;
 using Microhv.Kernel.Timer;
 

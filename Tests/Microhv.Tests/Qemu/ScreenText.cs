@@ -41,11 +41,26 @@ public sealed class ScreenText
 
     public override string ToString() => string.Join("\n", Rows.Select((r, i) => $"{i,3}| {r}"));
 
-    public static ScreenText Decode(PpmImage image, byte[] font)
+    /// <summary>
+    /// Other shapes of characters, as the firmware's font draws them where it differs from ours.
+    /// VGA text mode shows the VGA BIOS's font (SeaBIOS: the IBM VGA ROM font), whose zero has a dot
+    /// in the middle; Font8x16's zero is slashed. Every other printable ASCII glyph is the same.
+    /// </summary>
+    public static readonly (char Char, byte[] Rows)[] VgaBiosVariants =
+    {
+        ('0', new byte[] { 0x00, 0x00, 0x3C, 0x66, 0xC3, 0xC3, 0xDB, 0xDB, 0xC3, 0xC3, 0x66, 0x3C, 0x00, 0x00, 0x00, 0x00 }),
+    };
+
+    /// <summary>
+    /// Reads <paramref name="image"/> with <paramref name="font"/> (256 glyphs x 16 rows) plus
+    /// <paramref name="variants"/> (default: <see cref="VgaBiosVariants"/>).
+    /// </summary>
+    public static ScreenText Decode(PpmImage image, byte[] font, IEnumerable<(char Char, byte[] Rows)> variants = null)
     {
         if (font.Length != 256 * CellHeight) throw new ArgumentException("font must be 256 glyphs of 16 bytes");
-        var glyphs = new Glyph[256];
-        for (int c = 0; c < 256; c++) glyphs[c] = new Glyph(font, c * CellHeight);
+        var glyphs = new List<(int Code, Glyph Shape)>();
+        foreach (int c in SearchOrder) glyphs.Add((c, new Glyph(font, c * CellHeight)));
+        foreach (var (ch, rows) in variants ?? VgaBiosVariants) glyphs.Add((ch, new Glyph(rows, 0)));
         bool[] ink = InkMask(image);
 
         if (image.Height == 400 && (image.Width == 720 || image.Width == 640))
@@ -80,7 +95,7 @@ public sealed class ScreenText
         return image.Pixels.Select(p => p != background).ToArray();
     }
 
-    private static long GridDistance(PpmImage image, bool[] ink, Glyph[] glyphs, int cellWidth, int ox, int oy, long giveUpAbove)
+    private static long GridDistance(PpmImage image, bool[] ink, List<(int Code, Glyph Shape)> glyphs, int cellWidth, int ox, int oy, long giveUpAbove)
     {
         long total = 0;
         int cols = (image.Width - ox) / cellWidth, rows = (image.Height - oy) / CellHeight;
@@ -102,7 +117,7 @@ public sealed class ScreenText
         return total;
     }
 
-    private static ScreenText DecodeGrid(PpmImage image, bool[] ink, Glyph[] glyphs, int cellWidth, int ox, int oy)
+    private static ScreenText DecodeGrid(PpmImage image, bool[] ink, List<(int Code, Glyph Shape)> glyphs, int cellWidth, int ox, int oy)
     {
         int cols = (image.Width - ox) / cellWidth, rows = (image.Height - oy) / CellHeight;
         var lines = new List<string>(rows);
@@ -143,14 +158,14 @@ public sealed class ScreenText
         return new Glyph(top, bottom);
     }
 
-    /// <summary>Least Hamming distance to a font glyph; printable ASCII wins ties (the font repeats shapes).</summary>
-    private static int BestMatch(Glyph cell, Glyph[] glyphs, out int code)
+    /// <summary>Least Hamming distance to a glyph; the first of equals wins (printable ASCII comes first).</summary>
+    private static int BestMatch(Glyph cell, List<(int Code, Glyph Shape)> glyphs, out int code)
     {
         int best = int.MaxValue;
         code = 0;
-        foreach (int c in SearchOrder)
+        foreach (var (c, g) in glyphs)
         {
-            int d = BitOperations.PopCount(cell.Top ^ glyphs[c].Top) + BitOperations.PopCount(cell.Bottom ^ glyphs[c].Bottom);
+            int d = BitOperations.PopCount(cell.Top ^ g.Top) + BitOperations.PopCount(cell.Bottom ^ g.Bottom);
             if (d < best) { best = d; code = c; }
         }
         return best;

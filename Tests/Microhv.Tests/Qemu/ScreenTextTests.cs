@@ -81,6 +81,19 @@ public class ScreenTextTests
     }
 
     [Fact]
+    public void ReadsTheVgaBiosDottedZeroAsZero()
+    {
+        var image = Render(720, 400, 9, 0, 0, 0xAAAAAA, 0, "0O0");
+        var pixels = image.Pixels.ToArray();
+        byte[] dotted = ScreenText.VgaBiosVariants.Single(v => v.Char == '0').Rows;
+        for (int y = 0; y < 16; y++)
+            for (int x = 0; x < 8; x++)
+                pixels[y * 720 + 18 + x] = (dotted[y] & (0x80 >> x)) != 0 ? 0xAAAAAA : 0;
+        var text = ScreenText.Decode(new PpmImage(720, 400, pixels), Font8x16.Glyphs);
+        Assert.Equal("0O0", text.Rows[0]);
+    }
+
+    [Fact]
     public void AScreenWithoutTheBannerDoesNotReadAsOne()
     {
         var image = Render(720, 400, 9, 0, 0, 0xAAAAAA, 0, "Microhv 0.2 x86-64 hypervisor (C#, NativeAOT)", "Booting `Microhv'");

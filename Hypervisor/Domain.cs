@@ -1,0 +1,78 @@
+using Microhv.HAL;
+
+namespace Microhv.Hypervisor;
+
+public enum DomainState { Building, Running, Shutdown, Crashed }
+
+/// <summary>
+/// A paravirtualized guest: its memory (guest frame → machine frame, Xen's p2m), its one vCPU,
+/// event channels, shared_info page, and the bookkeeping the summary prints.
+/// </summary>
+public sealed class Domain
+{
+    public readonly Machine Machine;
+    public readonly ushort DomainId;
+    public DomainState State = DomainState.Building;
+    /// <summary>SIF_PRIVILEGED|SIF_INITDOMAIN for the initial domain.</summary>
+    public bool IsInitialDomain;
+
+    /// <summary>Xen's p2m: guest pseudo-physical frame number → machine frame number.</summary>
+    public ulong[] P2m;
+    public ulong NrPages;
+
+    public ulong SharedInfoMfn;
+    public readonly Vcpu Vcpu;
+    public EventChannels EventChannels;
+
+    /// <summary>Enabled vm_assist types (bit n = VMASST_TYPE n).</summary>
+    public ulong VmAssist;
+
+    /// <summary>Console ring of a non-initial domain (start_info.console.domU), drained by the hypervisor.</summary>
+    public ulong ConsoleRingMfn;
+    public int ConsoleEvtchn = -1;
+
+    /// <summary>sched_op(shutdown) reason (SHUTDOWN_*), or the crash cause.</summary>
+    public int ShutdownReason = -1;
+    public ulong ShutdownCode;
+    public string CrashReason;
+
+    /// <summary>Calls per hypercall number, printed in the summary.</summary>
+    public readonly ulong[] HypercallCounts = new ulong[Public.Xen.NR_hypercalls];
+    public ulong UnknownHypercalls;
+
+    /// <summary>Module command line (a copy; at most 1023 bytes).</summary>
+    public byte[] CommandLine = new byte[1024];
+    public int CommandLineLength;
+
+    public Domain(Machine machine, ushort domainId)
+    {
+        Machine = machine;
+        DomainId = domainId;
+        Vcpu = new Vcpu(this);
+        EventChannels = new EventChannels(this);
+    }
+
+    public bool IsAlive => State == DomainState.Running;
+
+    /// <summary>Machine frame of guest frame <paramref name="pfn"/>, or false if the domain has no such frame.</summary>
+    public bool PfnToMfn(ulong pfn, out ulong mfn)
+    {
+        if (P2m == null || pfn >= (ulong)P2m.Length || P2m[pfn] == Invalid) { mfn = 0; return false; }
+        mfn = P2m[pfn];
+        return true;
+    }
+
+    public const ulong Invalid = 0xFFFF_FFFF_FFFF_FFFF;
+
+    /// <summary>True when the machine frame belongs to this domain.</summary>
+    public bool OwnsFrame(ulong mfn) => Machine.FrameTable.OwnerOf(mfn) == DomainId;
+
+    /// <summary>Kills the domain (a fault it cannot handle, a failed build); the others run on.</summary>
+    public void Crash(string reason)
+    {
+        if (State == DomainState.Crashed || State == DomainState.Shutdown) return;
+        State = DomainState.Crashed;
+        CrashReason = reason;
+        ShutdownReason = Public.Sched.SHUTDOWN_crash;
+    }
+}

@@ -1,0 +1,10 @@
+using Microhv.HAL;
+using Microhv.Hypervisor.Public;
+
+namespace Microhv.Hypervisor.Events;
+
+/// <summary>Not implemented yet: returns -ENOSYS.</summary>
+public static class EventChannelOp
+{
+    public static long Do(Vcpu v, ulong cmd, ulong arg) => -Errno.ENOSYS;
+}

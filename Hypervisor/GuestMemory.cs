@@ -1,0 +1,126 @@
+using Microhv.HAL;
+
+namespace Microhv.Hypervisor;
+
+/// <summary>
+/// Xen's copy_from_guest / copy_to_guest: hypercall arguments are guest virtual addresses, reached
+/// by walking the vCPU's current guest page tables in software. An address that is unmapped, not
+/// guest-accessible (no User bit: a 64-bit PV kernel runs in ring 3), read-only for a write, or in
+/// the hypervisor's hole is a fault, and the hypercall returns -EFAULT. Nothing here can touch
+/// memory the guest could not touch itself.
+/// </summary>
+public static class GuestMemory
+{
+    public static bool Translate(Vcpu v, ulong va, bool write, out ulong machineAddress)
+    {
+        machineAddress = 0;
+        if (Layout.InHypervisorHole(va) || !PageTableEntry.IsCanonical(va)) return false;
+        ulong root = v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser;
+        if (root == 0) return false;
+        Machine m = v.Domain.Machine;
+        if (!PageTable.Translate(m.Memory, root, va, out ulong pa, out ulong flags, out PageSize _)) return false;
+        if ((flags & PageTableEntry.User) == 0) return false;
+        if (write && (flags & PageTableEntry.Writable) == 0) return false;
+        if (!v.Domain.OwnsFrame(pa >> Layout.PageShift) && !IsSharedWithGuest(v.Domain, pa >> Layout.PageShift)) return false;
+        machineAddress = pa;
+        return true;
+    }
+
+    /// <summary>Frames a guest may reach that it does not own: none yet besides its own (grant mappings
+    /// are owned by the granting domain and checked by the grant table).</summary>
+    private static bool IsSharedWithGuest(Domain d, ulong mfn) => false;
+
+    public static bool ReadU8(Vcpu v, ulong va, out byte value)
+    {
+        value = 0;
+        if (!Translate(v, va, false, out ulong ma)) return false;
+        value = v.Domain.Machine.Memory.Read8(ma);
+        return true;
+    }
+
+    public static bool ReadU32(Vcpu v, ulong va, out uint value)
+    {
+        value = 0;
+        for (int i = 0; i < 4; i++)
+        {
+            if (!ReadU8(v, va + (ulong)i, out byte b)) return false;
+            value |= (uint)b << (8 * i);
+        }
+        return true;
+    }
+
+    public static bool ReadU64(Vcpu v, ulong va, out ulong value)
+    {
+        value = 0;
+        if ((va & 7) == 0)
+        {
+            if (!Translate(v, va, false, out ulong ma)) return false;
+            value = v.Domain.Machine.Memory.Read64(ma);
+            return true;
+        }
+        for (int i = 0; i < 8; i++)
+        {
+            if (!ReadU8(v, va + (ulong)i, out byte b)) return false;
+            value |= (ulong)b << (8 * i);
+        }
+        return true;
+    }
+
+    public static bool WriteU8(Vcpu v, ulong va, byte value)
+    {
+        if (!Translate(v, va, true, out ulong ma)) return false;
+        v.Domain.Machine.Memory.Write8(ma, value);
+        return true;
+    }
+
+    public static bool WriteU32(Vcpu v, ulong va, uint value)
+    {
+        for (int i = 0; i < 4; i++) if (!WriteU8(v, va + (ulong)i, (byte)(value >> (8 * i)))) return false;
+        return true;
+    }
+
+    public static bool WriteU64(Vcpu v, ulong va, ulong value)
+    {
+        if ((va & 7) == 0)
+        {
+            if (!Translate(v, va, true, out ulong ma)) return false;
+            v.Domain.Machine.Memory.Write64(ma, value);
+            return true;
+        }
+        for (int i = 0; i < 8; i++) if (!WriteU8(v, va + (ulong)i, (byte)(value >> (8 * i)))) return false;
+        return true;
+    }
+
+    /// <summary>Copies <paramref name="length"/> guest bytes into <paramref name="buffer"/>; false on the first fault.</summary>
+    public static bool CopyFromGuest(Vcpu v, ulong va, byte[] buffer, int offset, int length)
+    {
+        int done = 0;
+        while (done < length)
+        {
+            ulong cur = va + (ulong)done;
+            if (!Translate(v, cur, false, out ulong ma)) return false;
+            int inPage = (int)(Layout.PageSize - (cur & (Layout.PageSize - 1)));
+            int n = length - done < inPage ? length - done : inPage;
+            PhysicalMemory mem = v.Domain.Machine.Memory;
+            for (int i = 0; i < n; i++) buffer[offset + done + i] = mem.Read8(ma + (ulong)i);
+            done += n;
+        }
+        return true;
+    }
+
+    public static bool CopyToGuest(Vcpu v, ulong va, byte[] buffer, int offset, int length)
+    {
+        int done = 0;
+        while (done < length)
+        {
+            ulong cur = va + (ulong)done;
+            if (!Translate(v, cur, true, out ulong ma)) return false;
+            int inPage = (int)(Layout.PageSize - (cur & (Layout.PageSize - 1)));
+            int n = length - done < inPage ? length - done : inPage;
+            PhysicalMemory mem = v.Domain.Machine.Memory;
+            for (int i = 0; i < n; i++) mem.Write8(ma + (ulong)i, buffer[offset + done + i]);
+            done += n;
+        }
+        return true;
+    }
+}

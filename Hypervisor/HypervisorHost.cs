@@ -1,0 +1,26 @@
+namespace Microhv.Hypervisor;
+
+/// <summary>
+/// What the hypervisor logic needs from the machine it runs on. The kernel implements it with the
+/// real CPU (Kernel/Pv/KernelHost.cs); hosted tests implement it with a recording double, since a
+/// TLB cannot be flushed on the host.
+/// </summary>
+public abstract class HypervisorHost
+{
+    /// <summary>One byte to the hypervisor console (serial and screen).</summary>
+    public abstract void ConsoleWrite(byte b);
+    /// <summary>Nanoseconds since boot (Xen's system time).</summary>
+    public abstract ulong SystemTimeNs();
+    /// <summary>The CPU's time-stamp counter.</summary>
+    public abstract ulong ReadTsc();
+    /// <summary>vcpu_time_info scale: system_time = ((tsc &lt;&lt; shift or &gt;&gt; -shift) * mul) &gt;&gt; 32.</summary>
+    public abstract uint TscToSystemMul { get; }
+    public abstract sbyte TscShift { get; }
+    /// <summary>Seconds since the epoch at boot (shared_info wallclock).</summary>
+    public abstract ulong WallclockSecondsAtBoot { get; }
+    /// <summary>Flushes non-global TLB entries of the current address space.</summary>
+    public abstract void FlushTlb();
+    public abstract void InvalidatePage(ulong va);
+    /// <summary>Loads CR3 with the machine address of an L4 (the vCPU being run switched tables).</summary>
+    public abstract void LoadPageTableBase(ulong l4MachineAddress);
+}

@@ -1,0 +1,49 @@
+using Microhv.HAL;
+
+namespace Microhv.Hypervisor;
+
+/// <summary>
+/// Everything the hypervisor manages on this machine: physical memory (through the HAL's
+/// PhysicalMemory), the free frames, the frame table (owner and type of every frame), the host
+/// services the kernel provides, and the domains. The kernel creates one; hosted tests create
+/// their own over simulated memory.
+/// </summary>
+public sealed class Machine
+{
+    public const int MaxDomains = 8;
+
+    public readonly PhysicalMemory Memory;
+    public readonly FrameSource Frames;
+    public readonly FrameTable FrameTable;
+    public readonly HypervisorHost Host;
+    public readonly Domain[] Domains = new Domain[MaxDomains];
+    public int DomainCount;
+
+    /// <summary>The hypervisor's own L4 entries for slots 256..271 (Xen's reserved hole), copied into
+    /// every guest L4 when it is validated; zero entries in hosted tests that don't need them.</summary>
+    public readonly ulong[] HypervisorL4Slots = new ulong[Layout.HypervisorL4SlotCount];
+
+    /// <summary>Machine frame number of the first frame of the read-only machine-to-phys table (0 = none).</summary>
+    public ulong M2pTableAddress;
+    public ulong M2pEntries;
+
+    public Machine(PhysicalMemory memory, FrameSource frames, FrameTable frameTable, HypervisorHost host)
+    {
+        Memory = memory;
+        Frames = frames;
+        FrameTable = frameTable;
+        Host = host;
+    }
+
+    public Domain FindDomain(ushort id)
+    {
+        for (int i = 0; i < DomainCount; i++) if (Domains[i].DomainId == id) return Domains[i];
+        return null;
+    }
+
+    /// <summary>Records machine frame <paramref name="mfn"/> as guest frame <paramref name="pfn"/> in the M2P table.</summary>
+    public void SetM2p(ulong mfn, ulong pfn)
+    {
+        if (M2pTableAddress != 0 && mfn < M2pEntries) Memory.Write64(M2pTableAddress + mfn * 8, pfn);
+    }
+}

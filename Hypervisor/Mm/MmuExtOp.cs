@@ -1,0 +1,10 @@
+using Microhv.HAL;
+using Microhv.Hypervisor.Public;
+
+namespace Microhv.Hypervisor.Mm;
+
+/// <summary>Not implemented yet: returns -ENOSYS.</summary>
+public static class MmuExtOp
+{
+    public static long Do(Vcpu v, ulong ops, ulong count, ulong doneOut, ulong foreignDom) => -Errno.ENOSYS;
+}

@@ -1,0 +1,62 @@
+using Microhv.HAL;
+
+namespace Microhv.Hypervisor;
+
+/// <summary>One entry of a guest's trap table (Xen's trap_info: vector, flags, cs, address).</summary>
+public struct TrapInfo
+{
+    public byte Vector;
+    /// <summary>Bits 0-1: the DPL allowed to raise it with INT n; bit 2: mask events on delivery.</summary>
+    public byte Flags;
+    public ushort Cs;
+    public ulong Address;
+}
+
+/// <summary>
+/// A guest's virtual CPU: its registers while it is not running, and the paravirtual CPU state
+/// Xen keeps in struct pv_vcpu: trap table, kernel stack, callbacks, segment bases, page tables.
+/// </summary>
+public sealed class Vcpu
+{
+    public readonly Domain Domain;
+    public Vcpu(Domain domain) { Domain = domain; }
+
+    /// <summary>Saved registers (valid while the vCPU is not on the CPU).</summary>
+    public TrapFrame Regs;
+    /// <summary>Kernel-side opaque address of this vCPU's 512-byte FXSAVE area (0 in hosted tests).</summary>
+    public ulong FpuArea;
+
+    /// <summary>Guest kernel mode (TF_kernel_mode): the guest kernel, as opposed to its user space, is running.</summary>
+    public bool KernelMode = true;
+    /// <summary>Machine addresses of the kernel (guest_table) and user (guest_table_user) L4s.</summary>
+    public ulong GuestTable, GuestTableUser;
+
+    public readonly TrapInfo[] TrapTable = new TrapInfo[256];
+    /// <summary>stack_switch: the guest kernel stack used when a trap arrives from guest user mode.</summary>
+    public ulong KernelSs, KernelSp;
+
+    /// <summary>callback_op / set_callbacks targets.</summary>
+    public ulong EventCallback, FailsafeCallback, SyscallCallback;
+    public bool SyscallMasksEvents;
+
+    /// <summary>set_segment_base and the emulated FS/GS base MSRs.</summary>
+    public ulong FsBase, GsBaseKernel, GsBaseUser;
+
+    /// <summary>fpu_taskswitch: the guest's virtual CR0.TS.</summary>
+    public bool FpuTaskSwitched;
+    /// <summary>physdev_op(set_iopl): the guest kernel's I/O privilege level (0-3).</summary>
+    public int Iopl;
+
+    /// <summary>set_gdt frames (machine frame numbers) and entry count; 0 entries = none.</summary>
+    public readonly ulong[] GdtFrames = new ulong[14];
+    public int GdtEntries;
+    public ulong LdtBase, LdtEntries;
+
+    /// <summary>Blocked in sched_op(block/poll) until an event is pending.</summary>
+    public bool Blocked;
+    /// <summary>One-shot timer deadline in system-time ns (0 = none), and the periodic timer period.</summary>
+    public ulong TimerDeadline, PeriodicPeriod, PeriodicNext;
+
+    /// <summary>Machine address of this vCPU's vcpu_info (inside shared_info by default).</summary>
+    public ulong VcpuInfoAddress;
+}
