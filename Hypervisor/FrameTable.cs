@@ -1,8 +1,22 @@
 namespace Microhv.Hypervisor;
 
+/// <summary>Xen's page types (PGT_*): what a frame is currently used as.</summary>
+public enum FrameType : byte
+{
+    None = 0,
+    L1PageTable = 1,
+    L2PageTable = 2,
+    L3PageTable = 3,
+    L4PageTable = 4,
+    SegDesc = 5,      // a GDT/LDT page (PGT_seg_desc_page)
+    Writable = 6,     // mapped writable somewhere (PGT_writable_page)
+}
+
 /// <summary>
-/// Xen's frame_table (struct page_info), one record per machine frame: who owns it, what type it
-/// has (page table level, descriptor page, writable) and how many references hold that type.
+/// Xen's frame_table (struct page_info), one record per machine frame: who owns it, its type, how
+/// many references hold that type (type count), whether the guest pinned it, and whether its
+/// contents were validated for the type. The memory-management code (Hypervisor/Mm) keeps the
+/// invariants: a frame has one type at a time; a page-table frame is never mapped writable.
 /// </summary>
 public sealed class FrameTable
 {
@@ -10,16 +24,43 @@ public sealed class FrameTable
     public const ushort OwnerXen = 0x7FF2;      // DOMID_XEN
 
     private readonly ushort[] _owner;
+    private readonly FrameType[] _type;
+    private readonly uint[] _typeCount;
+    private readonly uint[] _refCount;
+    private readonly byte[] _flags;
+    private const byte FlagPinned = 1, FlagValidated = 2;
     public readonly ulong FrameCount;
 
     public FrameTable(ulong frameCount)
     {
         FrameCount = frameCount;
         _owner = new ushort[frameCount];
+        _type = new FrameType[frameCount];
+        _typeCount = new uint[frameCount];
+        _refCount = new uint[frameCount];
+        _flags = new byte[frameCount];
         for (ulong i = 0; i < frameCount; i++) _owner[i] = OwnerNone;
     }
 
     public bool IsValid(ulong mfn) => mfn < FrameCount;
     public ushort OwnerOf(ulong mfn) => mfn < FrameCount ? _owner[mfn] : OwnerNone;
     public void SetOwner(ulong mfn, ushort owner) { if (mfn < FrameCount) _owner[mfn] = owner; }
+
+    public FrameType TypeOf(ulong mfn) => mfn < FrameCount ? _type[mfn] : FrameType.None;
+    public uint TypeCount(ulong mfn) => mfn < FrameCount ? _typeCount[mfn] : 0;
+    public uint RefCount(ulong mfn) => mfn < FrameCount ? _refCount[mfn] : 0;
+    public bool IsPinned(ulong mfn) => mfn < FrameCount && (_flags[mfn] & FlagPinned) != 0;
+    public bool IsValidated(ulong mfn) => mfn < FrameCount && (_flags[mfn] & FlagValidated) != 0;
+
+    /// <summary>Raw setters for the memory-management code; they keep no invariants themselves.</summary>
+    public void SetType(ulong mfn, FrameType type, uint typeCount)
+    {
+        if (mfn >= FrameCount) return;
+        _type[mfn] = type;
+        _typeCount[mfn] = typeCount;
+        if (typeCount == 0) _flags[mfn] = (byte)(_flags[mfn] & ~FlagValidated);
+    }
+    public void SetRefCount(ulong mfn, uint count) { if (mfn < FrameCount) _refCount[mfn] = count; }
+    public void SetPinned(ulong mfn, bool pinned) { if (mfn < FrameCount) _flags[mfn] = (byte)(pinned ? _flags[mfn] | FlagPinned : _flags[mfn] & ~FlagPinned); }
+    public void SetValidated(ulong mfn, bool validated) { if (mfn < FrameCount) _flags[mfn] = (byte)(validated ? _flags[mfn] | FlagValidated : _flags[mfn] & ~FlagValidated); }
 }

@@ -137,7 +137,9 @@ public sealed class QemuMachine : IDisposable
                         return _lines[_cursor++];
                 }
                 if (_serialClosed)
-                    throw new QemuTestException($"QEMU ended before the serial console showed {what}", this);
+                    throw new QemuTestException(KilledByHardTimeout
+                        ? $"the hard timeout killed QEMU before the serial console showed {what}"
+                        : $"QEMU ended before the serial console showed {what}", this);
                 TimeSpan left = timeout - deadline.Elapsed;
                 if (left <= TimeSpan.Zero)
                     throw new QemuTestException($"the serial console did not show {what} within {timeout.TotalSeconds:0} s", this);
