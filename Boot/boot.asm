@@ -195,6 +195,10 @@ boot_layout:
     dq boot_pml4
 
 section .data
+global hv_stack_top
+align 8
+; Top of the hypervisor stack (TSS.RSP0): where SYSCALL entries from guests start their frame.
+hv_stack_top: dq stack_top
 global __security_cookie
 align 8
 ; RyuJIT's stack cookie for methods with stackalloc (checked on return).
@@ -207,7 +211,7 @@ stack_bottom:    resb 64 * 1024
 stack_top:
 ist_stacks:      resb 3 * (4096 + 16384) ; #DF, NMI, #MC: guard page + 16 KiB each
 ist_stacks_end:
-early_heap:      resb 8 * 1024 * 1024    ; the managed heap until the frame allocator runs
+early_heap:      resb 24 * 1024 * 1024   ; the managed heap until the frame allocator runs
 early_heap_end:
 
 section .note.GNU-stack noalloc noexec nowrite progbits

@@ -47,7 +47,8 @@ trap_common:
     sub rsp, 512
     and rsp, -16
     fxsave [rsp]
-    mov rdi, rbp
+    mov rdi, rbp                          ; TrapFrame*
+    mov rsi, rsp                          ; the interrupted context's FXSAVE area
     cld
     call trap_dispatch
     fxrstor [rsp]
@@ -70,6 +71,45 @@ trap_common:
     add rsp, 16
     iretq
 
+; SYSCALL from a paravirtualized guest kernel (ring 3): the hypercall entry. SYSCALL does not
+; switch stacks, so take the hypervisor stack (TSS.RSP0's value, kept in hv_stack_top), build the
+; same frame an interrupt from ring 3 would (SS, RSP, RFLAGS=R11, CS, RIP=RCX), mark it with
+; vector 0x100 and join the common path, which returns with IRETQ. One CPU, interrupts masked
+; by SFMASK on entry: the scratch slot is safe.
+extern hv_stack_top
+global syscall_entry
+align 16
+syscall_entry:
+    mov [rel syscall_scratch_rsp], rsp
+    mov rsp, [rel hv_stack_top]
+    push qword 0xE02B                     ; FLAT_RING3_SS64
+    push qword [rel syscall_scratch_rsp]
+    push r11                              ; RFLAGS
+    push qword 0xE033                     ; FLAT_RING3_CS64
+    push rcx                              ; RIP
+    push 0                                ; error code
+    push 0x100                            ; TrapFrame.SyscallVector
+    jmp trap_common
+
+; Starts the idle loop on its own stack (the scheduler's "no vCPU runnable" context).
+extern hv_idle
+global idle_entry
+idle_entry:
+    lea rsp, [rel idle_stack_top]
+    xor ebp, ebp
+    call hv_idle
+.spin:
+    hlt
+    jmp .spin
+
+section .bss nobits alloc noexec write align=4096
+syscall_scratch_rsp: resq 1
+align 4096
+idle_stack_guard: resb 4096
+idle_stack:       resb 16384
+global idle_stack_top
+idle_stack_top:
+
 section .rodata
 align 8
 global isr_table
@@ -86,4 +126,17 @@ section .text
 global isr_table_address
 isr_table_address:
     lea rax, [rel isr_table]
+    ret
+
+section .text
+global syscall_entry_address, idle_entry_address
+syscall_entry_address:
+    lea rax, [rel syscall_entry]
+    ret
+idle_entry_address:
+    lea rax, [rel idle_entry]
+    ret
+global idle_stack_top_address
+idle_stack_top_address:
+    lea rax, [rel idle_stack_top]
     ret

@@ -21,6 +21,10 @@ public sealed class Domain
     public ulong NrPages;
 
     public ulong SharedInfoMfn;
+    /// <summary>Grant table (GrantTable.Create at build time); null when none could be allocated.</summary>
+    public GrantTable GrantTable;
+    /// <summary>Console output state: inside a line (the next byte gets no "(dN) " prefix).</summary>
+    public bool ConsoleMidLine;
     public readonly Vcpu Vcpu;
     public EventChannels EventChannels;
 

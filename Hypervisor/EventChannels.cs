@@ -1,12 +1,321 @@
+using Microhv.HAL;
+using Microhv.Hypervisor.Events;
+using Microhv.Hypervisor.Public;
+
 namespace Microhv.Hypervisor;
 
-/// <summary>A domain's event channels (2-level ABI). Filled in by the event-channel work.</summary>
-public sealed class EventChannels
-{
-    public readonly Domain Domain;
-    public EventChannels(Domain domain) { Domain = domain; }
+/// <summary>What a port is bound to (Xen's ECS_* states; Hypervisor = a port whose consumer is Xen itself).</summary>
+public enum ChannelState : byte { Free, Reserved, Unbound, Interdomain, Virq, Ipi, Hypervisor }
 
-    /// <summary>Allocates the port of the domain's console ring, bound to the hypervisor (which
-    /// drains the ring when the guest notifies it). Returns the port, or a negative errno.</summary>
-    public int BindConsolePort() => -(int)Public.Errno.ENOSYS;
+/// <summary>
+/// A domain's event channels with Xen's 2-level ABI (xen/common/event_channel.c, event_2l.c): the
+/// port table lives here, the pending and mask bits live in the domain's shared_info page where the
+/// guest reads and writes them, and a raised event sets the vCPU's selector bit and
+/// evtchn_upcall_pending. All storage is allocated when the domain is created.
+///
+/// Microhv domains have one vCPU (id 0), so the per-vCPU state Xen keeps in struct vcpu for polling
+/// and the runstate area is kept here next to the domain's poll state.
+/// </summary>
+public sealed unsafe class EventChannels
+{
+    /// <summary>Ports per domain; the 2-level ABI could address 4096, Linux uses a few dozen.</summary>
+    public const int Capacity = 1024;
+
+    /// <summary>Called when a guest notifies its console port: the kernel drains the console ring.</summary>
+    public static delegate*<Domain, void> ConsoleKick;
+
+    public readonly Domain Domain;
+    private readonly ChannelState[] _state = new ChannelState[Capacity];
+    /// <summary>Unbound: the domain allowed to bind; interdomain: the peer domain.</summary>
+    private readonly ushort[] _remoteDomain = new ushort[Capacity];
+    /// <summary>Interdomain: the peer's port; virq: the VIRQ number.</summary>
+    private readonly int[] _remotePort = new int[Capacity];
+    private readonly int[] _virqToPort = new int[Xen.NR_VIRQS];
+
+    /// <summary>SCHEDOP_poll in progress (Xen's poll_mask bit), the polled port (-1: several), its timeout.</summary>
+    public bool Polling;
+    public int PollPort;
+    public ulong PollDeadline;
+
+    /// <summary>VCPUOP_register_runstate_memory_area: guest virtual address of the runstate copy (0 = none).</summary>
+    public ulong RunstateArea;
+    /// <summary>VCPUOP_register_vcpu_info succeeded (Xen allows it once per vCPU).</summary>
+    public bool VcpuInfoRegistered;
+
+    public EventChannels(Domain domain)
+    {
+        Domain = domain;
+        _state[0] = ChannelState.Reserved;     // Xen never hands out port 0: guests use it as "no port"
+        Timers.InitVcpu(domain.Vcpu);
+    }
+
+    public bool IsValidPort(long port) => port >= 0 && port < Capacity;
+    public ChannelState StateOf(int port) => IsValidPort(port) ? _state[port] : ChannelState.Free;
+    public ushort RemoteDomainOf(int port) => IsValidPort(port) ? _remoteDomain[port] : (ushort)0;
+    public int RemotePortOf(int port) => IsValidPort(port) ? _remotePort[port] : 0;
+    public int PortOfVirq(int virq) => virq >= 0 && virq < Xen.NR_VIRQS ? _virqToPort[virq] : 0;
+
+    private ulong SharedInfoBase => Domain.SharedInfoMfn << Layout.PageShift;
+
+    /// <summary>Xen's get_free_port: the lowest free port, or -ENOSPC.</summary>
+    private int FindFreePort()
+    {
+        for (int p = 1; p < Capacity; p++) if (_state[p] == ChannelState.Free) return p;
+        return -(int)Errno.ENOSPC;
+    }
+
+    private void Bind(int port, ChannelState state, ushort remoteDomain, int remotePort)
+    {
+        _state[port] = state;
+        _remoteDomain[port] = remoteDomain;
+        _remotePort[port] = remotePort;
+    }
+
+    // ---- The guest-visible bits in shared_info ----
+
+    private bool TestBit(int area, int port)
+    {
+        if (Domain.SharedInfoMfn == 0) return false;
+        ulong word = Domain.Machine.Memory.Read64(SharedInfoBase + (ulong)area + (ulong)(port >> 6) * 8);
+        return (word & (1UL << (port & 63))) != 0;
+    }
+
+    /// <summary>Sets (or clears) one bit; returns its previous value.</summary>
+    private bool ChangeBit(int area, int port, bool set)
+    {
+        if (Domain.SharedInfoMfn == 0) return false;
+        PhysicalMemory mem = Domain.Machine.Memory;
+        ulong address = SharedInfoBase + (ulong)area + (ulong)(port >> 6) * 8;
+        ulong word = mem.Read64(address);
+        ulong bit = 1UL << (port & 63);
+        mem.Write64(address, set ? word | bit : word & ~bit);
+        return (word & bit) != 0;
+    }
+
+    public bool IsPending(int port) => IsValidPort(port) && TestBit(SharedInfo.evtchn_pending, port);
+    public bool IsMasked(int port) => IsValidPort(port) && TestBit(SharedInfo.evtchn_mask, port);
+
+    /// <summary>
+    /// Xen's evtchn_2l_set_pending: set the pending bit; if it was clear and the port is unmasked,
+    /// set the selector bit and, if that was clear, raise the upcall and wake the vCPU. Pollers of
+    /// the port wake whether or not it is masked.
+    /// </summary>
+    public void SetPending(int port)
+    {
+        if (!IsValidPort(port) || Domain.SharedInfoMfn == 0) return;
+        if (ChangeBit(SharedInfo.evtchn_pending, port, true)) return;
+        if (!TestBit(SharedInfo.evtchn_mask, port) && VcpuInfo.SetSelectorBit(Domain.Vcpu, port >> 6))
+            VcpuInfo.MarkEventsPending(Domain.Vcpu);
+        CheckPollers(port);
+    }
+
+    private void ClearPending(int port) => ChangeBit(SharedInfo.evtchn_pending, port, false);
+
+    /// <summary>Xen's evtchn_2l_unmask: clearing a set mask on a pending port delivers it now.</summary>
+    public long Unmask(long port)
+    {
+        if (!IsValidPort(port)) return -Errno.EINVAL;
+        int p = (int)port;
+        if (ChangeBit(SharedInfo.evtchn_mask, p, false) && TestBit(SharedInfo.evtchn_pending, p)
+            && VcpuInfo.SetSelectorBit(Domain.Vcpu, p >> 6))
+            VcpuInfo.MarkEventsPending(Domain.Vcpu);
+        return 0;
+    }
+
+    /// <summary>Xen's send_guest_vcpu_virq: raise the port bound to <paramref name="virq"/>; false if none is.</summary>
+    public bool SendVirq(int virq)
+    {
+        int port = PortOfVirq(virq);
+        if (port == 0) return false;
+        SetPending(port);
+        return true;
+    }
+
+    /// <summary>The kernel asks before returning to a guest whether to bounce an event upcall:
+    /// evtchn_upcall_pending set and evtchn_upcall_mask clear (Xen's local_events_need_delivery).</summary>
+    public static bool UpcallPending(Vcpu v) => VcpuInfo.UpcallPending(v) != 0 && VcpuInfo.UpcallMask(v) == 0;
+
+    // ---- Blocking and polling ----
+
+    /// <summary>Xen's vcpu_unblock: the vCPU becomes runnable and any poll ends.</summary>
+    public void Wake()
+    {
+        Domain.Vcpu.Blocked = false;
+        Polling = false;
+        PollPort = 0;
+        PollDeadline = 0;
+    }
+
+    /// <summary>Xen's evtchn_check_pollers: a poller of this port (or of several ports) wakes.</summary>
+    private void CheckPollers(int port)
+    {
+        if (Polling && (PollPort <= 0 || PollPort == port)) Wake();
+    }
+
+    // ---- Binding ----
+
+    /// <summary>EVTCHNOP_alloc_unbound in this domain, accepting a binding from <paramref name="remoteDomain"/>.</summary>
+    public int AllocUnbound(ushort remoteDomain)
+    {
+        int port = FindFreePort();
+        if (port < 0) return port;
+        Bind(port, ChannelState.Unbound, remoteDomain, 0);
+        return port;
+    }
+
+    /// <summary>
+    /// EVTCHNOP_bind_interdomain from this domain to <paramref name="remote"/>'s unbound port, which
+    /// must accept this domain. Both ends become interdomain; the new local port is set pending
+    /// because notifications sent to the unbound end were dropped (Xen does the same).
+    /// </summary>
+    public int BindInterdomain(Domain remote, long remotePort)
+    {
+        int port = FindFreePort();
+        if (port < 0) return port;
+        EventChannels r = remote.EventChannels;
+        if (!r.IsValidPort(remotePort)) return -(int)Errno.EINVAL;
+        int rport = (int)remotePort;
+        if (r._state[rport] != ChannelState.Unbound || r._remoteDomain[rport] != Domain.DomainId) return -(int)Errno.EINVAL;
+        Bind(port, ChannelState.Interdomain, remote.DomainId, rport);
+        r.Bind(rport, ChannelState.Interdomain, Domain.DomainId, port);
+        SetPending(port);
+        return port;
+    }
+
+    /// <summary>Global VIRQs go to vCPU 0 only; timer, debug, xenoprof and xenpmu are per vCPU (Xen's virq_is_global).</summary>
+    public static bool VirqIsGlobal(uint virq) => virq != Xen.VIRQ_TIMER && virq != Xen.VIRQ_DEBUG && virq != 7 && virq != 13;
+
+    public int BindVirq(uint virq, uint vcpu)
+    {
+        if (virq >= Xen.NR_VIRQS) return -(int)Errno.EINVAL;
+        if (VirqIsGlobal(virq) && vcpu != 0) return -(int)Errno.EINVAL;
+        if (vcpu != 0) return -(int)Errno.ENOENT;
+        if (_virqToPort[virq] != 0) return -(int)Errno.EEXIST;
+        int port = FindFreePort();
+        if (port < 0) return port;
+        Bind(port, ChannelState.Virq, 0, (int)virq);
+        _virqToPort[virq] = port;
+        return port;
+    }
+
+    public int BindIpi(uint vcpu)
+    {
+        if (vcpu != 0) return -(int)Errno.ENOENT;
+        int port = FindFreePort();
+        if (port < 0) return port;
+        Bind(port, ChannelState.Ipi, 0, 0);
+        return port;
+    }
+
+    /// <summary>
+    /// The port of the domain's console ring, bound to the hypervisor: a send on it calls
+    /// <see cref="ConsoleKick"/>, and the hypervisor notifies the guest with <see cref="SetPending"/>.
+    /// Records it in Domain.ConsoleEvtchn. Returns the port, or a negative errno.
+    /// </summary>
+    public int BindConsolePort()
+    {
+        int existing = Domain.ConsoleEvtchn;
+        if (existing > 0 && existing < Capacity && _state[existing] == ChannelState.Hypervisor) return existing;
+        int port = FindFreePort();
+        if (port < 0) return port;
+        Bind(port, ChannelState.Hypervisor, Xen.DOMID_XEN, 0);
+        Domain.ConsoleEvtchn = port;
+        return port;
+    }
+
+    /// <summary>EVTCHNOP_bind_vcpu: only vCPU 0 exists, so this only validates (Xen's rules per state).</summary>
+    public long BindVcpu(long port, uint vcpu)
+    {
+        if (vcpu != 0) return -Errno.ENOENT;
+        if (!IsValidPort(port)) return -Errno.EINVAL;
+        switch (_state[port])
+        {
+            case ChannelState.Virq: return VirqIsGlobal((uint)_remotePort[port]) ? 0 : -Errno.EINVAL;
+            case ChannelState.Unbound:
+            case ChannelState.Interdomain: return 0;
+            default: return -Errno.EINVAL;
+        }
+    }
+
+    // ---- Sending, closing, status ----
+
+    /// <summary>EVTCHNOP_send: interdomain → the peer's port; IPI → this port; unbound → dropped;
+    /// console → the hypervisor drains the ring.</summary>
+    public long Send(long port)
+    {
+        if (!IsValidPort(port)) return -Errno.EINVAL;
+        int p = (int)port;
+        switch (_state[p])
+        {
+            case ChannelState.Interdomain:
+                Domain remote = Domain.Machine.FindDomain(_remoteDomain[p]);
+                if (remote != null) remote.EventChannels.SetPending(_remotePort[p]);
+                return 0;
+            case ChannelState.Ipi:
+                SetPending(p);
+                return 0;
+            case ChannelState.Unbound:
+                return 0;
+            case ChannelState.Hypervisor:
+                if (ConsoleKick != null) ConsoleKick(Domain);
+                return 0;
+            default:
+                return -Errno.EINVAL;
+        }
+    }
+
+    /// <summary>
+    /// EVTCHNOP_close: an interdomain peer goes back to unbound (accepting this domain again); a
+    /// closed port loses its pending bit so a later binding starts clean. A guest cannot close the
+    /// hypervisor's console port.
+    /// </summary>
+    public long Close(long port)
+    {
+        if (!IsValidPort(port)) return -Errno.EINVAL;
+        int p = (int)port;
+        switch (_state[p])
+        {
+            case ChannelState.Free:
+            case ChannelState.Reserved:
+            case ChannelState.Hypervisor:
+                return -Errno.EINVAL;
+            case ChannelState.Virq:
+                _virqToPort[_remotePort[p]] = 0;
+                break;
+            case ChannelState.Interdomain:
+                Domain remote = Domain.Machine.FindDomain(_remoteDomain[p]);
+                if (remote != null)
+                {
+                    EventChannels r = remote.EventChannels;
+                    int rp = _remotePort[p];
+                    if (r.IsValidPort(rp) && r._state[rp] == ChannelState.Interdomain && r._remoteDomain[rp] == Domain.DomainId && r._remotePort[rp] == p)
+                        r.Bind(rp, ChannelState.Unbound, Domain.DomainId, 0);
+                }
+                break;
+        }
+        ClearPending(p);
+        Bind(p, ChannelState.Free, 0, 0);
+        return 0;
+    }
+
+    /// <summary>EVTCHNOP_reset: closes every port the guest bound (the console port stays).</summary>
+    public void Reset()
+    {
+        for (int p = 1; p < Capacity; p++)
+            if (_state[p] != ChannelState.Free && _state[p] != ChannelState.Hypervisor) Close(p);
+    }
+
+    /// <summary>EVTCHNSTAT_* of a port (hypervisor-bound ports read as unbound, like Xen's own consumers).</summary>
+    public int Status(int port)
+    {
+        switch (StateOf(port))
+        {
+            case ChannelState.Unbound:
+            case ChannelState.Hypervisor: return EventChannel.EVTCHNSTAT_unbound;
+            case ChannelState.Interdomain: return EventChannel.EVTCHNSTAT_interdomain;
+            case ChannelState.Virq: return EventChannel.EVTCHNSTAT_virq;
+            case ChannelState.Ipi: return EventChannel.EVTCHNSTAT_ipi;
+            default: return EventChannel.EVTCHNSTAT_closed;
+        }
+    }
 }

@@ -3,8 +3,147 @@ using Microhv.Hypervisor.Public;
 
 namespace Microhv.Hypervisor;
 
-/// <summary>Not implemented yet: returns -ENOSYS.</summary>
+/// <summary>
+/// grant_table_op (xen/common/grant_table.c do_grant_table_op), version 1. setup_table, query_size,
+/// set_version and get_version work. map_grant_ref checks the grant as Xen does (domain, reference,
+/// GTF_permit_access, domid, read-only) but cannot install a mapping yet, so a valid request ends in
+/// GNTST_general_error; unmap_grant_ref therefore never finds a handle. copy, transfer and the v2
+/// commands are -ENOSYS. Per-operation failures go in each operation's status; the call itself
+/// returns 0, -EFAULT, -EINVAL or -ENOSYS.
+/// </summary>
 public static class GrantTableOp
 {
-    public static long Do(Vcpu v, ulong cmd, ulong uop, ulong count) => -Errno.ENOSYS;
+    private const ulong CmdMask = 0xFFF;   // the bits above are a continuation's argument
+
+    public static long Do(Vcpu v, ulong cmd, ulong uop, ulong count)
+    {
+        if ((int)(uint)count < 0) return -Errno.EINVAL;
+        uint n = (uint)count;
+        switch ((int)(cmd & CmdMask))
+        {
+            case Gnttab.GNTTABOP_setup_table: return n != 1 ? -Errno.EINVAL : SetupTable(v, uop);
+            case Gnttab.GNTTABOP_query_size: return n != 1 ? -Errno.EINVAL : QuerySize(v, uop);
+            case Gnttab.GNTTABOP_set_version: return n != 1 ? -Errno.EINVAL : SetVersion(v, uop);
+            case Gnttab.GNTTABOP_get_version: return n != 1 ? -Errno.EINVAL : GetVersion(v, uop);
+            case Gnttab.GNTTABOP_map_grant_ref: return Each(v, uop, n, Gnttab.map_size, true);
+            case Gnttab.GNTTABOP_unmap_grant_ref: return Each(v, uop, n, Gnttab.unmap_size, false);
+            default: return -Errno.ENOSYS;
+        }
+    }
+
+    /// <summary>The table of domain <paramref name="domid"/> (DOMID_SELF or any id), if the caller may use it.</summary>
+    private static short Target(Vcpu v, ushort domid, out GrantTable gt)
+    {
+        gt = null;
+        Domain self = v.Domain;
+        Domain d = domid == Xen.DOMID_SELF ? self : self.Machine.FindDomain(domid);
+        if (d == null) return Gnttab.GNTST_bad_domain;
+        if (d != self && !self.IsInitialDomain) return Gnttab.GNTST_permission_denied;
+        gt = GrantTable.Of(d);
+        return gt == null ? Gnttab.GNTST_general_error : Gnttab.GNTST_okay;
+    }
+
+    private static bool ReadU16(Vcpu v, ulong va, out ushort value)
+    {
+        value = 0;
+        if (!GuestMemory.ReadU8(v, va, out byte lo) || !GuestMemory.ReadU8(v, va + 1, out byte hi)) return false;
+        value = (ushort)(lo | hi << 8);
+        return true;
+    }
+
+    private static bool WriteStatus(Vcpu v, ulong va, short status)
+        => GuestMemory.WriteU8(v, va, (byte)status) && GuestMemory.WriteU8(v, va + 1, (byte)((ushort)status >> 8));
+
+    /// <summary>GNTTABOP_setup_table: grows the table to nr_frames and lists its frames (machine frame
+    /// numbers, since a PV guest maps machine frames).</summary>
+    private static long SetupTable(Vcpu v, ulong op)
+    {
+        if (!ReadU16(v, op + Gnttab.setup_table_dom, out ushort dom)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU32(v, op + Gnttab.setup_table_nr_frames, out uint nrFrames)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU64(v, op + Gnttab.setup_table_frame_list, out ulong list)) return -Errno.EFAULT;
+
+        GrantTable gt = null;
+        short status = nrFrames > GrantTable.MaxFrames ? Gnttab.GNTST_general_error : Target(v, dom, out gt);
+        if (status == Gnttab.GNTST_okay)
+        {
+            if (!gt.Grow((int)nrFrames)) status = Gnttab.GNTST_general_error;
+            for (uint i = 0; status == Gnttab.GNTST_okay && i < nrFrames; i++)
+                if (!GuestMemory.WriteU64(v, list + i * 8, gt.Frames[i])) status = Gnttab.GNTST_bad_virt_addr;
+        }
+        return WriteStatus(v, op + Gnttab.setup_table_status, status) ? 0 : -Errno.EFAULT;
+    }
+
+    private static long QuerySize(Vcpu v, ulong op)
+    {
+        if (!ReadU16(v, op + Gnttab.query_size_dom, out ushort dom)) return -Errno.EFAULT;
+        short status = Target(v, dom, out GrantTable gt);
+        if (status == Gnttab.GNTST_okay)
+        {
+            if (!GuestMemory.WriteU32(v, op + Gnttab.query_size_nr_frames, (uint)gt.NrFrames)) return -Errno.EFAULT;
+            if (!GuestMemory.WriteU32(v, op + Gnttab.query_size_max_nr_frames, GrantTable.MaxFrames)) return -Errno.EFAULT;
+        }
+        return WriteStatus(v, op + Gnttab.query_size_status, status) ? 0 : -Errno.EFAULT;
+    }
+
+    /// <summary>Version 1 only: asking for 2 is -ENOSYS, as Xen answers when its maximum version is 1;
+    /// the version in force is written back either way.</summary>
+    private static long SetVersion(Vcpu v, ulong op)
+    {
+        if (!GuestMemory.ReadU32(v, op + Gnttab.set_version_version, out uint version)) return -Errno.EFAULT;
+        GrantTable gt = GrantTable.Of(v.Domain);
+        long rc = version == 1 ? 0 : version == 2 ? -Errno.ENOSYS : -Errno.EINVAL;
+        if (!GuestMemory.WriteU32(v, op + Gnttab.set_version_version, gt == null ? 1u : gt.Version)) return -Errno.EFAULT;
+        return rc;
+    }
+
+    private static long GetVersion(Vcpu v, ulong op)
+    {
+        if (!ReadU16(v, op + Gnttab.get_version_dom, out ushort dom)) return -Errno.EFAULT;
+        Domain self = v.Domain;
+        Domain d = dom == Xen.DOMID_SELF ? self : self.Machine.FindDomain(dom);
+        if (d == null) return -Errno.ESRCH;
+        if (d != self && !self.IsInitialDomain) return -Errno.EPERM;
+        GrantTable gt = GrantTable.Of(d);
+        return GuestMemory.WriteU32(v, op + Gnttab.get_version_version, gt == null ? 1u : gt.Version) ? 0 : -Errno.EFAULT;
+    }
+
+    /// <summary>map/unmap over an array of <paramref name="count"/> operations; a bad operation pointer is -EFAULT.</summary>
+    private static long Each(Vcpu v, ulong uop, uint count, int size, bool map)
+    {
+        for (uint i = 0; i < count; i++)
+        {
+            ulong op = uop + (ulong)i * (ulong)size;
+            long rc = map ? MapGrantRef(v, op) : UnmapGrantRef(v, op);
+            if (rc != 0) return rc;
+        }
+        return 0;
+    }
+
+    private static long MapGrantRef(Vcpu v, ulong op)
+    {
+        if (!GuestMemory.ReadU32(v, op + Gnttab.map_flags, out uint flags)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU32(v, op + Gnttab.map_ref, out uint gref)) return -Errno.EFAULT;
+        if (!ReadU16(v, op + Gnttab.map_dom, out ushort dom)) return -Errno.EFAULT;
+        short status = CheckGrant(v, flags, gref, dom);
+        return WriteStatus(v, op + Gnttab.map_status, status) ? 0 : -Errno.EFAULT;
+    }
+
+    /// <summary>Xen's map_grant_ref checks, in its order: flags, domain, reference. What follows in Xen
+    /// (GTF_permit_access, domid, read-only, then installing the PTE) ends in general_error here either
+    /// way, because no mapping can be installed yet.</summary>
+    private static short CheckGrant(Vcpu v, uint flags, uint gref, ushort dom)
+    {
+        if ((flags & (Gnttab.GNTMAP_device_map | Gnttab.GNTMAP_host_map)) == 0) return Gnttab.GNTST_bad_gntref;
+        Domain granter = v.Domain.Machine.FindDomain(dom);
+        if (granter == null || granter == v.Domain) return Gnttab.GNTST_bad_domain;
+        GrantTable gt = GrantTable.Of(granter);
+        if (gt == null || gref >= gt.NrEntries) return Gnttab.GNTST_bad_gntref;
+        return Gnttab.GNTST_general_error;
+    }
+
+    private static long UnmapGrantRef(Vcpu v, ulong op)
+    {
+        if (!GuestMemory.ReadU32(v, op + Gnttab.unmap_handle, out uint _)) return -Errno.EFAULT;
+        return WriteStatus(v, op + Gnttab.unmap_status, Gnttab.GNTST_bad_handle) ? 0 : -Errno.EFAULT;
+    }
 }

@@ -43,6 +43,7 @@ public static class Hypercalls
             case Xen.__HYPERVISOR_multicall: return Multicall.Do(v, ref regs, a1, a2);
             case Xen.__HYPERVISOR_update_va_mapping: return UpdateVaMapping.Do(v, a1, a2, a3);
             case Xen.__HYPERVISOR_set_timer_op: return Timers.SetTimerOp(v, a1);
+            case Xen.__HYPERVISOR_event_channel_op_compat: return EventChannelOp.Compat(v, a1);
             case Xen.__HYPERVISOR_xen_version: return XenVersion.Do(v, a1, a2);
             case Xen.__HYPERVISOR_console_io: return ConsoleIo.Do(v, a1, a2, a3);
             case Xen.__HYPERVISOR_grant_table_op: return GrantTableOp.Do(v, a1, a2, a3);

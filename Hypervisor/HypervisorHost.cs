@@ -23,4 +23,6 @@ public abstract class HypervisorHost
     public abstract void InvalidatePage(ulong va);
     /// <summary>Loads CR3 with the machine address of an L4 (the vCPU being run switched tables).</summary>
     public abstract void LoadPageTableBase(ulong l4MachineAddress);
+    /// <summary>The host CPU's CPUID leaf/subleaf; the PV CPUID policy filters it before the guest sees it.</summary>
+    public abstract void CpuId(uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d);
 }

@@ -3,8 +3,183 @@ using Microhv.Hypervisor.Public;
 
 namespace Microhv.Hypervisor;
 
-/// <summary>Not implemented yet: returns -ENOSYS.</summary>
+/// <summary>
+/// memory_op (xen/common/memory.c do_memory_op and xen/arch/x86/mm.c arch_memory_op) for a PV
+/// guest whose memory is fixed when it is built. It answers the questions a booting kernel asks
+/// (its memory map, its reservation, where the machine-to-phys table is) and takes frames back on
+/// decrease_reservation; it never grows a domain, so increase_reservation and populate_physmap
+/// grant no extent (return 0, as Xen does when it runs out of memory). Exchange and the HVM
+/// physmap commands are -ENOSYS.
+/// </summary>
 public static class MemoryOp
 {
-    public static long Do(Vcpu v, ulong cmd, ulong arg) => -Errno.ENOSYS;
+    public static long Do(Vcpu v, ulong cmd, ulong arg)
+    {
+        int op = (int)(cmd & XenMem.MEMOP_CMD_MASK);
+        ulong startExtent = cmd >> XenMem.MEMOP_EXTENT_SHIFT;
+        switch (op)
+        {
+            case XenMem.XENMEM_increase_reservation:
+            case XenMem.XENMEM_populate_physmap:
+                return Grow(v, arg, startExtent);
+            case XenMem.XENMEM_decrease_reservation: return DecreaseReservation(v, arg, startExtent);
+            case XenMem.XENMEM_maximum_ram_page:
+                if (startExtent != 0) return -Errno.EINVAL;
+                return (long)v.Domain.Machine.FrameTable.FrameCount;
+            case XenMem.XENMEM_current_reservation:
+            case XenMem.XENMEM_maximum_reservation:
+            case XenMem.XENMEM_maximum_gpfn:
+                if (startExtent != 0) return -Errno.EINVAL;
+                return Reservation(v, op, arg);
+            case XenMem.XENMEM_memory_map: return MemoryMap(v, arg);
+            case XenMem.XENMEM_machine_memory_map:
+                if (!v.Domain.IsInitialDomain) return -Errno.EPERM;
+                return MemoryMap(v, arg);
+            case XenMem.XENMEM_machphys_mapping: return MachphysMapping(v, arg);
+            default: return -Errno.ENOSYS;
+        }
+    }
+
+    /// <summary>
+    /// The guest's E820: one RAM entry covering its pseudo-physical frames. Xen gives a domU the map its
+    /// toolstack set (for a plain guest, exactly this) and the initial domain, through
+    /// machine_memory_map, the host's map; Microhv gives the initial domain the same single entry,
+    /// since its memory is pseudo-physical like anyone's (Linux dom0 needs that call to succeed).
+    /// </summary>
+    private static long MemoryMap(Vcpu v, ulong arg)
+    {
+        if (!GuestMemory.ReadU32(v, arg + XenMem.memory_map_nr_entries, out uint wanted)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU64(v, arg + XenMem.memory_map_buffer, out ulong buffer)) return -Errno.EFAULT;
+        uint entries = wanted < 1 ? wanted : 1;
+        if (entries == 1)
+        {
+            if (!GuestMemory.WriteU64(v, buffer + XenMem.e820entry_addr, 0)) return -Errno.EFAULT;
+            if (!GuestMemory.WriteU64(v, buffer + XenMem.e820entry_size, v.Domain.NrPages << Layout.PageShift)) return -Errno.EFAULT;
+            if (!GuestMemory.WriteU32(v, buffer + XenMem.e820entry_type, XenMem.E820_RAM)) return -Errno.EFAULT;
+        }
+        if (!GuestMemory.WriteU32(v, arg + XenMem.memory_map_nr_entries, entries)) return -Errno.EFAULT;
+        return 0;
+    }
+
+    /// <summary>current/maximum reservation and maximum_gpfn take a domid_t: the caller itself (DOMID_SELF
+    /// or its own id), or any domain when the caller is the initial domain.</summary>
+    private static long Reservation(Vcpu v, int op, ulong arg)
+    {
+        if (!GuestMemory.ReadU8(v, arg, out byte lo) || !GuestMemory.ReadU8(v, arg + 1, out byte hi)) return -Errno.EFAULT;
+        long rc = FindTarget(v, (ushort)(lo | hi << 8), out Domain d);
+        if (rc != 0) return rc;
+        if (op == XenMem.XENMEM_maximum_gpfn) return (long)MaximumGpfn(d);
+        return (long)d.NrPages;   // a fixed-size domain: current == maximum
+    }
+
+    /// <summary>Xen's PV answer is the max_pfn the guest itself published in shared_info, minus one.</summary>
+    private static ulong MaximumGpfn(Domain d)
+    {
+        ulong maxPfn = 0;
+        ulong si = d.SharedInfoMfn << Layout.PageShift;
+        if (d.SharedInfoMfn != 0 && d.OwnsFrame(d.SharedInfoMfn) && d.Machine.Memory.Contains(si, Layout.PageSize))
+            maxPfn = d.Machine.Memory.Read64(si + SharedInfo.arch_max_pfn);
+        return (maxPfn == 0 ? 1 : maxPfn) - 1;
+    }
+
+    private static long FindTarget(Vcpu v, ushort domid, out Domain d)
+    {
+        d = null;
+        Domain self = v.Domain;
+        if (domid == Xen.DOMID_SELF || domid == self.DomainId) { d = self; return 0; }
+        Domain other = self.Machine.FindDomain(domid);
+        if (other == null) return -Errno.ESRCH;
+        if (!self.IsInitialDomain) return -Errno.EPERM;
+        d = other;
+        return 0;
+    }
+
+    private static long MachphysMapping(Vcpu v, ulong arg)
+    {
+        ulong entries = v.Domain.Machine.M2pEntries;
+        if (!GuestMemory.WriteU64(v, arg + XenMem.machphys_mapping_v_start, Xen.MACH2PHYS_VIRT_START)) return -Errno.EFAULT;
+        if (!GuestMemory.WriteU64(v, arg + XenMem.machphys_mapping_v_end, Xen.MACH2PHYS_VIRT_END)) return -Errno.EFAULT;
+        if (!GuestMemory.WriteU64(v, arg + XenMem.machphys_mapping_max_mfn, entries == 0 ? 0 : entries - 1)) return -Errno.EFAULT;
+        return 0;
+    }
+
+    /// <summary>Reads and checks a struct xen_memory_reservation: the target must be the caller
+    /// (Microhv does not let one domain resize another).</summary>
+    private static long ReadReservation(Vcpu v, ulong arg, out ulong extents, out ulong count, out uint order)
+    {
+        extents = 0; count = 0; order = 0;
+        if (!GuestMemory.ReadU64(v, arg + XenMem.reservation_extent_start, out extents)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU64(v, arg + XenMem.reservation_nr_extents, out count)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU32(v, arg + XenMem.reservation_extent_order, out order)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU8(v, arg + XenMem.reservation_domid, out byte lo) ||
+            !GuestMemory.ReadU8(v, arg + XenMem.reservation_domid + 1, out byte hi)) return -Errno.EFAULT;
+        ushort domid = (ushort)(lo | hi << 8);
+        if (domid != Xen.DOMID_SELF && domid != v.Domain.DomainId)
+            return v.Domain.Machine.FindDomain(domid) == null ? -Errno.ESRCH : -Errno.EPERM;
+        return 0;
+    }
+
+    /// <summary>increase_reservation / populate_physmap: the arguments are checked, no extent is granted.</summary>
+    private static long Grow(Vcpu v, ulong arg, ulong startExtent)
+    {
+        long rc = ReadReservation(v, arg, out ulong _, out ulong count, out uint _);
+        if (rc != 0) return rc;
+        if (startExtent > count) return -Errno.EINVAL;
+        return (long)startExtent;   // extents done so far: none added by this call
+    }
+
+    /// <summary>
+    /// decrease_reservation: the guest hands back frames it owns (for a PV guest the extent list holds
+    /// machine frame numbers). A frame is taken only if it is an ordinary page of the domain's p2m with
+    /// no type, no type references, no pin and no references; it leaves the domain (owner none, p2m and
+    /// M2P entries invalid) but is not reused, because FrameSource cannot take frames back. Returns the
+    /// number of extents done; only order-0 extents are accepted (a larger order stops the batch).
+    /// </summary>
+    private static long DecreaseReservation(Vcpu v, ulong arg, ulong startExtent)
+    {
+        long rc = ReadReservation(v, arg, out ulong list, out ulong count, out uint order);
+        if (rc != 0) return rc;
+        if (startExtent > count) return -Errno.EINVAL;
+        if (order != 0) return (long)startExtent;
+        Domain d = v.Domain;
+        ulong i = startExtent;
+        for (; i < count; i++)
+        {
+            if (!GuestMemory.ReadU64(v, list + i * 8, out ulong mfn)) return i == startExtent ? -Errno.EFAULT : (long)i;
+            if (!Release(d, mfn)) break;
+        }
+        return (long)i;
+    }
+
+    private static bool Release(Domain d, ulong mfn)
+    {
+        FrameTable ft = d.Machine.FrameTable;
+        if (!d.OwnsFrame(mfn)) return false;
+        if (ft.TypeCount(mfn) != 0 || ft.IsPinned(mfn) || ft.RefCount(mfn) != 0) return false;
+        if (ft.TypeOf(mfn) != FrameType.None && ft.TypeOf(mfn) != FrameType.Writable) return false;
+        if (mfn == d.SharedInfoMfn || mfn == d.ConsoleRingMfn || GrantTable.IsGrantFrame(d, mfn)) return false;
+        if (!FindPfn(d, mfn, out ulong pfn)) return false;
+        d.P2m[pfn] = Domain.Invalid;
+        d.Machine.SetM2p(mfn, XenMem.INVALID_M2P_ENTRY);
+        ft.SetOwner(mfn, FrameTable.OwnerNone);
+        ft.SetType(mfn, FrameType.None, 0);
+        if (d.NrPages > 0) d.NrPages--;
+        return true;
+    }
+
+    /// <summary>The guest frame backed by <paramref name="mfn"/>: from the M2P when it agrees with the p2m, else by search.</summary>
+    private static bool FindPfn(Domain d, ulong mfn, out ulong pfn)
+    {
+        pfn = 0;
+        if (d.P2m == null) return false;
+        Machine m = d.Machine;
+        if (m.M2pTableAddress != 0 && mfn < m.M2pEntries)
+        {
+            ulong candidate = m.Memory.Read64(m.M2pTableAddress + mfn * 8);
+            if (candidate < (ulong)d.P2m.Length && d.P2m[candidate] == mfn) { pfn = candidate; return true; }
+        }
+        for (ulong i = 0; i < (ulong)d.P2m.Length; i++)
+            if (d.P2m[i] == mfn) { pfn = i; return true; }
+        return false;
+    }
 }

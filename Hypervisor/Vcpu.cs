@@ -57,6 +57,9 @@ public sealed class Vcpu
     /// <summary>One-shot timer deadline in system-time ns (0 = none), and the periodic timer period.</summary>
     public ulong TimerDeadline, PeriodicPeriod, PeriodicNext;
 
+    /// <summary>The kernel printed this vCPU's crash report already.</summary>
+    public bool CrashReported;
+
     /// <summary>Machine address of this vCPU's vcpu_info (inside shared_info by default).</summary>
     public ulong VcpuInfoAddress;
 }

@@ -65,10 +65,17 @@ internal static unsafe class KernelMain
 
         Clock.Start();
         if (Log.ShowInfo) Log.Line("fpu: x87/SSE enabled; FXSAVE state preserved across interrupts");
-        Cpu.EnableInterrupts();
-
         Log.Line("Microhv ready");
-        if (BootOptions.SelfTest != SelfTest.None) SelfTests.Run(BootOptions.SelfTest);
+        if (BootOptions.SelfTest != SelfTest.None)
+        {
+            Cpu.EnableInterrupts();
+            SelfTests.Run(BootOptions.SelfTest);
+        }
+        else if (BootInfo.ModuleCount > 0 && !Pv.PvSetup.Start(BootInfo, Frames, ref *layout))
+        {
+            QemuExit.Exit(QemuExit.Fail);
+        }
+        // With domains, the first timer tick switches from here to a guest and this context is never resumed.
         while (true) Cpu.EnableInterruptsAndHalt();
     }
 

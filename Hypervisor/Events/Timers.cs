@@ -3,8 +3,111 @@ using Microhv.Hypervisor.Public;
 
 namespace Microhv.Hypervisor.Events;
 
-/// <summary>Not implemented yet: returns -ENOSYS.</summary>
+/// <summary>
+/// A vCPU's two timers (Xen's singleshot_timer and periodic_timer) and the SCHEDOP_poll timeout,
+/// all in system-time nanoseconds. Each fires by raising VIRQ_TIMER (if the guest bound it). The
+/// kernel calls <see cref="Tick"/> on every hypervisor timer interrupt; a deadline already in the
+/// past when it is set fires at once, as a Xen timer set in the past does.
+/// </summary>
 public static class Timers
 {
-    public static long SetTimerOp(Vcpu v, ulong timeout) => -Errno.ENOSYS;
+    /// <summary>PV guests start with Xen's default 100 Hz periodic ticker until they stop it.</summary>
+    public const ulong DefaultPeriodNs = 10_000_000;
+    /// <summary>VCPUOP_set_periodic_timer refuses periods below 1 ms.</summary>
+    public const ulong MinPeriodNs = 1_000_000;
+    /// <summary>set_timer_op treats deadlines 2^50 ns (about 13 days) or more away as Linux jiffy wraps: fire now.</summary>
+    private const ulong FarFutureNs = 1UL << 50;
+
+    public static void InitVcpu(Vcpu v)
+    {
+        v.PeriodicPeriod = DefaultPeriodNs;
+        v.PeriodicNext = 0;
+        v.TimerDeadline = 0;
+    }
+
+    /// <summary>set_timer_op(timeout): one-shot at absolute system time <paramref name="timeout"/>; 0 stops it.</summary>
+    public static long SetTimerOp(Vcpu v, ulong timeout)
+    {
+        if (timeout == 0)
+        {
+            v.TimerDeadline = 0;
+            return 0;
+        }
+        ulong now = v.Domain.Machine.Host.SystemTimeNs();
+        if (timeout > now && timeout - now >= FarFutureNs)
+        {
+            SendTimerEvent(v);                     // the old deadline stays, as in Xen
+            return 0;
+        }
+        SetSingleshot(v, timeout, now);
+        return 0;
+    }
+
+    /// <summary>Arms the one-shot timer, firing it now if <paramref name="deadline"/> has passed.</summary>
+    public static void SetSingleshot(Vcpu v, ulong deadline, ulong now)
+    {
+        if (deadline <= now)
+        {
+            v.TimerDeadline = 0;
+            SendTimerEvent(v);
+            return;
+        }
+        v.TimerDeadline = deadline;
+    }
+
+    public static void SetPeriodic(Vcpu v, ulong periodNs)
+    {
+        v.PeriodicPeriod = periodNs;
+        v.PeriodicNext = periodNs == 0 ? 0 : v.Domain.Machine.Host.SystemTimeNs() + periodNs;
+    }
+
+    private static void SendTimerEvent(Vcpu v) => v.Domain.EventChannels.SendVirq(Xen.VIRQ_TIMER);
+
+    /// <summary>
+    /// The hypervisor timer interrupt: fires every due one-shot and periodic timer (the periodic one
+    /// re-arms one period from now, skipping missed periods), ends timed-out polls, and refreshes
+    /// registered runstate areas.
+    /// </summary>
+    public static void Tick(Machine m)
+    {
+        ulong now = m.Host.SystemTimeNs();
+        for (int i = 0; i < m.DomainCount; i++)
+        {
+            Domain d = m.Domains[i];
+            if (d == null || d.State != DomainState.Running) continue;
+            Vcpu v = d.Vcpu;
+            EventChannels ec = d.EventChannels;
+            if (v.TimerDeadline != 0 && now >= v.TimerDeadline)
+            {
+                v.TimerDeadline = 0;
+                SendTimerEvent(v);
+            }
+            if (v.PeriodicPeriod != 0 && now >= v.PeriodicNext)
+            {
+                v.PeriodicNext = now + v.PeriodicPeriod;
+                SendTimerEvent(v);
+            }
+            if (ec.Polling && ec.PollDeadline != 0 && now >= ec.PollDeadline) ec.Wake();
+            Runstate.Update(v, now);
+        }
+    }
+
+    /// <summary>The earliest pending deadline of any running vCPU (system time ns), or 0 if none:
+    /// lets the kernel program its timer closer than the next 10 ms tick.</summary>
+    public static ulong NextDeadline(Machine m)
+    {
+        ulong next = 0;
+        for (int i = 0; i < m.DomainCount; i++)
+        {
+            Domain d = m.Domains[i];
+            if (d == null || d.State != DomainState.Running) continue;
+            Vcpu v = d.Vcpu;
+            next = Earlier(next, v.TimerDeadline);
+            if (v.PeriodicPeriod != 0) next = Earlier(next, v.PeriodicNext == 0 ? 1 : v.PeriodicNext);
+            if (d.EventChannels.Polling) next = Earlier(next, d.EventChannels.PollDeadline);
+        }
+        return next;
+    }
+
+    private static ulong Earlier(ulong a, ulong b) => b == 0 ? a : a == 0 || b < a ? b : a;
 }

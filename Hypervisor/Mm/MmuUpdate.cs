@@ -3,8 +3,110 @@ using Microhv.Hypervisor.Public;
 
 namespace Microhv.Hypervisor.Mm;
 
-/// <summary>Not implemented yet: returns -ENOSYS.</summary>
+/// <summary>
+/// mmu_update(reqs, count, done, foreigndom): a batch of {u64 ptr; u64 val} requests, the command in
+/// ptr's low 3 bits. MMU_NORMAL_PT_UPDATE / MMU_PT_UPDATE_PRESERVE_AD write val into the entry at
+/// machine address ptr after validating it for the table's level; MMU_MACHPHYS_UPDATE records
+/// machine frame ptr >> 12 as guest frame val. Processing stops at the first failure, whose errno
+/// is returned; the number of requests done is added to *done (a u32) either way. Xen preempts long
+/// batches with continuations; Microhv runs the batch to the end (each request reads guest memory,
+/// so a bogus count stops at the first unmapped request).
+/// </summary>
 public static class MmuUpdate
 {
-    public static long Do(Vcpu v, ulong reqs, ulong count, ulong doneOut, ulong foreignDom) => -Errno.ENOSYS;
+    public const int RequestSize = 16;
+    private const uint Preempted = 0x8000_0000;     // MMU_UPDATE_PREEMPTED: a continuation of an earlier call
+
+    public static long Do(Vcpu v, ulong reqs, ulong count, ulong doneOut, ulong foreignDom)
+    {
+        Domain d = v.Domain;
+        uint n = (uint)count;
+        uint done = 0;
+        if ((n & Preempted) != 0)
+        {
+            n &= ~Preempted;
+            if (doneOut != 0 && !GuestMemory.ReadU32(v, doneOut, out done)) done = 0;
+        }
+
+        uint ptDom = (uint)foreignDom >> 16;
+        if (ptDom != 0 && ptDom - 1 != d.DomainId)
+            return d.Machine.FindDomain((ushort)(ptDom - 1)) == null ? -Errno.ESRCH : -Errno.EPERM;   // foreign page tables: not supported
+
+        long rc = 0;
+        uint i = 0;
+        Domain pgOwner = PgOwner.Get(d, foreignDom & 0xFFFF, out rc);
+        if (pgOwner != null)
+        {
+            for (; i < n; i++)
+            {
+                ulong at = reqs + (ulong)i * RequestSize;
+                if (!GuestMemory.ReadU64(v, at, out ulong ptr) || !GuestMemory.ReadU64(v, at + 8, out ulong val))
+                {
+                    rc = -Errno.EFAULT;
+                    break;
+                }
+                rc = One(v, pgOwner, ptr, val);
+                if (rc != 0) break;
+            }
+        }
+        if (doneOut != 0) GuestMemory.WriteU32(v, doneOut, done + i);
+        return rc;
+    }
+
+    /// <summary>One request; 0 or -errno.</summary>
+    public static long One(Vcpu v, Domain pgOwner, ulong ptr, ulong val)
+    {
+        int cmd = (int)(ptr & 7);
+        switch (cmd)
+        {
+            case Xen.MMU_NORMAL_PT_UPDATE:
+            case Xen.MMU_PT_UPDATE_PRESERVE_AD:
+                return NormalPtUpdate(v, pgOwner, ptr - (ulong)cmd, val, cmd == Xen.MMU_PT_UPDATE_PRESERVE_AD);
+            case Xen.MMU_MACHPHYS_UPDATE:
+                return MachphysUpdate(v, pgOwner, ptr >> Layout.PageShift, val);
+            default:
+                return -Errno.ENOSYS;
+        }
+    }
+
+    /// <summary>A write to the entry at machine address <paramref name="ma"/>: validated per the frame's
+    /// page-table type, or a plain write when the frame is (or can become) an ordinary writable page.</summary>
+    private static long NormalPtUpdate(Vcpu v, Domain pgOwner, ulong ma, ulong val, bool preserveAd)
+    {
+        Domain d = v.Domain;
+        Machine m = d.Machine;
+        FrameTable ft = m.FrameTable;
+        ulong mfn = ma >> Layout.PageShift;
+        if (!d.OwnsFrame(mfn) || !m.Memory.Contains(ma, 8)) return -Errno.EINVAL;
+        int index = (int)((ma & (Layout.PageSize - 1)) >> 3);
+
+        FrameType type = ft.TypeOf(mfn);
+        bool live = ft.TypeCount(mfn) != 0 && ft.IsValidated(mfn);
+        if (live)
+        {
+            if (PageTypes.IsPageTable(type))
+            {
+                int level = PageTypes.LevelOf(type);
+                if (level > 1 && pgOwner != d) return -Errno.EINVAL;
+                return PageTableValidator.ModEntry(m, d, pgOwner, mfn, index, level, val, preserveAd);
+            }
+            if (type != FrameType.Writable) return -Errno.EINVAL;
+            m.Memory.Write64(ma, val);
+            return 0;
+        }
+        if (PageTypes.GetPageType(m, d, mfn, FrameType.Writable) != 0) return -Errno.EINVAL;
+        m.Memory.Write64(ma, val);
+        PageTypes.PutPageType(m, mfn);
+        return 0;
+    }
+
+    /// <summary>MMU_MACHPHYS_UPDATE: the M2P entry of a frame the page owner owns, and its p2m entry.</summary>
+    private static long MachphysUpdate(Vcpu v, Domain pgOwner, ulong mfn, ulong pfn)
+    {
+        Machine m = v.Domain.Machine;
+        if (!pgOwner.OwnsFrame(mfn)) return -Errno.EINVAL;
+        m.SetM2p(mfn, pfn);
+        if (pgOwner.P2m != null && pfn < (ulong)pgOwner.P2m.Length) pgOwner.P2m[pfn] = mfn;
+        return 0;
+    }
 }

@@ -3,9 +3,59 @@ using Microhv.Hypervisor.Public;
 
 namespace Microhv.Hypervisor.Mm;
 
-/// <summary>Not implemented yet: returns -ENOSYS.</summary>
+/// <summary>
+/// update_va_mapping(va, val, flags): replaces the L1 entry that maps <c>va</c> in the vCPU's current
+/// page tables, validated like an mmu_update of that entry, then flushes as flags ask (UVMF_TLB_FLUSH
+/// or UVMF_INVLPG; the upper bits are UVMF_LOCAL, UVMF_ALL, or a pointer to a vCPU mask). The
+/// flush happens even when the update fails, as in Xen. The _otherdomain form maps another
+/// domain's frame and is only for a privileged domain.
+/// </summary>
 public static class UpdateVaMapping
 {
-    public static long Do(Vcpu v, ulong va, ulong pte, ulong flags) => -Errno.ENOSYS;
-    public static long OtherDomain(Vcpu v, ulong va, ulong pte, ulong flags, ulong domid) => -Errno.ENOSYS;
+    public static long Do(Vcpu v, ulong va, ulong pte, ulong flags) => Update(v, va, pte, flags, v.Domain);
+
+    public static long OtherDomain(Vcpu v, ulong va, ulong pte, ulong flags, ulong domid)
+    {
+        Domain pgOwner = PgOwner.Get(v.Domain, domid, out long rc);
+        if (pgOwner == null) return rc;
+        return Update(v, va, pte, flags, pgOwner);
+    }
+
+    private static long Update(Vcpu v, ulong va, ulong pte, ulong flags, Domain pgOwner)
+    {
+        Machine m = v.Domain.Machine;
+        long rc = -Errno.EINVAL;
+        if (FindGuestL1e(v, va, out ulong l1Mfn, out int index))
+            rc = PageTableValidator.ModEntry(m, v.Domain, pgOwner, l1Mfn, index, 1, pte, false);
+
+        ulong target = flags & ~Xen.UVMF_FLUSHTYPE_MASK;
+        ulong kind = flags & Xen.UVMF_FLUSHTYPE_MASK;
+        if (kind != Xen.UVMF_TLB_FLUSH && kind != Xen.UVMF_INVLPG) return rc;
+        // A vCPU-mask pointer must be readable; with one vCPU the flush is local whatever it says.
+        if (target != Xen.UVMF_LOCAL && target != Xen.UVMF_ALL && !GuestMemory.ReadU64(v, target, out ulong _))
+            rc = -Errno.EFAULT;
+        if (kind == Xen.UVMF_TLB_FLUSH) m.Host.FlushTlb();
+        else if (PageTableEntry.IsCanonical(va)) m.Host.InvalidatePage(va);
+        return rc;
+    }
+
+    /// <summary>
+    /// Xen's map_guest_l1e: the L1 table and slot that map <paramref name="va"/> in the vCPU's current
+    /// tables. The walk must reach a present L2 entry without superpages, and the L1 must be a
+    /// validated L1 of this domain; false otherwise (Xen returns -EINVAL).
+    /// </summary>
+    public static bool FindGuestL1e(Vcpu v, ulong va, out ulong l1Mfn, out int index)
+    {
+        l1Mfn = 0;
+        index = 0;
+        if (!MmuExtOp.AddressOk(va)) return false;
+        ulong root = v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser;
+        if (root == 0) return false;
+        Machine m = v.Domain.Machine;
+        PageWalkResult walk = PageTable.Walk(m.Memory, root, va, out ulong slot, out int level);
+        if (level != 1 || (walk != PageWalkResult.Mapped && walk != PageWalkResult.NotPresent)) return false;
+        l1Mfn = slot >> Layout.PageShift;
+        index = (int)((slot & (Layout.PageSize - 1)) >> 3);
+        return v.Domain.OwnsFrame(l1Mfn) && PageTableValidator.IsLiveTable(m, l1Mfn, 1);
+    }
 }

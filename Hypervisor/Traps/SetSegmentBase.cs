@@ -3,8 +3,50 @@ using Microhv.Hypervisor.Public;
 
 namespace Microhv.Hypervisor.Traps;
 
-/// <summary>Not implemented yet: returns -ENOSYS.</summary>
+/// <summary>
+/// HYPERVISOR_set_segment_base (Xen's do_set_segment_base): a ring-3 kernel cannot write the FS/GS
+/// base MSRs, so it asks. The kernel loads FsBase and the active GS base (kernel or user, by guest
+/// mode) into the CPU when it resumes the vCPU.
+/// </summary>
 public static class SetSegmentBase
 {
-    public static long Do(Vcpu v, ulong which, ulong baseAddress) => -Errno.ENOSYS;
+    public static long Do(Vcpu v, ulong which, ulong baseAddress)
+    {
+        switch (which)
+        {
+            case ArchX86.SEGBASE_FS:
+                if (!PageTableEntry.IsCanonical(baseAddress)) return -Errno.EINVAL;
+                v.FsBase = baseAddress;
+                return 0;
+            case ArchX86.SEGBASE_GS_USER:
+                if (!PageTableEntry.IsCanonical(baseAddress)) return -Errno.EINVAL;
+                v.GsBaseUser = baseAddress;
+                return 0;
+            case ArchX86.SEGBASE_GS_KERNEL:
+                if (!PageTableEntry.IsCanonical(baseAddress)) return -Errno.EINVAL;
+                v.GsBaseKernel = baseAddress;
+                return 0;
+            case ArchX86.SEGBASE_GS_USER_SEL:
+                v.GsBaseUser = SelectorBase(v, (ushort)baseAddress);
+                return 0;
+        }
+        return -Errno.EINVAL;
+    }
+
+    /// <summary>
+    /// The base a load of <paramref name="selector"/> into the user GS would give: 0 for a null or
+    /// unusable selector (Xen loads the null selector when the load faults), else the 32-bit base of
+    /// the guest GDT descriptor it names. LDT selectors are not emulated and read as null.
+    /// </summary>
+    public static ulong SelectorBase(Vcpu v, ushort selector)
+    {
+        if ((selector & 0xFFFC) == 0 || (selector & 4) != 0) return 0;
+        int index = selector >> 3;
+        if (index >= v.GdtEntries) return 0;
+        ulong mfn = v.GdtFrames[index / SetGdt.EntriesPerFrame];
+        ulong desc = v.Domain.Machine.Memory.Read64((mfn << Layout.PageShift) + (ulong)(index % SetGdt.EntriesPerFrame) * 8);
+        const ulong present = 1UL << 47, codeOrData = 1UL << 44;
+        if ((desc & present) == 0 || (desc & codeOrData) == 0) return 0;
+        return ((desc >> 16) & 0xFFFFFF) | (((desc >> 56) & 0xFF) << 24);
+    }
 }

@@ -12,12 +12,15 @@ internal static class Clock
     public static ulong Ticks;
     public static bool UsingApic;
     public static uint ApicCountsPerTick;
+    /// <summary>TSC frequency, measured against the PIT at boot.</summary>
+    public static ulong TscHz;
     /// <summary>Set by the FPU self-test: the tick handler then destroys the SSE/x87 registers.</summary>
     public static bool ClobberFpuOnTick;
 
     public static void Start()
     {
         Pic.RemapAndMask();
+        TscHz = MeasureTscHz();
         if (LocalApic.Present())
         {
             LocalApic.Enable();
@@ -39,6 +42,14 @@ internal static class Clock
             Pic.Unmask(0);
             if (Log.ShowInfo) { Log.Write("timer: no local APIC; PIT at "); Log.Dec(Hz); Log.Line(" Hz on IRQ0"); }
         }
+    }
+
+    private static ulong MeasureTscHz()
+    {
+        Pit.StartOneShot(10000);
+        ulong t0 = Cpu.ReadTsc();
+        while (!Pit.OneShotExpired) Cpu.Pause();
+        return (Cpu.ReadTsc() - t0) * 100;
     }
 
     /// <summary>Called from the trap dispatcher on the timer vector.</summary>

@@ -23,6 +23,18 @@ internal static unsafe class Idt
             int ist = v == Vectors.DoubleFault ? DoubleFaultIst : v == Vectors.Nmi ? NmiIst : v == Vectors.MachineCheck ? MachineCheckIst : 0;
             InterruptGate.Interrupt(stubs[v], Gdt.HypervisorCs64, ist, out Table[2 * v], out Table[2 * v + 1]);
         }
+        Load();
+    }
+
+    /// <summary>Lets ring-3 code (a PV guest kernel) raise <paramref name="vector"/> with INT n.</summary>
+    public static void SetGuestGate(int vector)
+    {
+        ulong* stubs = IsrTable();
+        InterruptGate.Encode(stubs[vector], Gdt.HypervisorCs64, 0, InterruptGate.TypeInterrupt, 3, true, out Table[2 * vector], out Table[2 * vector + 1]);
+    }
+
+    private static void Load()
+    {
         byte* idtr = stackalloc byte[10];
         *(ushort*)idtr = 256 * 16 - 1;
         *(ulong*)(idtr + 2) = (ulong)Table;

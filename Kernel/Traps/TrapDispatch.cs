@@ -16,9 +16,16 @@ internal static unsafe class TrapDispatch
     private static bool s_inFatal;
 
     [UnmanagedCallersOnly(EntryPoint = "trap_dispatch")]
-    static void Dispatch(TrapFrame* frame)
+    static void Dispatch(TrapFrame* frame, byte* fpuState)
     {
         ulong vector = frame->Vector;
+        // Once domains run, the hypervisor handles everything but the hypervisor's own faults.
+        if (Pv.PvCpu.Active && (frame->Ring == 3 || vector >= 32))
+        {
+            if (vector == Timer.LocalApic.SpuriousInterruptVector) { SpuriousCount++; return; }
+            Pv.PvCpu.OnTrap(frame, fpuState);
+            return;
+        }
         if (vector == Clock.ApicTimerVector || (vector == Clock.PitVector && !Clock.UsingApic)) { Clock.OnTick(); return; }
         if (vector == Timer.LocalApic.SpuriousInterruptVector || (vector >= Pic.VectorBase && vector < Pic.VectorBase + 16))
         {

@@ -1,0 +1,24 @@
+namespace Microhv.Hypervisor;
+
+/// <summary>Why building a PV domain from a kernel image failed (Ok when it did not).</summary>
+public enum DomainBuildStatus
+{
+    Ok = 0,
+    NotElf64X86,
+    NoXenNotes,
+    NotForXen30,
+    BadNotes,
+    RequiresUnsupportedFeature,
+    NoInitialDomainSupport,
+    BadAddresses,
+    SegmentOutsideMemory,
+    OverlapsHypervisor,
+    BadP2mAddress,
+    BadHypercallPage,
+    NotEnoughMemory,
+    OutOfFrames,
+    DomainTableFull,
+    DomainIdInUse,
+    /// <summary>The bootstrap tables did not validate: a builder bug, never the image's fault.</summary>
+    ValidationFailed,
+}

@@ -1,0 +1,63 @@
+namespace Microhv.Hypervisor;
+
+/// <summary>
+/// Round-robin over the domains' vCPUs with a fixed time slice, counted in timer ticks. A vCPU is
+/// runnable while its domain runs and it is not blocked; when none is, the CPU idles until the
+/// next interrupt. Pure policy: the kernel performs the switch it decides.
+/// </summary>
+public sealed class Scheduler
+{
+    /// <summary>Time slice: 3 ticks of the 100 Hz timer = 30 ms.</summary>
+    public const int SliceTicks = 3;
+
+    private readonly Machine _machine;
+    private int _lastIndex = -1;
+    private int _ticksLeft;
+    public ulong Switches;
+
+    public Scheduler(Machine machine) { _machine = machine; }
+
+    public static bool IsRunnable(Vcpu v) => v != null && v.Domain.State == DomainState.Running && !v.Blocked;
+
+    /// <summary>Called on every timer tick while <paramref name="current"/> runs (null = idle);
+    /// true when its slice is used up.</summary>
+    public bool Tick(Vcpu current)
+    {
+        if (current == null) return true;
+        if (_ticksLeft > 0) _ticksLeft--;
+        return _ticksLeft == 0;
+    }
+
+    /// <summary>The vCPU to run next: the next runnable one after the current in domain order
+    /// (the current one again if it is the only one), or null to idle.</summary>
+    public Vcpu PickNext(Vcpu current, bool preempt)
+    {
+        if (!preempt && IsRunnable(current)) return current;
+        int n = _machine.DomainCount;
+        for (int step = 1; step <= n; step++)
+        {
+            int i = (_lastIndex + step) % n;
+            if (i < 0) i += n;
+            Vcpu v = _machine.Domains[i].Vcpu;
+            if (IsRunnable(v))
+            {
+                if (v != current) Switches++;
+                _lastIndex = i;
+                _ticksLeft = SliceTicks;
+                return v;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>True when no domain can ever run again: all shut down or crashed.</summary>
+    public bool AllDomainsEnded()
+    {
+        for (int i = 0; i < _machine.DomainCount; i++)
+        {
+            DomainState s = _machine.Domains[i].State;
+            if (s == DomainState.Running || s == DomainState.Building) return false;
+        }
+        return true;
+    }
+}

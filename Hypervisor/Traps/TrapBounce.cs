@@ -1,0 +1,231 @@
+using Microhv.HAL;
+using Microhv.Hypervisor.Events;
+using Microhv.Hypervisor.Public;
+
+namespace Microhv.Hypervisor.Traps;
+
+/// <summary>
+/// Xen's create_bounce_frame (xen/arch/x86/x86_64/entry.S) and pv_inject_event (pv/traps.c): an
+/// exception, software interrupt, event upcall or user-mode SYSCALL is delivered to the guest
+/// kernel by writing an exception frame on its stack and resuming it at the handler. The 64-bit
+/// frame, from the new stack pointer up, is { RCX, R11, [error code], RIP, CS, RFLAGS, RSP, SS }:
+/// CS carries the saved evtchn_upcall_mask in bits 32-39 and RFLAGS.IF reports !mask, so the
+/// guest's iret can restore both.
+/// </summary>
+public static class TrapBounce
+{
+    // Xen's TBF_* (asm/domain.h): what kind of bounce this is.
+    public const int TBF_EXCEPTION = 1;
+    public const int TBF_EXCEPTION_ERRCODE = 2;
+    public const int TBF_INTERRUPT = 8;
+
+    public const int VectorDE = 0, VectorDB = 1, VectorNMI = 2, VectorBP = 3, VectorOF = 4, VectorBR = 5,
+        VectorUD = 6, VectorNM = 7, VectorDF = 8, VectorTS = 10, VectorNP = 11, VectorSS = 12, VectorGP = 13,
+        VectorPF = 14, VectorMF = 16, VectorAC = 17, VectorMC = 18, VectorXM = 19, VectorVE = 20, VectorCP = 21;
+
+    /// <summary>Vectors whose hardware exception pushes an error code (Xen's X86_EXC_HAVE_EC).</summary>
+    public const uint ExceptionsWithErrorCode = (1u << 8) | (1u << 10) | (1u << 11) | (1u << 12) | (1u << 13) |
+        (1u << 14) | (1u << 17) | (1u << 21) | (1u << 29) | (1u << 30);
+
+    /// <summary>Page-fault error code bit "the access came from user mode".</summary>
+    private const ulong PfecUserMode = 1UL << 2;
+
+    /// <summary>
+    /// Delivers exception <paramref name="vector"/> to the guest's trap-table handler (pv_inject_event
+    /// for a hardware exception). For #PF, <paramref name="cr2"/> goes to vcpu_info.arch.cr2 and the
+    /// error code's user bit is rewritten to say guest user vs guest kernel. False when the domain was
+    /// crashed instead (no handler, or the frame could not be written).
+    /// </summary>
+    public static bool Bounce(Vcpu v, ref TrapFrame regs, int vector, bool hasErrorCode, ulong errorCode, ulong cr2)
+    {
+        if (vector < 0 || vector > 255) { v.Domain.Crash("bounce of an invalid vector"); return false; }
+        TrapInfo ti = v.TrapTable[vector];
+        int flags = TBF_EXCEPTION;
+        if (vector == VectorPF)
+        {
+            SetCr2(v, cr2);
+            errorCode &= ~PfecUserMode;
+            if (!v.KernelMode) errorCode |= PfecUserMode;
+        }
+        if (hasErrorCode) flags |= TBF_EXCEPTION_ERRCODE;
+        if (ArchX86.TI_GET_IF(ti.Flags)) flags |= TBF_INTERRUPT;
+        if (ti.Address == 0)
+        {
+            CrashNoHandler(v, ref regs, vector);
+            return false;
+        }
+        return CreateBounceFrame(v, ref regs, ti.Address, flags, errorCode);
+    }
+
+    /// <summary>A software interrupt (INT n allowed by the trap table's DPL): no error code; regs.Rip
+    /// must already point past the INT instruction.</summary>
+    public static bool BounceSoftwareInterrupt(Vcpu v, ref TrapFrame regs, int vector)
+    {
+        TrapInfo ti = v.TrapTable[vector & 255];
+        if (ti.Address == 0)
+        {
+            CrashNoHandler(v, ref regs, vector);
+            return false;
+        }
+        int flags = TBF_EXCEPTION;
+        if (ArchX86.TI_GET_IF(ti.Flags)) flags |= TBF_INTERRUPT;
+        return CreateBounceFrame(v, ref regs, ti.Address, flags, 0);
+    }
+
+    /// <summary>
+    /// Xen's test_guest_events: the kernel calls this before every return to the guest. When an event
+    /// is pending in vcpu_info and delivery is not masked, the guest is bounced to its event callback
+    /// with events masked. True when an upcall was delivered.
+    /// </summary>
+    public static bool DeliverEventUpcall(Vcpu v, ref TrapFrame regs)
+    {
+        if (!v.Domain.IsAlive || v.EventCallback == 0) return false;
+        ulong info = VcpuInfo.Address(v);
+        if (info == 0) return false;
+        PhysicalMemory mem = v.Domain.Machine.Memory;
+        if (mem.Read8(info + SharedInfo.evtchn_upcall_pending) == 0) return false;
+        if (mem.Read8(info + SharedInfo.evtchn_upcall_mask) != 0) return false;
+        return CreateBounceFrame(v, ref regs, v.EventCallback, TBF_INTERRUPT, 0);
+    }
+
+    /// <summary>
+    /// Xen's switch_to_kernel: a SYSCALL from guest user space goes to the guest kernel's syscall
+    /// callback (masking events if it was registered with CALLBACKF_mask_events), with RFLAGS.DF cleared.
+    /// </summary>
+    public static bool SyscallFromUser(Vcpu v, ref TrapFrame regs)
+    {
+        if (v.SyscallCallback == 0)
+        {
+            // Xen turns a SYSCALL with no callback into #UD at the SYSCALL instruction (2 bytes back).
+            regs.Rip -= 2;
+            return Bounce(v, ref regs, VectorUD, false, 0, 0);
+        }
+        int flags = v.SyscallMasksEvents ? TBF_INTERRUPT : 0;
+        if (!CreateBounceFrame(v, ref regs, v.SyscallCallback, flags, 0)) return false;
+        regs.Rflags &= ~ArchX86.X86_EFLAGS_DF;
+        return true;
+    }
+
+    /// <summary>
+    /// create_bounce_frame: switch to guest kernel mode (and its stack) if the guest was in user mode,
+    /// push the frame, and point the registers at <paramref name="handler"/> on FLAT_KERNEL_CS. A stack
+    /// in the hypervisor's hole or a frame that faults crashes the domain, as Xen does.
+    /// </summary>
+    public static bool CreateBounceFrame(Vcpu v, ref TrapFrame regs, ulong handler, int flags, ulong errorCode)
+    {
+        Domain d = v.Domain;
+        if (handler == 0) { d.Crash("bounce to a null handler"); return false; }
+        ulong cs = regs.Cs & 0xFFFF;
+        ulong sp;
+        bool toggled = false;
+        if (!v.KernelMode)
+        {
+            ToggleGuestMode(v);
+            toggled = true;
+            sp = v.KernelSp;
+        }
+        else
+        {
+            sp = regs.Rsp;
+            cs &= ~3UL;                          // RPL 0 in the saved CS tells the guest "from kernel"
+        }
+        sp &= ~0xFUL;                            // frames are 16-byte aligned
+        // The stack must lie in the lower half, or above the hypervisor's range plus a frame.
+        bool lowHalf = sp <= Xen.HYPERVISOR_VIRT_START;
+        bool aboveHole = sp >= Xen.HYPERVISOR_VIRT_END + 8 * 8;
+        if (!lowHalf && !aboveHole)
+        {
+            if (toggled) ToggleGuestMode(v);
+            d.Crash("bounce frame: guest stack pointer in the hypervisor's range");
+            return false;
+        }
+
+        ulong info = VcpuInfo.Address(v);
+        PhysicalMemory mem = d.Machine.Memory;
+        byte savedMask = info == 0 ? (byte)1 : mem.Read8(info + SharedInfo.evtchn_upcall_mask);
+
+        ulong rflags = regs.Rflags & ~(ArchX86.X86_EFLAGS_IF | ArchX86.X86_EFLAGS_IOPL);
+        if (savedMask == 0) rflags |= ArchX86.X86_EFLAGS_IF;
+        if ((d.VmAssist & (1UL << Xen.VMASST_TYPE_architectural_iopl)) != 0) rflags |= ((ulong)v.Iopl & 3) << 12;
+
+        bool hasError = (flags & TBF_EXCEPTION_ERRCODE) != 0;
+        ulong frame = sp - 7 * 8 - (hasError ? 8UL : 0UL);
+        ulong at = frame;
+        bool ok = GuestMemory.WriteU64(v, at, regs.Rcx);
+        ok = ok && GuestMemory.WriteU64(v, at + 8, regs.R11);
+        at += 16;
+        if (hasError) { ok = ok && GuestMemory.WriteU64(v, at, errorCode & 0xFFFF_FFFF); at += 8; }
+        ok = ok && GuestMemory.WriteU64(v, at, regs.Rip);
+        ok = ok && GuestMemory.WriteU64(v, at + 8, cs | ((ulong)savedMask << 32));
+        ok = ok && GuestMemory.WriteU64(v, at + 16, rflags);
+        ok = ok && GuestMemory.WriteU64(v, at + 24, regs.Rsp);
+        ok = ok && GuestMemory.WriteU64(v, at + 32, regs.Ss & 0xFFFF);
+        if (!ok)
+        {
+            d.Crash("bounce frame: fault writing the guest kernel stack");
+            return false;
+        }
+
+        if ((flags & TBF_INTERRUPT) != 0 && info != 0) mem.Write8(info + SharedInfo.evtchn_upcall_mask, 1);
+
+        // IA32 semantics of a trap: TF, VM, RF, NT cleared; AC too, so the kernel is not alignment-checked.
+        regs.Rflags &= ~(ArchX86.X86_EFLAGS_AC | ArchX86.X86_EFLAGS_VM | ArchX86.X86_EFLAGS_RF |
+                         ArchX86.X86_EFLAGS_NT | ArchX86.X86_EFLAGS_TF);
+        regs.Rflags |= ArchX86.X86_EFLAGS_IF | ArchX86.X86_EFLAGS_MBS;
+        regs.Ss = Xen.FLAT_KERNEL_SS64;
+        regs.Rsp = frame;
+        regs.Cs = Xen.FLAT_KERNEL_CS64;
+        regs.Rip = handler;
+        return true;
+    }
+
+    /// <summary>
+    /// Xen's toggle_guest_mode: flips between guest kernel and guest user, which swaps the active GS
+    /// base (the kernel loads FsBase/GsBase* when it resumes the vCPU) and the page-table base.
+    /// </summary>
+    public static void ToggleGuestMode(Vcpu v)
+    {
+        v.KernelMode = !v.KernelMode;
+        ulong root = v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser;
+        if (root != 0) v.Domain.Machine.Host.LoadPageTableBase(root);
+    }
+
+    /// <summary>vcpu_info.arch.cr2: where a PV guest reads the faulting address of its last #PF.</summary>
+    public static void SetCr2(Vcpu v, ulong cr2)
+    {
+        ulong info = VcpuInfo.Address(v);
+        if (info != 0) v.Domain.Machine.Memory.Write64(info + SharedInfo.arch_cr2, cr2);
+    }
+
+    public static ulong GetCr2(Vcpu v)
+    {
+        ulong info = VcpuInfo.Address(v);
+        return info == 0 ? 0 : v.Domain.Machine.Memory.Read64(info + SharedInfo.arch_cr2);
+    }
+
+    private static void CrashNoHandler(Vcpu v, ref TrapFrame regs, int vector)
+    {
+        // A fixed message: no string building is allowed here; the kernel's crash report prints rip.
+        v.Domain.Crash(NoHandlerReason(vector));
+    }
+
+    /// <summary>A constant reason per common vector so the crash report names it without formatting.</summary>
+    private static string NoHandlerReason(int vector)
+    {
+        switch (vector)
+        {
+            case VectorDE: return "fatal #DE (vector 0): no guest handler";
+            case VectorDB: return "fatal #DB (vector 1): no guest handler";
+            case VectorBP: return "fatal #BP (vector 3): no guest handler";
+            case VectorOF: return "fatal #OF (vector 4): no guest handler";
+            case VectorUD: return "fatal #UD (vector 6): no guest handler";
+            case VectorNM: return "fatal #NM (vector 7): no guest handler";
+            case VectorGP: return "fatal #GP (vector 13): no guest handler";
+            case VectorPF: return "fatal #PF (vector 14): no guest handler";
+            case VectorMF: return "fatal #MF (vector 16): no guest handler";
+            case VectorAC: return "fatal #AC (vector 17): no guest handler";
+            case VectorXM: return "fatal #XM (vector 19): no guest handler";
+        }
+        return "fatal trap or INT n: no guest handler for the vector";
+    }
+}

@@ -1,0 +1,125 @@
+using Microhv.HAL;
+using Microhv.Hypervisor;
+using Microhv.Kernel.Console;
+using Microhv.Kernel.Memory;
+
+namespace Microhv.Kernel.Pv;
+
+/// <summary>
+/// Turns the multiboot2 modules into domains. A module's command line (the words after its path on
+/// GRUB's module2 line) is Microhv's first, then the guest's after "--":
+///   module2 /boot/guest.elf name=web pages=4096 initial -- console=hvc0
+/// pages=N (default 4096 = 16 MiB), initial (the initial domain: SIF_INITDOMAIN, console_io, id 0;
+/// default: the first module), name=... for the log. A module that cannot be built is refused
+/// with the reason; the others still start.
+/// </summary>
+internal static unsafe class DomainLoader
+{
+    public const ulong DefaultPages = 4096;
+    public const ulong MaxPages = 262144;   // 1 GiB
+    public static readonly byte[][] Names = new byte[Machine.MaxDomains][];
+
+    public static void LoadAll(Machine machine, Multiboot2Info info)
+    {
+        int initialIndex = FindInitial(info);
+        ushort nextDomU = 1;
+        for (int m = 0; m < info.ModuleCount; m++)
+        {
+            info.GetModule(m, out ulong start, out ulong end, out ulong str, out uint strLen);
+            byte[] buffer = new byte[1024];
+            int len = CommandLine.CopyFrom(DirectMap.Instance, str, strLen, buffer, out _);
+            var line = new CommandLine(buffer, len);
+
+            ulong pages = DefaultPages;
+            int nameStart = 0, nameLength = 0, guestStart = len;
+            bool bad = false;
+            int pos = 0;
+            while (line.NextWord(ref pos, out int ws, out int wl))
+            {
+                if (line.BytesEqual(ws, wl, "--")) { guestStart = pos; break; }
+                line.SplitWord(ws, wl, out int kl, out bool hasValue, out int vs, out int vl);
+                if (line.BytesEqual(ws, kl, "pages") && hasValue && ParseNumber(buffer, vs, vl, out ulong p) && p >= 64 && p <= MaxPages) pages = p;
+                else if (line.BytesEqual(ws, wl, "initial")) { }
+                else if (line.BytesEqual(ws, kl, "name") && hasValue) { nameStart = vs; nameLength = vl; }
+                else
+                {
+                    Log.Write("domain: module "); Log.Dec((ulong)m); Log.Write(": unknown or bad word '");
+                    Log.Write(Pointer(buffer, ws), wl); Log.Line("'");
+                    bad = true;
+                }
+            }
+            if (bad) { Log.Write("domain: module "); Log.Dec((ulong)m); Log.Line(" refused: fix its command line (pages=64..262144, initial, name=..., -- guest words)"); continue; }
+            while (guestStart < len && buffer[guestStart] == (byte)' ') guestStart++;
+
+            bool initial = m == initialIndex;
+            ushort id = initial ? (ushort)0 : nextDomU;
+            byte[] guestCmdline = new byte[1024];
+            int guestLen = 0;
+            for (int i = guestStart; i < len && guestLen < 1023; i++) guestCmdline[guestLen++] = buffer[i];
+
+            DomainBuildStatus status = DomainBuilder.Build(machine, id, start, end - start, pages, initial, guestCmdline, guestLen, out Domain d);
+            Log.Write("domain: module "); Log.Dec((ulong)m); Log.Write(" (");
+            if (nameLength > 0) Log.Write(Pointer(buffer, nameStart), nameLength); else Log.Write("unnamed");
+            if (status != DomainBuildStatus.Ok)
+            {
+                Log.Write("): refused: "); Log.Line(DomainBuilder.StatusName(status));
+                continue;
+            }
+            if (!initial) nextDomU++;
+            byte[] name = new byte[nameLength];
+            for (int i = 0; i < nameLength; i++) name[i] = buffer[nameStart + i];
+            Names[d.DomainId] = name;
+            d.Vcpu.FpuArea = NewFpuArea();
+            if (GrantTable.Create(d) == null) Log.Line("domain: no frame for a grant table; grant operations will fail");
+            d.State = DomainState.Running;
+            Log.Write(") is domain "); Log.Dec(d.DomainId); Log.Write(initial ? " (initial)" : ""); Log.Write(": ");
+            Log.Dec(pages); Log.Write(" pages, entry "); Log.Hex(d.Vcpu.Regs.Rip); Log.Write(", start_info "); Log.Hex(d.Vcpu.Regs.Rsi); Log.Line();
+        }
+    }
+
+    private static int FindInitial(Multiboot2Info info)
+    {
+        for (int m = 0; m < info.ModuleCount; m++)
+        {
+            info.GetModule(m, out _, out _, out ulong str, out uint strLen);
+            byte[] buffer = new byte[1024];
+            int len = CommandLine.CopyFrom(DirectMap.Instance, str, strLen, buffer, out _);
+            var line = new CommandLine(buffer, len);
+            int pos = 0;
+            while (line.NextWord(ref pos, out int ws, out int wl))
+            {
+                if (line.BytesEqual(ws, wl, "--")) break;
+                if (line.BytesEqual(ws, wl, "initial")) return m;
+            }
+        }
+        return 0;
+    }
+
+    private static bool ParseNumber(byte[] b, int start, int length, out ulong value)
+    {
+        value = 0;
+        if (length == 0 || length > 12) return false;
+        for (int i = 0; i < length; i++)
+        {
+            byte c = b[start + i];
+            if (c < (byte)'0' || c > (byte)'9') return false;
+            value = value * 10 + (ulong)(c - '0');
+        }
+        return true;
+    }
+
+    private static unsafe byte* Pointer(byte[] b, int offset)
+    {
+        fixed (byte* p = b) return p + offset;
+    }
+
+    /// <summary>A 16-byte-aligned FXSAVE image in the power-on state: FCW 0x37F, MXCSR 0x1F80.</summary>
+    private static unsafe ulong NewFpuArea()
+    {
+        byte* a = Internal.Runtime.KernelHeap.AllocateAligned(512, 16);
+        *(ushort*)a = 0x037F;
+        *(uint*)(a + 24) = 0x1F80;
+        *(uint*)(a + 28) = 0xFFFF;    // MXCSR_MASK
+        return (ulong)a;
+    }
+}

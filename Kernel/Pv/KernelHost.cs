@@ -1,0 +1,51 @@
+using Microhv.Hypervisor;
+using Microhv.Kernel.Console;
+using Microhv.Kernel.Timer;
+
+namespace Microhv.Kernel.Pv;
+
+/// <summary>The hypervisor's view of this machine: the kernel log, the TSC-based system time, the real TLB and CR3.</summary>
+internal sealed unsafe class KernelHost : HypervisorHost
+{
+    private readonly ulong _tscAtBoot;
+    private readonly uint _mul;
+    private readonly sbyte _shift;
+    private readonly ulong _wallclock;
+
+    public KernelHost(ulong tscHz, ulong wallclockSeconds)
+    {
+        _tscAtBoot = Cpu.ReadTsc();
+        _wallclock = wallclockSeconds;
+        // Xen's scale: ns = ((tsc shifted by shift) * mul) >> 32, mul < 2^32: shift until tsc_hz > 10^9 >= tsc_hz / 2.
+        sbyte shift = 0;
+        ulong hz = tscHz == 0 ? 1000000000UL : tscHz;
+        while (hz > 2000000000UL) { hz >>= 1; shift--; }
+        while (hz <= 1000000000UL) { hz <<= 1; shift++; }
+        _shift = shift;
+        _mul = (uint)((1000000000UL << 32) / hz);
+    }
+
+    public override void ConsoleWrite(byte b) => Log.Put(b);
+    public override ulong ReadTsc() => Cpu.ReadTsc();
+    public override uint TscToSystemMul => _mul;
+    public override sbyte TscShift => _shift;
+    public override ulong WallclockSecondsAtBoot => _wallclock;
+
+    public override ulong SystemTimeNs()
+    {
+        ulong delta = Cpu.ReadTsc() - _tscAtBoot;
+        delta = _shift >= 0 ? delta << _shift : delta >> -_shift;
+        return (delta >> 32) * _mul + (((delta & 0xFFFFFFFFUL) * _mul) >> 32);
+    }
+
+    public override void CpuId(uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d)
+    {
+        uint* r = stackalloc uint[4];
+        Cpu.CpuId(leaf, subleaf, r);
+        a = r[0]; b = r[1]; c = r[2]; d = r[3];
+    }
+
+    public override void FlushTlb() => Cpu.WriteCr3(Cpu.ReadCr3());
+    public override void InvalidatePage(ulong va) => Cpu.InvalidatePage(va);
+    public override void LoadPageTableBase(ulong l4MachineAddress) => Cpu.WriteCr3(l4MachineAddress);
+}

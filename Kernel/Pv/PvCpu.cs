@@ -1,0 +1,153 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Microhv.HAL;
+using Microhv.Hypervisor;
+using Microhv.Hypervisor.Events;
+using Microhv.Hypervisor.Public;
+using Microhv.Hypervisor.Traps;
+using Microhv.Kernel.Console;
+using Microhv.Kernel.Memory;
+using Microhv.Kernel.Timer;
+using Microhv.Kernel.Traps;
+
+namespace Microhv.Kernel.Pv;
+
+/// <summary>
+/// The one physical CPU as the hypervisor uses it: every trap lands here once domains exist.
+/// A trap from a guest (ring 3) is a hypercall (SYSCALL or INT 0x82), an exception to emulate or
+/// bounce, or a device interrupt; then the scheduler may switch vCPUs — by saving the trap frame
+/// and FXSAVE area into the old vCPU and loading the new one's into them, so the common exit path
+/// (IRETQ) resumes whoever should run. No vCPU runnable: the frame becomes the idle loop's.
+/// </summary>
+internal static unsafe class PvCpu
+{
+    public const int HypercallTrapVector = 0x82;
+    private const uint FsBaseMsr = 0xC0000100, GsBaseMsr = 0xC0000101;
+
+    public static Machine Machine;
+    public static Scheduler Scheduler;
+    public static Vcpu Current;
+    public static bool Active;
+    public static ulong Traps, Hypercalls;
+
+    [RuntimeImport("*", "idle_entry_address")] [MethodImpl(MethodImplOptions.InternalCall)]
+    private static extern ulong IdleEntryAddress();
+    [RuntimeImport("*", "idle_stack_top_address")] [MethodImpl(MethodImplOptions.InternalCall)]
+    private static extern ulong IdleStackTop();
+
+    /// <summary>Called by TrapDispatch for every trap once domains run. <paramref name="fpu"/> is the
+    /// interrupted context's FXSAVE image, restored by the exit path.</summary>
+    public static void OnTrap(TrapFrame* frame, byte* fpu)
+    {
+        Traps++;
+        ulong vector = frame->Vector;
+        bool tick = false;
+        Vcpu v = Current;
+
+        if (vector == Clock.ApicTimerVector || (vector == Clock.PitVector && !Clock.UsingApic))
+        {
+            Clock.OnTick();
+            tick = true;
+        }
+        else if (frame->Ring == 3 && v != null)
+        {
+            if (vector == TrapFrame.SyscallVector || vector == HypercallTrapVector)
+            {
+                Hypercalls++;
+                ulong nr = frame->Rax;
+                Microhv.Hypervisor.Hypercalls.Dispatch(v, ref *frame);
+                if (nr == Xen.__HYPERVISOR_set_segment_base || nr == Xen.__HYPERVISOR_iret) LoadSegmentBases(v);
+            }
+            else if (vector < 32)
+            {
+                GuestTraps.HandleException(v, ref *frame, Cpu.ReadCr2());
+                LoadSegmentBases(v);
+            }
+        }
+
+        if (v != null && v.Domain.State == DomainState.Crashed && !v.CrashReported) ReportCrash(v, frame);
+
+        if (tick)
+        {
+            Timers.Tick(Machine);
+            for (int i = 0; i < Machine.DomainCount; i++)
+                if (Machine.Domains[i].ConsoleRingMfn != 0) ConsoleRing.Drain(Machine.Domains[i]);
+        }
+        Reschedule(frame, fpu, tick);
+    }
+
+    private static void Reschedule(TrapFrame* frame, byte* fpu, bool tick)
+    {
+        bool preempt = (tick && Scheduler.Tick(Current)) || Machine.RescheduleRequested || !Scheduler.IsRunnable(Current);
+        Machine.RescheduleRequested = false;
+        Vcpu next = Scheduler.PickNext(Current, preempt);
+        if (next != Current)
+        {
+            if (Current != null && frame->Ring == 3) Save(Current, frame, fpu);
+            if (next != null) Load(next, frame, fpu); else LoadIdle(frame);
+            Current = next;
+        }
+        if (Current != null)
+        {
+            TimeInfo.Update(Current);
+            TrapBounce.DeliverEventUpcall(Current, ref *frame);
+        }
+        else if (Scheduler.AllDomainsEnded())
+        {
+            DomainSummary.PrintAndExit(Machine);
+        }
+    }
+
+    /// <summary>A domain the hypervisor killed: why, and the guest registers at that moment.</summary>
+    private static void ReportCrash(Vcpu v, TrapFrame* f)
+    {
+        v.CrashReported = true;
+        Log.Write("domain "); Log.Dec(v.Domain.DomainId); Log.Write(" crashed: ");
+        Log.Write(v.Domain.CrashReason != null ? v.Domain.CrashReason : "no reason recorded"); Log.Line();
+        Log.Write("  "); Log.Field("RIP", f->Rip); Log.Write(" "); Log.Field("RSP", f->Rsp); Log.Write(" "); Log.Field("RFLAGS", f->Rflags);
+        Log.Write(" CS="); Log.Hex(f->Cs, 4); Log.Write(" vector="); Log.Dec(f->Vector); Log.Write(" error="); Log.HexShort(f->ErrorCode); Log.Line();
+        Log.Write("  "); Log.Field("CR2", Cpu.ReadCr2()); Log.Write(" "); Log.Field("RAX", f->Rax); Log.Write(" "); Log.Field("RBX", f->Rbx); Log.Write(" "); Log.Field("RCX", f->Rcx); Log.Line();
+        Log.Write("  "); Log.Field("RDX", f->Rdx); Log.Write(" "); Log.Field("RSI", f->Rsi); Log.Write(" "); Log.Field("RDI", f->Rdi); Log.Write(" "); Log.Field("RBP", f->Rbp); Log.Line();
+        Log.Write("  "); Log.Field("R8", f->R8); Log.Write(" "); Log.Field("R9", f->R9); Log.Write(" "); Log.Field("R10", f->R10); Log.Write(" "); Log.Field("R11", f->R11); Log.Line();
+        Log.Write("  "); Log.Field("R12", f->R12); Log.Write(" "); Log.Field("R13", f->R13); Log.Write(" "); Log.Field("R14", f->R14); Log.Write(" "); Log.Field("R15", f->R15); Log.Line();
+    }
+
+    private static void Save(Vcpu v, TrapFrame* frame, byte* fpu)
+    {
+        v.Regs = *frame;
+        Internal.Runtime.Memory.Move((byte*)v.FpuArea, fpu, 512);
+    }
+
+    private static void Load(Vcpu v, TrapFrame* frame, byte* fpu)
+    {
+        *frame = v.Regs;
+        Internal.Runtime.Memory.Move(fpu, (byte*)v.FpuArea, 512);
+        Cpu.WriteCr3(v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser);
+        LoadSegmentBases(v);
+    }
+
+    private static void LoadSegmentBases(Vcpu v)
+    {
+        Cpu.WriteMsr(FsBaseMsr, v.FsBase);
+        Cpu.WriteMsr(GsBaseMsr, v.KernelMode ? v.GsBaseKernel : v.GsBaseUser);
+    }
+
+    /// <summary>Makes the frame return into the idle loop, on its own stack, in the hypervisor's address space.</summary>
+    private static void LoadIdle(TrapFrame* frame)
+    {
+        *frame = default;
+        frame->Rip = IdleEntryAddress();
+        frame->Cs = Gdt.HypervisorCs64;
+        frame->Rflags = 0x2;
+        frame->Rsp = IdleStackTop();
+        frame->Ss = Gdt.HypervisorDs;
+        Cpu.WriteCr3(KernelAddressSpace.Tables.Root);
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "hv_idle")]
+    private static void Idle()
+    {
+        while (true) Cpu.EnableInterruptsAndHalt();
+    }
+}

@@ -1,0 +1,73 @@
+using Microhv.HAL;
+using Microhv.Hypervisor;
+using Microhv.Hypervisor.Public;
+using Microhv.Kernel.Console;
+using Microhv.Kernel.Memory;
+using Microhv.Kernel.Timer;
+using Microhv.Kernel.Traps;
+
+namespace Microhv.Kernel.Pv;
+
+/// <summary>
+/// Turns the booted kernel into a hypervisor: the frame table, the read-only machine-to-phys table
+/// at Xen's address, the hypervisor's L4 slots every guest L4 shares, the SYSCALL and INT 0x82
+/// hypercall entries, then the domains from the boot modules.
+/// </summary>
+internal static unsafe class PvSetup
+{
+    public static bool Start(Multiboot2Info info, FrameAllocator frames, ref BootLayout layout)
+    {
+        var host = new KernelHost(Clock.TscHz, Rtc.SecondsSinceEpoch());
+        var table = new FrameTable(frames.FrameCount);
+        var machine = new Machine(DirectMap.Instance, frames, table, host);
+        if (!MapMachineToPhys(machine, frames.FrameCount, ref layout)) return false;
+        ulong l4 = KernelAddressSpace.Tables.Root;
+        for (int i = 0; i < Layout.HypervisorL4SlotCount; i++)
+            machine.HypervisorL4Slots[i] = DirectMap.Instance.Read64(l4 + (ulong)(Layout.FirstHypervisorL4Slot + i) * 8);
+
+        SyscallMsrs.Enable();
+        Idt.SetGuestGate(PvCpu.HypercallTrapVector);
+        // As in Xen, INT3 and INTO raise #BP/#OF directly from the guest (DPL 3 gates), to be bounced.
+        Idt.SetGuestGate(Vectors.Breakpoint);
+        Idt.SetGuestGate(Vectors.Overflow);
+        PvCpu.Machine = machine;
+        PvCpu.Scheduler = new Scheduler(machine);
+        EventChannels.ConsoleKick = &KickConsole;
+
+        DomainLoader.LoadAll(machine, info);
+        if (machine.DomainCount == 0)
+        {
+            Log.Line("hypervisor: no domain could be started");
+            return false;
+        }
+        if (Log.ShowInfo)
+        {
+            Log.Write("hypervisor: "); Log.Dec((ulong)machine.DomainCount); Log.Write(" domain(s), round-robin with a ");
+            Log.Dec(Scheduler.SliceTicks * 1000 / Clock.Hz); Log.Write(" ms slice; M2P at "); Log.Hex(Xen.MACH2PHYS_VIRT_START);
+            Log.Write(" ("); Log.Dec(machine.M2pEntries); Log.Line(" entries)");
+        }
+        PvCpu.Active = true;
+        return true;
+    }
+
+    private static void KickConsole(Domain d) => ConsoleRing.Drain(d);
+
+    /// <summary>One 8-byte entry per machine frame, mapped read-only (and user-readable: PV kernels
+    /// read it directly) at MACH2PHYS_VIRT_START in the shared hypervisor slot 256.</summary>
+    private static bool MapMachineToPhys(Machine machine, ulong entries, ref BootLayout layout)
+    {
+        ulong bytes = (entries * 8 + 4095) & ~4095UL;
+        byte* table = Internal.Runtime.KernelHeap.AllocateAligned(bytes, 4096);
+        for (ulong i = 0; i < entries; i++) ((ulong*)table)[i] = 0xFFFFFFFFFFFFFFFFUL;
+        ulong physical = layout.ToPhysical((ulong)table);
+        ulong flags = PageTableEntry.Present | PageTableEntry.User | KernelAddressSpace.NoExecute;
+        if (KernelAddressSpace.Tables.MapRange(Xen.MACH2PHYS_VIRT_START, physical, bytes, flags, PageSize.Size4K) != MapStatus.Ok)
+        {
+            Log.Line("hypervisor: cannot map the machine-to-phys table");
+            return false;
+        }
+        machine.M2pTableAddress = physical;
+        machine.M2pEntries = entries;
+        return true;
+    }
+}

@@ -1,0 +1,31 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
+
+namespace Microhv.Guests;
+
+/// <summary>Instructions and probes from Common/guest.asm.</summary>
+public static unsafe class Cpu
+{
+    [RuntimeImport("*", "guest_ud2")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Ud2();
+    [RuntimeImport("*", "guest_int3")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Int3();
+    [RuntimeImport("*", "guest_read64")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Read64(ulong va);
+    [RuntimeImport("*", "guest_write64")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Write64(ulong va, ulong value);
+    [RuntimeImport("*", "guest_xen_cpuid")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void XenCpuid(uint leaf, uint subleaf, uint* out4);
+    [RuntimeImport("*", "guest_rdmsr")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Rdmsr(uint msr);
+    [RuntimeImport("*", "guest_wrmsr")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Wrmsr(uint msr, ulong value);
+    [RuntimeImport("*", "guest_xchg64")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Xchg64(ulong* p, ulong value);
+    [RuntimeImport("*", "guest_test_and_clear_bit")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern int TestAndClearBit(ulong* p, int bit);
+    [RuntimeImport("*", "guest_load8")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern byte Load8(void* p);
+    [RuntimeImport("*", "guest_load32")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern uint Load32(void* p);
+    [RuntimeImport("*", "guest_store8")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Store8(void* p, byte value);
+    [RuntimeImport("*", "guest_store32")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Store32(void* p, uint value);
+    public static ulong Load64(void* p) => Read64((ulong)p);
+    [RuntimeImport("*", "guest_pause")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Pause();
+    [RuntimeImport("*", "guest_rdtsc")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Rdtsc();
+    [RuntimeImport("*", "guest_check_run")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern int CheckRun(delegate*<void> check);
+    [RuntimeImport("*", "guest_symbol")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Symbol(int which);
+
+    // guest_symbol indices
+    public const int SymCheckAbort = 0, SymUd2 = 1, SymInt3 = 2, SymRead64 = 3, SymWrite64 = 4;
+    public const int SymEventCallback = 5, SymFailsafeCallback = 6, SymTrapBase = 7;
+}

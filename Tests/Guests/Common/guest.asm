@@ -1,0 +1,240 @@
+; Guest-side helpers C# cannot express: exception and event entry stubs that bounce back through
+; the iret hypercall, a recovery point so one failing check cannot stop the others, and a few
+; instructions the checks probe with. Common/Traps.cs and Common/Cpu.cs bind them.
+bits 64
+section .text
+
+extern hypercall_page
+extern guest_trap                          ; C#: void guest_trap(TrapFrame*)
+
+%define HYPERVISOR_iret 23
+%define VECTOR_EVENT    0x100
+%define VECTOR_FAILSAFE 0x101
+
+; Xen bounces an exception with {rcx, r11, [error code], rip, cs, rflags, rsp, ss} on the stack.
+; The stubs restore rcx/r11 and leave {vector, error code, rip, cs, rflags, rsp, ss}.
+%macro TRAP_NOERR 1
+global guest_trap_%1
+guest_trap_%1:
+    pop rcx
+    pop r11
+    push 0
+    push %1
+    jmp trap_common
+%endmacro
+%macro TRAP_ERR 1
+global guest_trap_%1
+guest_trap_%1:
+    pop rcx
+    pop r11
+    push %1
+    jmp trap_common
+%endmacro
+
+TRAP_NOERR 0
+TRAP_NOERR 1
+TRAP_NOERR 3
+TRAP_NOERR 4
+TRAP_NOERR 5
+TRAP_NOERR 6
+TRAP_NOERR 7
+TRAP_ERR   10
+TRAP_ERR   11
+TRAP_ERR   12
+TRAP_ERR   13
+TRAP_ERR   14
+TRAP_NOERR 16
+TRAP_ERR   17
+TRAP_NOERR 19
+
+; The event upcall: {rcx, r11, rip, cs, rflags, rsp, ss}, events masked by the hypervisor.
+global guest_event_callback
+guest_event_callback:
+    pop rcx
+    pop r11
+    push 0
+    push VECTOR_EVENT
+    jmp trap_common
+
+; The failsafe callback: {rcx, r11, ds, es, fs, gs, rip, cs, rflags, rsp, ss}; drop the segments.
+global guest_failsafe_callback
+guest_failsafe_callback:
+    pop rcx
+    pop r11
+    add rsp, 32
+    push 0
+    push VECTOR_FAILSAFE
+    jmp trap_common
+
+trap_common:
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    mov rbp, rsp
+    and rsp, -16
+    cld
+    call guest_trap
+    mov rsp, rbp
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16                           ; vector, error code
+    ; {rip, cs, rflags, rsp, ss} + flags 0; the page's iret stub pushes rcx, r11, rax.
+    push 0
+    jmp hypercall_page + HYPERVISOR_iret * 32
+
+; int guest_check_run(void (*check)(void)): runs one check; returns 0, or 1 if the trap handler
+; abandoned it through guest_check_abort (an unexpected fault).
+global guest_check_run, guest_check_abort
+guest_check_run:
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+    mov [rel recover_rsp], rsp
+    sub rsp, 8
+    call rdi
+    add rsp, 8
+    xor eax, eax
+    jmp check_done
+guest_check_abort:
+    mov rsp, [rel recover_rsp]
+    mov eax, 1
+check_done:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+    ret
+
+; Probes with a fixed length, so an expected trap can resume after them.
+global guest_ud2, guest_int3, guest_read64, guest_write64, guest_xen_cpuid, guest_rdmsr, guest_wrmsr
+guest_ud2:                                 ; #UD at guest_ud2; resume at +2
+    ud2
+    ret
+guest_int3:                                ; #BP reported with rip after the int3
+    int3
+    ret
+guest_read64:                              ; ulong guest_read64(ulong va): 3-byte load at guest_read64
+    mov rax, [rdi]
+    ret
+guest_write64:                             ; void guest_write64(ulong va, ulong value): 3-byte store
+    mov [rdi], rsi
+    ret
+; void guest_xen_cpuid(uint leaf, uint subleaf, uint* out4): Xen's forced-emulation prefix.
+guest_xen_cpuid:
+    push rbx
+    mov r9, rdx
+    mov eax, edi
+    mov ecx, esi
+    db 0x0f, 0x0b, 'x', 'e', 'n'
+    cpuid
+    mov [r9], eax
+    mov [r9 + 4], ebx
+    mov [r9 + 8], ecx
+    mov [r9 + 12], edx
+    pop rbx
+    ret
+guest_rdmsr:                               ; ulong guest_rdmsr(uint msr)
+    mov ecx, edi
+    rdmsr
+    shl rdx, 32
+    mov eax, eax
+    or rax, rdx
+    ret
+guest_wrmsr:                               ; void guest_wrmsr(uint msr, ulong value)
+    mov ecx, edi
+    mov eax, esi
+    mov rdx, rsi
+    shr rdx, 32
+    wrmsr
+    ret
+
+; Atomics for words the hypervisor writes concurrently (pending bits, selector).
+global guest_xchg64, guest_test_and_clear_bit, guest_pause
+guest_xchg64:                              ; ulong guest_xchg64(ulong* p, ulong v)
+    mov rax, rsi
+    xchg [rdi], rax
+    ret
+guest_test_and_clear_bit:                  ; int guest_test_and_clear_bit(ulong* p, int bit)
+    xor eax, eax
+    lock btr [rdi], rsi
+    setc al
+    ret
+guest_pause:
+    pause
+    ret
+
+section .bss
+align 8
+recover_rsp: resq 1
+
+section .text
+global guest_rdtsc
+guest_rdtsc:
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    ret
+
+; ulong guest_symbol(int which): addresses the C# side needs (see Common/Cpu.cs), or the trap
+; entry for vector which-7.
+global guest_symbol
+guest_symbol:
+    lea rax, [rel symbols]
+    mov rax, [rax + rdi * 8]
+    ret
+
+section .rodata
+align 8
+symbols:
+    dq guest_check_abort, guest_ud2, guest_int3, guest_read64, guest_write64
+    dq guest_event_callback, guest_failsafe_callback
+    dq guest_trap_0, guest_trap_1, 0, guest_trap_3, guest_trap_4, guest_trap_5, guest_trap_6, guest_trap_7
+    dq 0, 0, guest_trap_10, guest_trap_11, guest_trap_12, guest_trap_13, guest_trap_14, 0
+    dq guest_trap_16, guest_trap_17, 0, guest_trap_19
+
+section .text
+; Loads and stores the compiler cannot merge or move: for words the hypervisor changes under us.
+global guest_load8, guest_load32, guest_store8, guest_store32
+guest_load8:
+    movzx eax, byte [rdi]
+    ret
+guest_load32:
+    mov eax, [rdi]
+    ret
+guest_store8:
+    mov [rdi], sil
+    ret
+guest_store32:
+    mov [rdi], esi
+    ret

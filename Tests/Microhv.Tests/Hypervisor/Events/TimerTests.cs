@@ -1,0 +1,249 @@
+using Microhv.Hypervisor;
+using Microhv.Hypervisor.Events;
+using Microhv.Hypervisor.Public;
+using Xunit;
+using static Microhv.Hypervisor.Public.VcpuOps;
+
+namespace Microhv.Tests.Hypervisor.Events;
+
+public sealed class TimerTests
+{
+    private const ulong Ms = 1_000_000;
+    private readonly TestMachine _t = new();
+    private readonly EventsGuest _a;
+    private readonly long _timerPort;
+
+    public TimerTests()
+    {
+        _a = new EventsGuest(_t, 1);
+        _timerPort = _a.BindVirq(Xen.VIRQ_TIMER);
+        Assert.True(_timerPort > 0);
+        _t.Host.NowNs = 100 * Ms;
+    }
+
+    private void Tick(ulong now)
+    {
+        _t.Host.NowNs = now;
+        Timers.Tick(_t.Machine);
+    }
+
+    private bool TimerPending => _a.Pending(_timerPort);
+
+    [Fact]
+    public void PvGuestsStartWithAHundredHertzPeriodicTimer()
+    {
+        Assert.Equal(10 * Ms, _a.V.PeriodicPeriod);
+        Tick(100 * Ms);
+        Assert.True(TimerPending);
+        _a.ClearAllEvents();
+        Tick(105 * Ms);
+        Assert.False(TimerPending);
+        Tick(110 * Ms);
+        Assert.True(TimerPending);
+    }
+
+    [Fact]
+    public void SetTimerOpFiresVirqTimerThroughTick()
+    {
+        Assert.Equal(0, _a.VcpuOp(VCPUOP_stop_periodic_timer));
+        Assert.Equal(0, Timers.SetTimerOp(_a.V, 105 * Ms));
+        Assert.Equal(105 * Ms, Timers.NextDeadline(_t.Machine));
+        Tick(104 * Ms);
+        Assert.False(TimerPending);
+        Tick(106 * Ms);
+        Assert.True(TimerPending);
+        Assert.Equal(1, _a.UpcallPending);
+        Assert.Equal(0UL, _a.V.TimerDeadline);                 // one-shot
+        _a.ClearAllEvents();
+        Tick(200 * Ms);
+        Assert.False(TimerPending);
+        Assert.Equal(0UL, Timers.NextDeadline(_t.Machine));
+    }
+
+    [Fact]
+    public void SetTimerOpInThePastFiresAtOnceAndZeroStops()
+    {
+        _a.VcpuOp(VCPUOP_stop_periodic_timer);
+        Assert.Equal(0, Timers.SetTimerOp(_a.V, 50 * Ms));
+        Assert.True(TimerPending);
+        _a.ClearAllEvents();
+
+        Timers.SetTimerOp(_a.V, 150 * Ms);
+        Assert.Equal(0, Timers.SetTimerOp(_a.V, 0));
+        Tick(200 * Ms);
+        Assert.False(TimerPending);
+    }
+
+    [Fact]
+    public void SetTimerOpFarInTheFutureFiresAtOnce()
+    {
+        _a.VcpuOp(VCPUOP_stop_periodic_timer);
+        Timers.SetTimerOp(_a.V, 100 * Ms + (1UL << 50));       // a Linux jiffies wrap, by Xen's rule
+        Assert.True(TimerPending);
+    }
+
+    [Fact]
+    public void BlockedVcpuWakesOnTheTimer()
+    {
+        _a.VcpuOp(VCPUOP_stop_periodic_timer);
+        Timers.SetTimerOp(_a.V, 120 * Ms);
+        _a.Sched(Sched.SCHEDOP_block);
+        Assert.True(_a.V.Blocked);
+        Tick(121 * Ms);
+        Assert.False(_a.V.Blocked);
+    }
+
+    [Fact]
+    public void SingleshotTimerThroughVcpuOp()
+    {
+        _a.VcpuOp(VCPUOP_stop_periodic_timer);
+        _a.Arg64(singleshot_timeout_abs_ns, 130 * Ms);
+        _a.Arg32(singleshot_flags, VCPU_SSHOTTMR_future);
+        Assert.Equal(0, _a.VcpuOp(VCPUOP_set_singleshot_timer));
+        Tick(131 * Ms);
+        Assert.True(TimerPending);
+        _a.ClearAllEvents();
+
+        _a.Arg64(singleshot_timeout_abs_ns, 90 * Ms);
+        Assert.Equal(-Errno.ETIME, _a.VcpuOp(VCPUOP_set_singleshot_timer));
+        Assert.False(TimerPending);
+        _a.Arg32(singleshot_flags, 0);
+        Assert.Equal(0, _a.VcpuOp(VCPUOP_set_singleshot_timer));  // without the flag a past deadline fires now
+        Assert.True(TimerPending);
+        _a.ClearAllEvents();
+
+        _a.Arg64(singleshot_timeout_abs_ns, 300 * Ms);
+        _a.VcpuOp(VCPUOP_set_singleshot_timer);
+        Assert.Equal(0, _a.VcpuOp(VCPUOP_stop_singleshot_timer));
+        Tick(400 * Ms);
+        Assert.False(TimerPending);
+    }
+
+    [Fact]
+    public void PeriodicTimerThroughVcpuOp()
+    {
+        _a.Arg64(periodic_period_ns, Ms - 1);
+        Assert.Equal(-Errno.EINVAL, _a.VcpuOp(VCPUOP_set_periodic_timer));
+        _a.Arg64(periodic_period_ns, 4 * Ms);
+        Assert.Equal(0, _a.VcpuOp(VCPUOP_set_periodic_timer));
+        Tick(103 * Ms);
+        Assert.False(TimerPending);
+        Tick(104 * Ms);
+        Assert.True(TimerPending);
+        _a.ClearAllEvents();
+        Tick(107 * Ms);
+        Assert.False(TimerPending);
+        Tick(108 * Ms);
+        Assert.True(TimerPending);
+    }
+
+    [Fact]
+    public void ShutDownDomainsGetNoTimerEvents()
+    {
+        Timers.SetTimerOp(_a.V, 101 * Ms);
+        SchedOp.Shutdown(_a.D, Sched.SHUTDOWN_poweroff);
+        _a.ClearAllEvents();
+        Tick(200 * Ms);
+        Assert.False(TimerPending);
+    }
+
+    [Fact]
+    public void OnlyVcpuZeroExists()
+    {
+        Assert.Equal(1, _a.VcpuOp(VCPUOP_is_up, 0));
+        Assert.Equal(-Errno.ENOENT, _a.VcpuOp(VCPUOP_is_up, 1));
+        Assert.Equal(-Errno.ENOENT, _a.VcpuOp(VCPUOP_up, 1));
+        Assert.Equal(-Errno.ENOENT, _a.VcpuOp(VCPUOP_initialise, 31));
+        Assert.Equal(0, _a.VcpuOp(VCPUOP_up, 0));
+        Assert.Equal(-Errno.EEXIST, _a.VcpuOp(VCPUOP_initialise, 0));
+        Assert.Equal(-Errno.ENOSYS, _a.VcpuOp(77, 0));
+    }
+
+    [Fact]
+    public void DownOnTheLastVcpuPowersOff()
+    {
+        Assert.Equal(0, _a.VcpuOp(VCPUOP_down, 0));
+        Assert.Equal(DomainState.Shutdown, _a.D.State);
+        Assert.Equal(Sched.SHUTDOWN_poweroff, _a.D.ShutdownReason);
+    }
+
+    [Fact]
+    public void RegisterVcpuInfoMovesItIntoAGuestFrame()
+    {
+        _a.UpcallMask = 1;
+        ulong oldMa = _a.VcpuInfoMa;
+        ulong frame = _a.G.Data[1];
+        _a.Arg64(register_vcpu_info_mfn, frame);
+        _a.Arg32(register_vcpu_info_offset, 128);
+        Assert.Equal(0, _a.VcpuOp(VCPUOP_register_vcpu_info));
+        Assert.Equal(frame * 4096 + 128, _a.V.VcpuInfoAddress);
+        Assert.NotEqual(oldMa, _a.VcpuInfoMa);
+        Assert.Equal(1, _a.UpcallMask);                         // contents moved over
+        Assert.Equal(1, _a.UpcallPending);                       // Xen marks everything pending after a move
+        Assert.Equal(0xFFFF_FFFF_FFFF_FFFFUL, _a.Selector);
+        Assert.Equal(FrameType.Writable, _t.FrameTable.TypeOf(frame));
+        Assert.True(_t.FrameTable.TypeCount(frame) >= 1);
+        uint version = _t.Memory.Read32(_a.VcpuInfoMa + SharedInfo.time + SharedInfo.time_version);
+        Assert.True(version != 0 && version % 2 == 0);          // time info written at the new place
+
+        _a.ClearAllEvents();
+        _a.UpcallMask = 0;
+        Assert.Equal(-Errno.EINVAL, _a.Send((uint)_timerPort));   // a VIRQ port cannot be sent to
+        Assert.True(_a.D.EventChannels.SendVirq(Xen.VIRQ_TIMER));  // events now land in the new vcpu_info
+        Assert.Equal(1, _a.UpcallPending);
+        Assert.Equal(1UL, _a.Selector);
+
+        Assert.Equal(-Errno.EINVAL, _a.VcpuOp(VCPUOP_register_vcpu_info));   // only once
+    }
+
+    [Fact]
+    public void RegisterVcpuInfoRefusesForeignFramesBadOffsetsAndPageTables()
+    {
+        var b = new EventsGuest(_t, 2);
+        _a.Arg64(register_vcpu_info_mfn, b.G.Data[0]);
+        _a.Arg32(register_vcpu_info_offset, 0);
+        Assert.Equal(-Errno.EINVAL, _a.VcpuOp(VCPUOP_register_vcpu_info));
+        _a.Arg64(register_vcpu_info_mfn, _a.G.Data[0]);
+        _a.Arg32(register_vcpu_info_offset, 4096 - 63);
+        Assert.Equal(-Errno.EINVAL, _a.VcpuOp(VCPUOP_register_vcpu_info));
+        _a.Arg64(register_vcpu_info_mfn, 1UL << 40);
+        _a.Arg32(register_vcpu_info_offset, 0);
+        Assert.Equal(-Errno.EINVAL, _a.VcpuOp(VCPUOP_register_vcpu_info));
+        _t.FrameTable.SetType(_a.G.Spare[0], FrameType.L1PageTable, 1);
+        _a.Arg64(register_vcpu_info_mfn, _a.G.Spare[0]);
+        Assert.Equal(-Errno.EINVAL, _a.VcpuOp(VCPUOP_register_vcpu_info));
+        Assert.Equal(0UL, _a.V.VcpuInfoAddress);
+        Assert.Equal(-Errno.EFAULT, Microhv.Hypervisor.Events.VcpuOp.Do(_a.V, VCPUOP_register_vcpu_info, 0, 0x2000_0000));
+    }
+
+    [Fact]
+    public void RunstateAreaIsWrittenOnRegistrationAndOnTicks()
+    {
+        ulong va = Microhv.Tests.Hypervisor.Mm.MmGuest.Va(3) + 16;    // D[2]
+        ulong ma = _a.G.Data[2] * 4096 + 16;
+        _t.Memory.Fill(ma, 0xAA, runstate_size);
+        _a.Arg64(runstate_area_addr, va);
+        Assert.Equal(0, _a.VcpuOp(VCPUOP_register_runstate_memory_area));
+        Assert.Equal((uint)RUNSTATE_running, _t.Memory.Read32(ma + runstate_state));
+        Assert.Equal(100 * Ms, _t.Memory.Read64(ma + runstate_time));
+        for (int i = 1; i < 4; i++) Assert.Equal(0UL, _t.Memory.Read64(ma + runstate_time + (ulong)i * 8));
+        Assert.Equal(0UL, _t.Memory.Read64(ma + runstate_state_entry_time) & XEN_RUNSTATE_UPDATE);
+
+        _a.V.KernelMode = false;                                   // still written through the kernel's tables
+        Tick(150 * Ms);
+        Assert.Equal(150 * Ms, _t.Memory.Read64(ma + runstate_time));
+        Assert.False(_a.V.KernelMode);
+
+        _a.Arg64(runstate_area_addr, 0xFFFF_8000_0000_0000);
+        Assert.Equal(-Errno.EFAULT, _a.VcpuOp(VCPUOP_register_runstate_memory_area));
+    }
+
+    [Fact]
+    public void GetRunstateInfoCopiesOut()
+    {
+        _a.Arg32(runstate_state, 0xFFFF_FFFF);
+        Assert.Equal(0, _a.VcpuOp(VCPUOP_get_runstate_info));
+        Assert.Equal((uint)RUNSTATE_running, _a.Out32(runstate_state));
+        Assert.Equal(-Errno.EFAULT, Microhv.Hypervisor.Events.VcpuOp.Do(_a.V, VCPUOP_get_runstate_info, 0, 0x2000_0000));
+    }
+}

@@ -1,0 +1,142 @@
+using Microhv.Hypervisor;
+using Microhv.Hypervisor.Public;
+using Xunit;
+
+namespace Microhv.Tests.Hypervisor.Services;
+
+public class MemoryOpTests
+{
+    // memory.h sub-commands.
+    private const ulong XENMEM_increase_reservation = 0, XENMEM_decrease_reservation = 1, XENMEM_maximum_ram_page = 2,
+        XENMEM_current_reservation = 3, XENMEM_maximum_reservation = 4, XENMEM_populate_physmap = 6,
+        XENMEM_memory_map = 9, XENMEM_machine_memory_map = 10, XENMEM_exchange = 11, XENMEM_machphys_mapping = 12, XENMEM_maximum_gpfn = 14;
+    private const ushort DOMID_SELF = 0x7FF0;
+
+    [Fact]
+    public void Memory_map_is_one_ram_entry_of_the_domain_size()
+    {
+        var g = new ServiceGuest();
+        ulong map = ServiceGuest.Base, buf = ServiceGuest.Base + 64;
+        g.W32(map, 16);
+        g.W64(map + 8, buf);
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_memory_map, map));
+        Assert.Equal(1u, g.R32(map));
+        Assert.Equal(0UL, g.R64(buf));                                  // e820entry: addr
+        Assert.Equal(ServiceGuest.Pages * 4096UL, g.R64(buf + 8));      // size
+        Assert.Equal(1u, g.R32(buf + 16));                              // type E820_RAM
+        Assert.Equal(-14, MemoryOp.Do(g.V, XENMEM_memory_map, ServiceGuest.Unmapped));
+    }
+
+    [Fact]
+    public void Memory_map_with_room_for_nothing_returns_nothing()
+    {
+        var g = new ServiceGuest();
+        g.W32(ServiceGuest.Base, 0);
+        g.W64(ServiceGuest.Base + 8, ServiceGuest.Unmapped);
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_memory_map, ServiceGuest.Base));
+        Assert.Equal(0u, g.R32(ServiceGuest.Base));
+    }
+
+    [Fact]
+    public void Machine_memory_map_is_for_the_initial_domain_only()
+    {
+        var g = new ServiceGuest();
+        Assert.Equal(-1, MemoryOp.Do(g.V, XENMEM_machine_memory_map, ServiceGuest.Base));
+        var dom0 = new ServiceGuest(id: 0, initial: true);
+        dom0.W32(ServiceGuest.Base, 4);
+        dom0.W64(ServiceGuest.Base + 8, ServiceGuest.Base + 64);
+        Assert.Equal(0, MemoryOp.Do(dom0.V, XENMEM_machine_memory_map, ServiceGuest.Base));
+        Assert.Equal(1u, dom0.R32(ServiceGuest.Base));
+    }
+
+    [Fact]
+    public void Reservations_answer_for_self_and_refuse_others()
+    {
+        var g = new ServiceGuest(id: 1);
+        g.Tm.AddDomain(2);
+        g.W16(ServiceGuest.Base, DOMID_SELF);
+        Assert.Equal(ServiceGuest.Pages, MemoryOp.Do(g.V, XENMEM_current_reservation, ServiceGuest.Base));
+        Assert.Equal(ServiceGuest.Pages, MemoryOp.Do(g.V, XENMEM_maximum_reservation, ServiceGuest.Base));
+        g.W16(ServiceGuest.Base, 1);
+        Assert.Equal(ServiceGuest.Pages, MemoryOp.Do(g.V, XENMEM_current_reservation, ServiceGuest.Base));
+        g.W16(ServiceGuest.Base, 2);
+        Assert.Equal(-1, MemoryOp.Do(g.V, XENMEM_current_reservation, ServiceGuest.Base));
+        g.W16(ServiceGuest.Base, 77);
+        Assert.Equal(-3, MemoryOp.Do(g.V, XENMEM_current_reservation, ServiceGuest.Base));
+        Assert.Equal(-14, MemoryOp.Do(g.V, XENMEM_maximum_reservation, ServiceGuest.Unmapped));
+    }
+
+    [Fact]
+    public void Maximum_gpfn_is_the_published_max_pfn_minus_one()
+    {
+        var g = new ServiceGuest();
+        g.D.SharedInfoMfn = g.Tm.NewFrame(1);
+        g.W16(ServiceGuest.Base, DOMID_SELF);
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_maximum_gpfn, ServiceGuest.Base));   // nothing published: (0 ?: 1) - 1
+        g.Tm.Memory.Write64(g.D.SharedInfoMfn * 4096 + SharedInfo.arch_max_pfn, 0x1234);
+        Assert.Equal(0x1233, MemoryOp.Do(g.V, XENMEM_maximum_gpfn, ServiceGuest.Base));
+    }
+
+    [Fact]
+    public void Machphys_mapping_names_the_m2p_window()
+    {
+        var g = new ServiceGuest();
+        g.Tm.Machine.M2pEntries = 1024;
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_machphys_mapping, ServiceGuest.Base));
+        Assert.Equal(0xFFFF_8000_0000_0000UL, g.R64(ServiceGuest.Base));       // MACH2PHYS_VIRT_START
+        Assert.Equal(0xFFFF_8040_0000_0000UL, g.R64(ServiceGuest.Base + 8));   // MACH2PHYS_VIRT_END
+        Assert.Equal(1023UL, g.R64(ServiceGuest.Base + 16));
+        Assert.Equal(-14, MemoryOp.Do(g.V, XENMEM_machphys_mapping, ServiceGuest.ReadOnlyPage));
+    }
+
+    [Fact]
+    public void Maximum_ram_page_is_the_number_of_machine_frames()
+        => Assert.Equal(1024, MemoryOp.Do(new ServiceGuest().V, XENMEM_maximum_ram_page, 0));
+
+    private static void Reservation(ServiceGuest g, ulong va, ulong list, ulong n, uint order, ushort domid)
+    {
+        g.W64(va, list); g.W64(va + 8, n); g.W32(va + 16, order); g.W32(va + 20, 0); g.W16(va + 24, domid);
+    }
+
+    [Fact]
+    public void Growing_is_checked_but_grants_no_extent()
+    {
+        var g = new ServiceGuest();
+        Reservation(g, ServiceGuest.Base, ServiceGuest.Base + 64, 4, 0, DOMID_SELF);
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_populate_physmap, ServiceGuest.Base));
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));
+        Assert.Equal(ServiceGuest.Pages, (int)g.D.NrPages);
+        Assert.Equal(-14, MemoryOp.Do(g.V, XENMEM_populate_physmap, ServiceGuest.Unmapped));
+    }
+
+    [Fact]
+    public void Decrease_takes_back_plain_owned_frames_and_stops_at_the_first_it_cannot_take()
+    {
+        var g = new ServiceGuest();
+        ulong list = ServiceGuest.Base + 64;
+        ulong free = g.Mfns[7];
+        g.W64(list, free);
+        g.W64(list + 8, g.Mfns[6]);
+        g.Tm.FrameTable.SetType(g.Mfns[6], FrameType.L1PageTable, 1);   // in use as a page table
+        g.W64(list + 16, g.Mfns[5]);
+        Reservation(g, ServiceGuest.Base, list, 3, 0, DOMID_SELF);
+        Assert.Equal(1, MemoryOp.Do(g.V, XENMEM_decrease_reservation, ServiceGuest.Base));
+        Assert.Equal(FrameTable.OwnerNone, g.Tm.FrameTable.OwnerOf(free));
+        Assert.Equal(Domain.Invalid, g.D.P2m[7]);
+        Assert.Equal(ServiceGuest.Pages - 1, (int)g.D.NrPages);
+        Assert.Equal((ushort)1, g.Tm.FrameTable.OwnerOf(g.Mfns[6]));
+
+        // A frame of another owner is refused outright.
+        g.W64(list, g.Tm.NewFrame(2));
+        Reservation(g, ServiceGuest.Base, list, 1, 0, DOMID_SELF);
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_decrease_reservation, ServiceGuest.Base));
+    }
+
+    [Fact]
+    public void Exchange_and_unknown_commands_are_enosys()
+    {
+        var g = new ServiceGuest();
+        Assert.Equal(-38, MemoryOp.Do(g.V, XENMEM_exchange, ServiceGuest.Base));
+        Assert.Equal(-38, MemoryOp.Do(g.V, 63, ServiceGuest.Base));
+    }
+}
