@@ -13,8 +13,9 @@ usage: ./qemu-run.sh [options] [-- extra QEMU arguments]
   --usb            attach the ISO as a USB mass-storage disk (xHCI) and boot from it, as a stick
                    written with dd would boot (default: as a CD-ROM)
   --mem N          guest memory in MiB (default 256)
-  --cmdline "..."  kernel command line (default: the one in build/microhv.iso, microhv.log=info);
-                   builds build/microhv-cmdline.iso with Boot/mkiso.sh
+  --cmdline "..."  kernel command line (default: microhv.log=info microhv.exit=isa-debug-exit);
+                   the run's ISO is build/microhv-run.iso, made with Boot/mkiso.sh
+  --no-guest       boot without the default guest (pvtest, a Xen PV test kernel)
   --gdb            wait for GDB on localhost:1234 before the first instruction (-s -S)
   --display        show the QEMU window (VGA screen) instead of running headless
   --no-build       do not run dotnet build first
@@ -23,7 +24,7 @@ EOF
 }
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-uefi=0 usb=0 mem=256 cmdline="" have_cmdline=0 gdb=0 display=0 build=1
+uefi=0 usb=0 mem=256 cmdline="" have_cmdline=0 gdb=0 display=0 build=1 guest=1
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -40,6 +41,7 @@ while [ $# -gt 0 ]; do
         --gdb) gdb=1 ;;
         --display) display=1 ;;
         --no-build) build=0 ;;
+        --no-guest) guest=0 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; extra=("$@"); break ;;
         *) echo "qemu-run: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -53,11 +55,14 @@ if [ "$build" = 1 ]; then
 fi
 
 elf=build/microhv.elf
-iso=build/microhv.iso
-if [ "$have_cmdline" = 1 ]; then
-    iso=build/microhv-cmdline.iso
-    Boot/mkiso.sh "$elf" "$iso" "$cmdline"
-fi
+# The run's own ISO: the kernel command line (by default the log at info level and QEMU's exit
+# device, so QEMU ends when every domain has shut down) and the default guest, pvtest, as the
+# initial domain.
+[ "$have_cmdline" = 1 ] || cmdline="microhv.log=info microhv.exit=isa-debug-exit"
+iso=build/microhv-run.iso
+modules=()
+[ "$guest" = 1 ] && modules=(build/pvtest.elf "name=pvtest")
+Boot/mkiso.sh "$elf" "$iso" "$cmdline" "${modules[@]}"
 [ -f "$iso" ] || { echo "qemu-run: $iso not found (build failed?)" >&2; exit 1; }
 
 args=(-m "$mem" -no-reboot -serial mon:stdio

@@ -44,6 +44,12 @@ trap_common:
     push r14
     push r15
     mov rbp, rsp
+    ; A guest that asked for CR0.TS (fpu_taskswitch) ran with it set: clear it before FXSAVE.
+    cmp byte [rel guest_cr0_ts], 0
+    je .ts_clear
+    clts
+    mov byte [rel guest_cr0_ts], 0
+.ts_clear:
     sub rsp, 512
     and rsp, -16
     fxsave [rsp]
@@ -52,6 +58,13 @@ trap_common:
     cld
     call trap_dispatch
     fxrstor [rsp]
+    cmp byte [rel guest_cr0_ts_next], 0
+    je .ts_done
+    mov rax, cr0
+    or rax, 8                             ; CR0.TS: the guest's next FPU use raises #NM
+    mov cr0, rax
+    mov byte [rel guest_cr0_ts], 1
+.ts_done:
     mov rsp, rbp
     pop r15
     pop r14
@@ -104,6 +117,9 @@ idle_entry:
 
 section .bss nobits alloc noexec write align=4096
 syscall_scratch_rsp: resq 1
+guest_cr0_ts:      resb 1                 ; CR0.TS is set now (we left to a guest with it)
+global guest_cr0_ts_next
+guest_cr0_ts_next: resb 1                 ; set CR0.TS when leaving this trap (PvCpu decides)
 align 4096
 idle_stack_guard: resb 4096
 idle_stack:       resb 16384
@@ -139,4 +155,9 @@ idle_entry_address:
 global idle_stack_top_address
 idle_stack_top_address:
     lea rax, [rel idle_stack_top]
+    ret
+
+global cpu_set_exit_cr0_ts
+cpu_set_exit_cr0_ts:
+    mov [rel guest_cr0_ts_next], dil
     ret

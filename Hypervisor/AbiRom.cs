@@ -70,6 +70,44 @@ public static class AbiRom
         return 0;
     }
 
+    /// <summary>
+    /// Reads the guest's "Microhv" notes from its PT_NOTE segments: true when it asks for the ROM
+    /// (NOTE_ABI_ROM present, 8-byte descriptor), with the address it gave (0 = default) and the ABI
+    /// version it wants (0.0 when NOTE_ABI_VERSION is absent or malformed).
+    /// </summary>
+    public static bool FindRequest(in Elf64Image image, out ulong romVirtualAddress, out ushort major, out ushort minor)
+    {
+        bool requested = false;
+        romVirtualAddress = 0;
+        major = minor = 0;
+        int total = 0;
+        for (int i = 0; i < image.ProgramHeaderCount; i++)
+        {
+            if (image.GetProgramHeader(i, out Elf64ProgramHeader ph) != Elf64Status.Ok) continue;
+            if (ph.Type != Elf64ProgramHeader.PT_NOTE || ph.Offset == 0) continue;
+            if (image.GetNotes(ph, out Elf64NoteIterator it) != Elf64Status.Ok) continue;
+            // Bounded like XenElfNotes: a hostile image cannot make this loop long.
+            while (total++ < 65536 && it.Next(out Elf64Note note) == Elf64Status.Ok)
+            {
+                if (!note.NameIs(image.Memory, NoteName)) continue;
+                if (note.Type == NOTE_ABI_ROM && note.DescriptorSize == 8)
+                {
+                    romVirtualAddress = image.Memory.Read64(note.DescriptorAddress);
+                    requested = true;
+                }
+                else if (note.Type == NOTE_ABI_VERSION && note.DescriptorSize == 4)
+                {
+                    major = image.Memory.Read16(note.DescriptorAddress);
+                    minor = image.Memory.Read16(note.DescriptorAddress + 2);
+                }
+            }
+        }
+        return requested;
+    }
+
+    /// <summary>The guest's wanted version is served by this ROM: same major, minor not newer than ours.</summary>
+    public static bool IsCompatible(ushort major, ushort minor) => major == VersionMajor && minor <= VersionMinor;
+
     /// <summary>2 MiB aligned, in the upper (guest kernel) half, above Xen's hypervisor hole.</summary>
     public static bool IsAcceptableAddress(ulong va)
         => (va & (WindowSize - 1)) == 0 && va >= Xen.HYPERVISOR_VIRT_END && PageTableEntry.IsCanonical(va);

@@ -121,7 +121,7 @@ public static class AbiRomBuilder
         /// <summary>The hypercall argument registers Xen may clobber; every entry that makes a hypercall
         /// saves them so callers see only rax, rcx, r11 change. Stack after SaveArgs: r8 +0, r10 +8,
         /// rdx +16, rsi +24, rdi +32.</summary>
-        private void SaveArgs() { a.push(rdi); a.push(rsi); a.push(rdx); a.push(r10); a.push(r10); }
+        private void SaveArgs() { a.push(rdi); a.push(rsi); a.push(rdx); a.push(r10); a.push(r8); }
         private void RestoreArgs() { a.pop(r8); a.pop(r10); a.pop(rdx); a.pop(rsi); a.pop(rdi); }
         private const int SavedRdi = 32, SavedRsi = 24;
 
@@ -623,7 +623,7 @@ public static class AbiRomBuilder
             a.shl(eax, 4);
             a.lea(rax, __[r11 + rax + DataQueue]);
             a.mov(__qword_ptr[rax], rdi);
-            a.nop();
+            a.or(__qword_ptr[rax], rcx);
             a.mov(__qword_ptr[rax + 8], rsi);
             a.inc(__dword_ptr[r11 + DataQueueCount]);
             a.xor(eax, eax);

@@ -31,6 +31,8 @@ internal static unsafe class PvCpu
     public static bool Active;
     public static ulong Traps, Hypercalls;
 
+    [RuntimeImport("*", "cpu_set_exit_cr0_ts")] [MethodImpl(MethodImplOptions.InternalCall)]
+    private static extern void SetExitCr0Ts(bool set);
     [RuntimeImport("*", "idle_entry_address")] [MethodImpl(MethodImplOptions.InternalCall)]
     private static extern ulong IdleEntryAddress();
     [RuntimeImport("*", "idle_stack_top_address")] [MethodImpl(MethodImplOptions.InternalCall)]
@@ -52,7 +54,12 @@ internal static unsafe class PvCpu
         }
         else if (frame->Ring == 3 && v != null)
         {
-            if (vector == TrapFrame.SyscallVector || vector == HypercallTrapVector)
+            if (vector == TrapFrame.SyscallVector && !v.KernelMode)
+            {
+                GuestTraps.HandleUserSyscall(v, ref *frame);   // guest user space: to the guest kernel's syscall callback
+                LoadSegmentBases(v);
+            }
+            else if (vector == TrapFrame.SyscallVector || vector == HypercallTrapVector)
             {
                 Hypercalls++;
                 ulong nr = frame->Rax;
@@ -91,12 +98,15 @@ internal static unsafe class PvCpu
         if (Current != null)
         {
             TimeInfo.Update(Current);
+            bool wasKernel = Current.KernelMode;
             TrapBounce.DeliverEventUpcall(Current, ref *frame);
+            if (wasKernel != Current.KernelMode) LoadSegmentBases(Current);
         }
         else if (Scheduler.AllDomainsEnded())
         {
             DomainSummary.PrintAndExit(Machine);
         }
+        SetExitCr0Ts(Current != null && FpuTaskswitch.WantsCr0Ts(Current));
     }
 
     /// <summary>A domain the hypervisor killed: why, and the guest registers at that moment.</summary>

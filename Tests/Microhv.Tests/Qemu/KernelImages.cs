@@ -1,3 +1,4 @@
+using System.Linq;
 using System;
 using System.Collections.Concurrent;
 using System.Diagnostics;
@@ -39,7 +40,14 @@ public static class KernelImages
     public static string IsoFor(string cmdline)
         => Isos.GetOrAdd(cmdline, c => new Lazy<string>(() => MakeIso(c))).Value;
 
-    private static string MakeIso(string cmdline)
+    /// <summary>An ISO with multiboot2 modules: pairs of (file, module command line).</summary>
+    public static string IsoWithModules(string cmdline, params (string File, string Cmdline)[] modules)
+    {
+        string key = cmdline + "\0" + string.Join("\0", modules.Select(m => m.File + "\0" + m.Cmdline));
+        return Isos.GetOrAdd(key, _ => new Lazy<string>(() => MakeIso(cmdline, modules))).Value;
+    }
+
+    private static string MakeIso(string cmdline, params (string File, string Cmdline)[] modules)
     {
         RequireFile(Elf);
         string iso = Path.Combine(WorkDir, $"microhv-{System.Threading.Interlocked.Increment(ref _isoCount)}.iso");
@@ -50,6 +58,7 @@ public static class KernelImages
             UseShellExecute = false,
         };
         foreach (string a in new[] { MkIso, Elf, iso, cmdline }) psi.ArgumentList.Add(a);
+        foreach (var m in modules) { psi.ArgumentList.Add(m.File); psi.ArgumentList.Add(m.Cmdline); }
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         string stderr = p.StandardError.ReadToEnd();

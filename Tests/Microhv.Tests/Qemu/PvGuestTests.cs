@@ -1,0 +1,87 @@
+using System;
+using System.IO;
+using System.Linq;
+using System.Text.RegularExpressions;
+using Xunit;
+
+namespace Microhv.Tests.Qemu;
+
+/// <summary>
+/// Xen PV guests on Microhv: pvtest (the same ELF file that passes on the real Xen 4.17, see
+/// XenGuestTests) as the initial domain must pass every check; four domains with different
+/// workloads run together; a malformed module is refused and a crashing guest is killed while
+/// the others finish. Microhv ends QEMU through isa-debug-exit: status 1 when every domain powered
+/// off, 3 otherwise.
+/// </summary>
+[Trait("Category", "Qemu")]
+public class PvGuestTests
+{
+    private const string Cmdline = "microhv.log=info microhv.exit=isa-debug-exit";
+    private static readonly TimeSpan Step = TimeSpan.FromSeconds(120);
+    private static readonly Regex CheckLine = new(@"^\(d0\) check (\S+): (PASS|FAIL)(.*)$");
+
+    private static QemuMachine Boot(params (string, string)[] modules)
+        => QemuMachine.Start(KernelImages.WorkDir, BootConfig.Args(KernelImages.IsoWithModules(Cmdline, modules), memoryMiB: 512));
+
+    private static int Exit(QemuMachine qemu) => qemu.WaitForExit(Step);
+
+    [Fact]
+    public void PvTestPassesEveryCheckOnMicrohv()
+    {
+        string guest = XenHypervisor.EnsurePvTest();
+        using var qemu = Boot((guest, "name=pvtest"));
+        var summary = qemu.WaitForLine(new Regex(@"^\(d0\) pvtest: (\d+) passed, (\d+) failed$"), Step);
+        var checks = qemu.Lines.Select(l => CheckLine.Match(l)).Where(m => m.Success).ToList();
+        var failed = checks.Where(m => m.Groups[2].Value != "PASS").Select(m => m.Value).ToList();
+        Assert.True(failed.Count == 0, "failed checks:\n" + string.Join("\n", failed) + "\n" + qemu.Describe());
+        Assert.True(checks.Count >= 39, $"only {checks.Count} checks ran\n{qemu.Describe()}");
+        Assert.Equal(checks.Count.ToString(), summary.Groups[1].Value);
+        Assert.Equal("0", summary.Groups[2].Value);
+        qemu.WaitForLine("summary: domain 0 (pvtest): poweroff, code 0", Step);
+        Assert.Equal(1, Exit(qemu));
+    }
+
+    [Fact]
+    public void FourDomainsWithDifferentWorkloadsRunConcurrently()
+    {
+        string guest = XenHypervisor.EnsurePvTest();
+        using var qemu = Boot((guest, "name=checks"), (guest, "name=spin -- workload=spin"),
+                              (guest, "name=block -- workload=block"), (guest, "name=yield -- workload=yield"));
+        qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", Step);
+        var lines = qemu.Lines;
+        Assert.Contains("(d0) pvtest: 39 passed, 0 failed", lines);
+        Assert.Contains(lines, l => Regex.IsMatch(l, @"^\(d1\) pvtest: workload spin done, checksum 0x[0-9a-f]+$"));
+        Assert.Contains("(d2) pvtest: workload block done, 20 timer events", lines);
+        Assert.Contains("(d3) pvtest: workload yield done, 300 yields", lines);
+        foreach (string d in new[] { "0 (checks)", "1 (spin)", "2 (block)", "3 (yield)" })
+            Assert.Contains($"summary: domain {d}: poweroff, code 0", lines);
+        // Concurrency, not a sequence: the spinning domain's rounds interleave with other domains' output.
+        int firstRound = lines.ToList().FindIndex(l => l == "(d1) pvtest: workload spin: round 1");
+        int lastRound = lines.ToList().FindIndex(l => l == "(d1) pvtest: workload spin: round 3");
+        int checksDone = lines.ToList().FindIndex(l => l.StartsWith("(d0) pvtest: 39 passed"));
+        Assert.True(firstRound >= 0 && lastRound > firstRound, qemu.Describe());
+        Assert.True(checksDone > firstRound, $"domain 0 finished before domain 1 started\n{qemu.Describe()}");
+        Assert.Equal(1, Exit(qemu));
+    }
+
+    [Fact]
+    public void MalformedModuleIsRefusedAndACrashingGuestIsContained()
+    {
+        string guest = XenHypervisor.EnsurePvTest();
+        string junk = Path.Combine(KernelImages.WorkDir, "not-an-elf.bin");
+        File.WriteAllBytes(junk, System.Text.Encoding.ASCII.GetBytes("this is not an ELF image\n"));
+        using var qemu = Boot((guest, "name=checks"), (junk, "name=junk"), (guest, "name=crasher -- workload=crash"),
+                              (guest, "name=spin -- workload=spin"));
+        qemu.WaitForLine("domain: module 1 (junk): refused: not an ELF64 x86-64 image", Step);
+        qemu.WaitForLine(new Regex(@"^domain 1 crashed: fatal #PF \(vector 14\)"), Step);
+        qemu.WaitForLine(new Regex(@"^  CR2=0x0000000000000010 "), Step);
+        qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", Step);
+        var lines = qemu.Lines;
+        Assert.Contains("(d0) pvtest: 39 passed, 0 failed", lines);
+        Assert.Contains(lines, l => l.StartsWith("(d2) pvtest: workload spin done"));
+        Assert.Contains("summary: domain 0 (checks): poweroff, code 0", lines);
+        Assert.Contains(lines, l => l.StartsWith("summary: domain 1 (crasher): crashed"));
+        Assert.Contains("summary: domain 2 (spin): poweroff, code 0", lines);
+        Assert.Equal(3, Exit(qemu));
+    }
+}
