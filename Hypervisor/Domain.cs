@@ -28,6 +28,10 @@ public sealed class Domain
     public readonly Vcpu Vcpu;
     public EventChannels EventChannels;
 
+    /// <summary>Where the ABI ROM is mapped in this guest (0 = not requested) and the version the guest asked for.</summary>
+    public ulong AbiRomAddress;
+    public ushort AbiRomRequestedMajor, AbiRomRequestedMinor;
+
     /// <summary>Enabled vm_assist types (bit n = VMASST_TYPE n).</summary>
     public ulong VmAssist;
 

@@ -21,4 +21,6 @@ public enum DomainBuildStatus
     DomainIdInUse,
     /// <summary>The bootstrap tables did not validate: a builder bug, never the image's fault.</summary>
     ValidationFailed,
+    /// <summary>The image asked for the ABI ROM at an address it cannot have.</summary>
+    BadAbiRomRequest,
 }

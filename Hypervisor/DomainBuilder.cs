@@ -84,6 +84,7 @@ public static class DomainBuilder
             case DomainBuildStatus.BadAddresses: return "ELF start or entry out of bounds";
             case DomainBuildStatus.SegmentOutsideMemory: return "segment outside the domain's memory";
             case DomainBuildStatus.OverlapsHypervisor: return "image overlaps the hypervisor's virtual range";
+            case DomainBuildStatus.BadAbiRomRequest: return "bad Microhv ABI_ROM note (the address must be 2 MiB aligned, above the hypervisor's range, and not in use)";
             case DomainBuildStatus.BadP2mAddress: return "INIT_P2M address unusable";
             case DomainBuildStatus.BadHypercallPage: return "HYPERCALL_PAGE outside the initial mapping";
             case DomainBuildStatus.NotEnoughMemory: return "not enough memory";
@@ -151,6 +152,17 @@ public static class DomainBuilder
             HypercallPage.Initialise(m.Memory, BootstrapAddress(d, layout, layout.HypercallPage));
         WriteStartInfo(m, d, notes, layout, firstP2mPfn, nrP2mFrames, cmdline, cmdlineLength);
         WriteSharedInfo(m, d);
+        // A guest that carries Microhv's ABI_ROM note gets the ROM (and its data page) mapped into its
+        // bootstrap tables before they are validated. The guest checks the version itself and falls
+        // back to the hypercall API if it wants one this ROM is not.
+        if (AbiRom.FindRequest(image, out ulong romVa, out ushort major, out ushort minor))
+        {
+            d.Vcpu.GuestTable = l4;
+            if (AbiRom.MapInto(d, romVa, 0) != 0) return DomainBuildStatus.BadAbiRomRequest;
+            d.AbiRomAddress = romVa == 0 ? Public.AbiRomLayout.DefaultVirtualAddress : romVa;
+            d.AbiRomRequestedMajor = major;
+            d.AbiRomRequestedMinor = minor;
+        }
         return SetFrameTypes(m, d, l4Mfn);
     }
 

@@ -74,6 +74,12 @@ internal static unsafe class DomainLoader
             d.State = DomainState.Running;
             Log.Write(") is domain "); Log.Dec(d.DomainId); Log.Write(initial ? " (initial)" : ""); Log.Write(": ");
             Log.Dec(pages); Log.Write(" pages, entry "); Log.Hex(d.Vcpu.Regs.Rip); Log.Write(", start_info "); Log.Hex(d.Vcpu.Regs.Rsi); Log.Line();
+            if (d.AbiRomAddress != 0)
+            {
+                Log.Write("domain: "); Log.Dec(d.DomainId); Log.Write(": ABI ROM "); Log.Dec(Microhv.Hypervisor.Public.AbiRomLayout.VersionMajor);
+                Log.Write("."); Log.Dec(Microhv.Hypervisor.Public.AbiRomLayout.VersionMinor); Log.Write(" mapped at "); Log.Hex(d.AbiRomAddress);
+                Log.Write(" (guest asked for "); Log.Dec(d.AbiRomRequestedMajor); Log.Write("."); Log.Dec(d.AbiRomRequestedMinor); Log.Line(")");
+            }
         }
     }
 
