@@ -33,8 +33,18 @@ internal static class DomainSummary
             Log.Write(" total="); Log.Dec(total + d.UnknownHypercalls); Log.Line();
             if (d.State != DomainState.Shutdown || d.ShutdownReason != Sched.SHUTDOWN_poweroff) allPoweroff = false;
         }
-        Log.Line(QemuExit.Enabled ? "Microhv: powering off (isa-debug-exit)" : "Microhv: halted (no power-off device in use)");
-        QemuExit.Exit(allPoweroff ? QemuExit.Pass : QemuExit.Fail);
+        if (QemuExit.Enabled)
+        {
+            Log.Line("Microhv: powering off (isa-debug-exit)");
+            QemuExit.Exit(allPoweroff ? QemuExit.Pass : QemuExit.Fail);
+        }
+        else if (PowerOff.Available)
+        {
+            Log.Line("Microhv: powering off (ACPI S5)");
+            PowerOff.Now();
+            Log.Line("Microhv: the machine did not turn off");
+        }
+        Log.Line("Microhv: halted");
         Cpu.Stop();
     }
 

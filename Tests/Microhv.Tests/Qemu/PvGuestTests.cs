@@ -84,4 +84,19 @@ public class PvGuestTests
         Assert.Contains("summary: domain 2 (spin): poweroff, code 0", lines);
         Assert.Equal(3, Exit(qemu));
     }
+
+    [Theory]
+    [InlineData(Firmware.Bios)]
+    [InlineData(Firmware.Uefi)]
+    public void DefaultIsoRunsItsGuestThenPowersOffThroughAcpi(Firmware firmware)
+    {
+        // build/microhv.iso: pvtest as the default guest, no exit device on the command line.
+        using var qemu = QemuMachine.Start(KernelImages.WorkDir, BootConfig.Args(KernelImages.DefaultIso, firmware));
+        qemu.WaitForLine(new Regex(@"^acpi: power-off through S5: PM1a_CNT 0x[0-9a-f]+, SLP_TYPa \d+$"), Step);
+        qemu.WaitForLine("(d0) pvtest: 39 passed, 0 failed", Step);
+        qemu.WaitForLine("Microhv: powering off (ACPI S5)", Step);
+        // ACPI S5 ends QEMU by itself, with status 0; a halted machine would be killed at the hard timeout.
+        Assert.Equal(0, Exit(qemu));
+        Assert.DoesNotContain("Microhv: the machine did not turn off", qemu.Lines);
+    }
 }
