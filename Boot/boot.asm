@@ -177,7 +177,7 @@ kernel_entry64:
 
 section .rodata
 extern __modules_start, __modules_end, __text_start, __text_end, __rodata_start, __rodata_end
-extern __data_start, __data_end, __image_start, __image_end
+extern __data_start, __data_end, __image_start, __image_end, idle_stack_guard
 global boot_layout
 align 8
 ; Read by Kernel/BootLayout.cs: keep the two in the same order.
@@ -193,6 +193,7 @@ boot_layout:
     dq ist_stacks, ist_stacks_end
     dq early_heap, early_heap_end
     dq boot_pml4
+    dq idle_stack_guard
 
 section .data
 global hv_stack_top

@@ -121,6 +121,7 @@ guest_cr0_ts:      resb 1                 ; CR0.TS is set now (we left to a gues
 global guest_cr0_ts_next
 guest_cr0_ts_next: resb 1                 ; set CR0.TS when leaving this trap (PvCpu decides)
 align 4096
+global idle_stack_guard
 idle_stack_guard: resb 4096
 idle_stack:       resb 16384
 global idle_stack_top

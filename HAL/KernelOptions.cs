@@ -16,6 +16,7 @@ public enum SelfTest
     Divide,
     Timer,
     Fpu,
+    StackOverflow,
 }
 
 /// <summary>Device the kernel reports its result through, chosen by <c>microhv.exit=</c>.</summary>
@@ -38,7 +39,7 @@ public enum OptionStatus
 
 /// <summary>
 /// The options Microhv reads from its command line:
-/// <c>microhv.log=quiet|info|debug</c> (default info), <c>microhv.selftest=pagefault|divide|timer|fpu|none</c>
+/// <c>microhv.log=quiet|info|debug</c> (default info), <c>microhv.selftest=pagefault|divide|timer|fpu|stackoverflow|none</c>
 /// (default none) and <c>microhv.exit=isa-debug-exit|none</c> (default none).
 /// Any other word is an unknown option; later words override earlier ones.
 /// </summary>
@@ -84,6 +85,7 @@ public struct KernelOptions
             else if (line.BytesEqual(vs, vl, "divide")) SelfTest = SelfTest.Divide;
             else if (line.BytesEqual(vs, vl, "timer")) SelfTest = SelfTest.Timer;
             else if (line.BytesEqual(vs, vl, "fpu")) SelfTest = SelfTest.Fpu;
+            else if (line.BytesEqual(vs, vl, "stackoverflow")) SelfTest = SelfTest.StackOverflow;
             else if (line.BytesEqual(vs, vl, "none")) SelfTest = SelfTest.None;
             else return OptionStatus.BadValue;
             return OptionStatus.Ok;

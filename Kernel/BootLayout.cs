@@ -15,6 +15,7 @@ internal struct BootLayout
     public ulong IstStacks, IstStacksEnd;
     public ulong EarlyHeap, EarlyHeapEnd;
     public ulong BootPml4Physical;
+    public ulong IdleStackGuard;      // the idle loop's stack (Boot/traps.asm) sits above this page
 
     public ulong ToPhysical(ulong imageVirtual) => imageVirtual - KernelVirtualBase;
 }

@@ -27,12 +27,29 @@ internal static unsafe class SelfTests
                 DivideByZero(0);
                 Finish(false, "selftest: divide: no #DE");
                 break;
+            case SelfTest.StackOverflow:
+                Log.Line("selftest: stackoverflow: recursing until the stack's guard page is hit");
+                ulong depth = Recurse(0);
+                Log.Write("selftest: stackoverflow: returned from depth "); Log.Dec(depth); Log.Line();
+                Finish(false, "selftest: stackoverflow: the guard page did not stop the recursion");
+                break;
             case SelfTest.Timer: TimerTicks(); break;
             case SelfTest.Fpu: FpuPreserved(); break;
         }
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)] private static void TouchUnmapped() => *(ulong*)PageFaultAddress = 0x1234;
+
+    /// <summary>Eats 1 KiB of stack per level: the write below the stack hits the unmapped guard page,
+    /// the CPU cannot push the #PF frame on the same stack and raises #DF, which runs on IST1.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static ulong Recurse(ulong depth)
+    {
+        byte* frame = stackalloc byte[1024];
+        frame[0] = (byte)depth;
+        if (depth > 1000000) return depth;
+        return Recurse(depth + 1) + frame[0];
+    }
 
     [MethodImpl(MethodImplOptions.NoInlining)] private static int DivideByZero(int zero) => 100 / zero;
 

@@ -26,8 +26,9 @@ internal static unsafe class KernelAddressSpace
         if (!MapImage(ref layout, layout.RodataStart, layout.RodataEnd, PageTableEntry.Present | PageTableEntry.Global | NoExecute)) return false;
         if (!MapImage(ref layout, layout.DataStart, layout.BssEnd, rw | NoExecute)) return false;
 
-        // Guard pages: the boot stack's and each IST stack's lowest page stay unmapped.
+        // Guard pages: the boot stack's, the idle stack's and each IST stack's lowest page stay unmapped.
         if (Tables.Unmap(layout.StackGuard) != MapStatus.Ok) return Fail("stack guard");
+        if (Tables.Unmap(layout.IdleStackGuard) != MapStatus.Ok) return Fail("idle stack guard");
         for (ulong g = layout.IstStacks; g < layout.IstStacksEnd; g += IstStackSize)
             if (Tables.Unmap(g) != MapStatus.Ok) return Fail("IST guard");
 

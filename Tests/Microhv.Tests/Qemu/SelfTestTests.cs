@@ -38,6 +38,23 @@ public class SelfTestTests
     }
 
     [Fact]
+    public void StackOverflowHitsTheGuardPageAndTheDoubleFaultRunsOnItsOwnStack()
+    {
+        using var qemu = Boot($"microhv.selftest=stackoverflow {Exit}");
+        var paging = qemu.WaitForLine(new Regex(@"stack guard at 0x([0-9a-f]{16});"), Step);
+        ulong guard = Convert.ToUInt64(paging.Groups[1].Value, 16);
+        // The #PF on the guard page cannot be delivered on the overflowed stack: the CPU raises #DF,
+        // whose IST1 stack lets the dump run at all.
+        qemu.WaitForLine(new Regex(@"^FATAL: double fault \(#DF, vector 8\)"), Step);
+        var cr2 = qemu.WaitForLine(new Regex(@"CR2=0x([0-9a-f]{16})"), Step);
+        ulong address = Convert.ToUInt64(cr2.Groups[1].Value, 16);
+        Assert.True(address >= guard && address < guard + 4096, $"CR2 {address:x} is not in the guard page at {guard:x}");
+        qemu.WaitForLine(new Regex(@"^  at \S*Recurse"), Step);
+        qemu.WaitForLine("Microhv halted.", Step);
+        AssertExitStatus(qemu, (0x10 << 1) | 1, "isa-debug-exit code 0x10 = fatal trap");
+    }
+
+    [Fact]
     public void TimerTicksAtOneHundredHertz()
     {
         using var qemu = Boot($"microhv.selftest=timer {Exit}");
