@@ -23,4 +23,8 @@ public enum DomainBuildStatus
     ValidationFailed,
     /// <summary>The image asked for the ABI ROM at an address it cannot have.</summary>
     BadAbiRomRequest,
+    /// <summary>An initrd was given but the kernel lacks XEN_ELFNOTE_MOD_START_PFN (Microhv passes it only as a PFN).</summary>
+    InitrdNeedsModStartPfn,
+    /// <summary>The initrd does not lie in machine memory.</summary>
+    BadInitrd,
 }

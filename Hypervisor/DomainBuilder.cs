@@ -22,6 +22,11 @@ public static class DomainBuilder
 
     public static DomainBuildStatus Build(Machine m, ushort domainId, ulong imageAddress, ulong imageLength, ulong nrPages,
         bool initialDomain, byte[] cmdline, int cmdlineLength, out Domain domain)
+        => Build(m, domainId, imageAddress, imageLength, nrPages, initialDomain, cmdline, cmdlineLength, 0, 0, out domain);
+
+    /// <summary>As above, with an initial ramdisk (initrdLength 0: none) copied into the domain's memory.</summary>
+    public static DomainBuildStatus Build(Machine m, ushort domainId, ulong imageAddress, ulong imageLength, ulong nrPages,
+        bool initialDomain, byte[] cmdline, int cmdlineLength, ulong initrdAddress, ulong initrdLength, out Domain domain)
     {
         domain = null;
         if (m.DomainCount >= Machine.MaxDomains) return DomainBuildStatus.DomainTableFull;
@@ -37,6 +42,8 @@ public static class DomainBuilder
         if (initialDomain && notes.HasSupportedFeaturesNote && (notes.FeaturesSupported & (1u << Features.XENFEAT_dom0)) == 0)
             return DomainBuildStatus.NoInitialDomainSupport;
         if (nrPages == 0 || nrPages > m.FrameTable.FrameCount) return DomainBuildStatus.NotEnoughMemory;
+        if (initrdLength != 0 && !notes.ModStartPfn) return DomainBuildStatus.InitrdNeedsModStartPfn;
+        if (initrdLength != 0 && !m.Memory.Contains(initrdAddress, initrdLength)) return DomainBuildStatus.BadInitrd;
 
         status = DomainBuildLayout.Compute(image, notes, nrPages, !initialDomain, out DomainBuildLayout layout);
         if (status != DomainBuildStatus.Ok) return status;
@@ -53,7 +60,7 @@ public static class DomainBuilder
         }
         d.SharedInfoMfn = sharedInfoMfn;
 
-        status = Lay(m, d, image, notes, layout, cmdline, cmdlineLength, out ulong l4Mfn);
+        status = Lay(m, d, image, notes, layout, cmdline, cmdlineLength, initrdAddress, initrdLength, out ulong l4Mfn);
         if (status != DomainBuildStatus.Ok)
         {
             Release(m, d, sharedInfoMfn);
@@ -92,6 +99,8 @@ public static class DomainBuilder
             case DomainBuildStatus.DomainTableFull: return "domain table full";
             case DomainBuildStatus.DomainIdInUse: return "domain id in use";
             case DomainBuildStatus.ValidationFailed: return "bootstrap page tables failed validation";
+            case DomainBuildStatus.InitrdNeedsModStartPfn: return "an initrd needs a kernel with the MOD_START_PFN note";
+            case DomainBuildStatus.BadInitrd: return "initrd outside machine memory";
             default: return "unknown build failure";
         }
     }
@@ -131,7 +140,7 @@ public static class DomainBuilder
 
     /// <summary>Lays out the guest's memory; any failure leaves the frames for <see cref="Release"/>.</summary>
     private static DomainBuildStatus Lay(Machine m, Domain d, in Elf64Image image, in XenElfNotes notes, in DomainBuildLayout layout,
-        byte[] cmdline, int cmdlineLength, out ulong l4Mfn)
+        byte[] cmdline, int cmdlineLength, ulong initrdAddress, ulong initrdLength, out ulong l4Mfn)
     {
         if (!DomainBuildPageTables.BuildBootstrap(m, d, layout, out l4Mfn)) return DomainBuildStatus.NotEnoughMemory;
         ulong l4 = l4Mfn << Layout.PageShift;
@@ -151,6 +160,9 @@ public static class DomainBuilder
         if (layout.HypercallPage != XenElfNotes.Unset)
             HypercallPage.Initialise(m.Memory, BootstrapAddress(d, layout, layout.HypercallPage));
         WriteStartInfo(m, d, notes, layout, firstP2mPfn, nrP2mFrames, cmdline, cmdlineLength);
+        ulong firstFreePfn = layout.P2mSeparate ? firstP2mPfn + nrP2mFrames : layout.BootstrapPages;
+        if (initrdLength != 0 && !LoadInitrd(m, d, layout, firstFreePfn, initrdAddress, initrdLength))
+            return DomainBuildStatus.NotEnoughMemory;
         WriteSharedInfo(m, d);
         // A guest that carries Microhv's ABI_ROM note gets the ROM (and its data page) mapped into its
         // bootstrap tables before they are validated. The guest checks the version itself and falls
@@ -207,6 +219,27 @@ public static class DomainBuilder
             PageTable.Translate(m.Memory, l4, layout.VPhysmapStart + first * 8, out ulong page, out ulong _, out PageSize _);
             for (ulong n = 0; n < perPage && first + n < d.NrPages; n++) m.Memory.Write64(page + n * 8, d.P2m[first + n]);
         }
+    }
+
+    /// <summary>
+    /// Xen's unmapped initrd (the kernel has XEN_ELFNOTE_MOD_START_PFN): the ramdisk goes into the
+    /// pseudo-physical frames right after everything the builder used, outside the initial mapping,
+    /// and start_info names its first PFN in mod_start with SIF_MOD_START_PFN.
+    /// </summary>
+    private static bool LoadInitrd(Machine m, Domain d, in DomainBuildLayout layout, ulong firstPfn, ulong address, ulong length)
+    {
+        ulong pages = (length + Layout.PageSize - 1) >> Layout.PageShift;
+        if (firstPfn > d.NrPages || pages > d.NrPages - firstPfn) return false;
+        for (ulong i = 0; i < pages; i++)
+        {
+            ulong chunk = length - i * Layout.PageSize < Layout.PageSize ? length - i * Layout.PageSize : Layout.PageSize;
+            m.Memory.Copy(d.P2m[firstPfn + i] << Layout.PageShift, address + i * Layout.PageSize, chunk);
+        }
+        ulong si = BootstrapAddress(d, layout, layout.VStartInfoStart);
+        m.Memory.Write64(si + StartInfo.mod_start, firstPfn);
+        m.Memory.Write64(si + StartInfo.mod_len, length);
+        m.Memory.Write32(si + StartInfo.flags, m.Memory.Read32(si + StartInfo.flags) | Xen.SIF_MOD_START_PFN);
+        return true;
     }
 
     private static void WriteStartInfo(Machine m, Domain d, in XenElfNotes notes, in DomainBuildLayout layout,

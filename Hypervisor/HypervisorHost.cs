@@ -25,4 +25,9 @@ public abstract class HypervisorHost
     public abstract void LoadPageTableBase(ulong l4MachineAddress);
     /// <summary>The host CPU's CPUID leaf/subleaf; the PV CPUID policy filters it before the guest sees it.</summary>
     public abstract void CpuId(uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d);
+    /// <summary>Makes the vCPU's GDT (its set_gdt frames) the CPU's entries below Xen's reserved ones, as
+    /// Xen maps those frames into its per-CPU GDT: called when the vCPU starts running and after set_gdt.</summary>
+    public virtual void LoadGuestGdt(Vcpu v) { }
+    /// <summary>update_descriptor changed entry <paramref name="index"/> of the running vCPU's GDT.</summary>
+    public virtual void WriteGuestGdtEntry(int index, ulong descriptor) { }
 }

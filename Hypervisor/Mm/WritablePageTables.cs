@@ -10,13 +10,12 @@ namespace Microhv.Hypervisor.Mm;
 /// read-only. The hypervisor decodes the faulting store, validates the new entry exactly like an
 /// mmu_update of it, writes it and steps over the instruction. L1 tables are emulated always, as in
 /// Xen; L2..L4 only once the guest enabled VMASST_TYPE_writable_pagetables. Anything else (a store
-/// it cannot decode, a misaligned or partial write, an entry that does not validate) is left to the
-/// guest as the page fault it is.
+/// it cannot decode (see <see cref="PteWriteInstruction"/>), a misaligned write, an entry that does not
+/// validate) is left to the guest as the page fault it is.
 /// </summary>
 public static class WritablePageTables
 {
     private const ulong PfPresent = 1, PfWrite = 2, PfReserved = 8, PfInstructionFetch = 16;
-    private const ulong ArithmeticFlags = 0x8D5;       // CF PF AF ZF SF OF
     /// <summary>Instruction bytes of the fault being emulated (one CPU, and the emulation does not nest).</summary>
     private static readonly byte[] FetchBuffer = new byte[InstructionDecoder.MaxLength];
 
@@ -28,7 +27,6 @@ public static class WritablePageTables
     {
         if ((errorCode & (PfPresent | PfWrite)) != (PfPresent | PfWrite)) return false;
         if ((errorCode & (PfReserved | PfInstructionFetch)) != 0) return false;
-        if ((cr2 & 7) != 0) return false;                   // only whole, aligned 8-byte entries
         Domain d = v.Domain;
         Machine m = d.Machine;
 
@@ -47,33 +45,23 @@ public static class WritablePageTables
         if (tableLevel > 1 && !VmAssist.IsEnabled(d, Xen.VMASST_TYPE_writable_pagetables)) return false;
 
         if (!Fetch(v, regs.Rip, out DecodedInstruction insn)) return false;
-        if (!insn.HasMemoryOperand || insn.OperandSize != 8) return false;
+        if (!insn.HasMemoryOperand) return false;
+        int width = insn.OperandSize;
+        // Xen's ptwr_emulated_update: naturally aligned, so the store stays inside one entry.
+        if ((cr2 & (ulong)(width - 1)) != 0) return false;
         if (InstructionDecoder.EffectiveAddress(in insn, ref regs, v) != cr2) return false;
 
         int index = (int)((cr2 & (Layout.PageSize - 1)) >> 3);
+        int shift = (int)(cr2 & 7) * 8;
         ulong entryAddress = (mfn << Layout.PageShift) + (ulong)index * 8;
-        ulong old = m.Memory.Read64(entryAddress);
-        ulong value;
-        bool store = true;
-        if (insn.OpcodeMap == 1 && insn.Opcode == 0x89) value = InstructionDecoder.ReadRegister(ref regs, insn.Reg);
-        else if (insn.OpcodeMap == 1 && insn.Opcode == 0xC7 && insn.RegField == 0) value = (ulong)(long)(int)(uint)insn.Immediate;
-        else if (insn.OpcodeMap == 1 && insn.Opcode == 0x87) value = InstructionDecoder.ReadRegister(ref regs, insn.Reg);
-        else if (insn.OpcodeMap == 2 && insn.Opcode == 0xB1)
-        {
-            value = InstructionDecoder.ReadRegister(ref regs, insn.Reg);
-            store = regs.Rax == old;
-        }
-        else return false;
+        ulong entry = m.Memory.Read64(entryAddress);
+        ulong mask = PteWriteInstruction.Mask(width);
+        ulong old = (entry >> shift) & mask;
+        if (!PteWriteInstruction.Compute(in insn, ref regs, width, old, out ulong value, out bool store)) return false;
 
-        if (store && PageTableValidator.ModEntry(m, d, d, mfn, index, tableLevel, value, false) != 0) return false;
-
-        if (insn.OpcodeMap == 1 && insn.Opcode == 0x87) InstructionDecoder.WriteRegister(ref regs, insn.Reg, old);
-        if (insn.OpcodeMap == 2 && insn.Opcode == 0xB1)
-        {
-            ulong accumulator = regs.Rax;
-            regs.Rflags = (regs.Rflags & ~ArithmeticFlags) | CompareFlags(accumulator, old);
-            if (!store) regs.Rax = old;
-        }
+        ulong merged = (entry & ~(mask << shift)) | ((value & mask) << shift);
+        if (store && PageTableValidator.ModEntry(m, d, d, mfn, index, tableLevel, merged, false) != 0) return false;
+        PteWriteInstruction.Retire(in insn, ref regs, width, old, value, store);
         regs.Rip += (ulong)insn.Length;
         return true;
     }
@@ -87,19 +75,6 @@ public static class WritablePageTables
         return InstructionDecoder.Decode(bytes, count, out insn);
     }
 
-    /// <summary>RFLAGS arithmetic bits of CMP a, b (a - b), as CMPXCHG sets them.</summary>
-    public static ulong CompareFlags(ulong a, ulong b)
-    {
-        ulong r = a - b;
-        ulong f = 0;
-        if (a < b) f |= 1UL;                                            // CF
-        int ones = 0;
-        for (int i = 0; i < 8; i++) ones += (int)((r >> i) & 1);
-        if ((ones & 1) == 0) f |= 1UL << 2;                             // PF: even parity of the low byte
-        if (((a ^ b ^ r) & 0x10) != 0) f |= 1UL << 4;                   // AF
-        if (r == 0) f |= 1UL << 6;                                      // ZF
-        if ((r >> 63) != 0) f |= 1UL << 7;                              // SF
-        if ((((a ^ b) & (a ^ r)) >> 63) != 0) f |= 1UL << 11;           // OF
-        return f;
-    }
+    /// <summary>RFLAGS arithmetic bits of CMP a, b (a - b) on 64-bit operands, as CMPXCHG sets them.</summary>
+    public static ulong CompareFlags(ulong a, ulong b) => PteWriteInstruction.SubtractFlags(a, b, 8);
 }

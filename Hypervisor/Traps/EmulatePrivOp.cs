@@ -60,6 +60,7 @@ public static class EmulatePrivOp
 
         PrivOpResult r;
         if (insn.OpcodeMap == 1 && IsPortIo(insn.Opcode)) r = PortIo(v, ref regs, in insn);
+        else if (insn.OpcodeMap == 1 && (insn.Opcode == 0xFA || insn.Opcode == 0xFB)) r = CliSti(v);
         else if (!v.KernelMode) return PrivOpResult.NotEmulated;   // CPL 3 in the guest's own terms
         else if (insn.OpcodeMap == 1 && insn.Opcode == 0xF4) r = Hlt(v);
         else if (insn.OpcodeMap == 2) r = TwoByte(v, ref regs, in insn);
@@ -271,6 +272,13 @@ public static class EmulatePrivOp
         int cpl = v.KernelMode ? ((v.Domain.VmAssist & (1UL << Xen.VMASST_TYPE_architectural_iopl)) != 0 ? 0 : 1) : 3;
         return cpl <= v.Iopl;
     }
+
+    /// <summary>
+    /// Xen lets cli/sti through as no-ops when the virtual IOPL allows them (Linux's
+    /// this_cpu_cmpxchg16b_emu brackets itself with pushf/cli/popf): the event mask is left alone,
+    /// because the popf that follows cannot be trapped to undo it.
+    /// </summary>
+    private static PrivOpResult CliSti(Vcpu v) => IoplOk(v) ? PrivOpResult.Emulated : PrivOpResult.NotEmulated;
 
     /// <summary>Ports granted to a domain: none (Xen grants dom0 the hardware; Microhv owns it).</summary>
     public static bool PortGranted(Domain d, uint port, int size) => false;

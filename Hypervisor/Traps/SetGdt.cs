@@ -21,7 +21,10 @@ public static class SetGdt
         int nrFrames = (int)((entries + EntriesPerFrame - 1) / EntriesPerFrame);
         for (int i = 0; i < nrFrames; i++)
             if (!GuestMemory.ReadU64(v, frameList + (ulong)i * 8, out NewFrames[i])) return -Errno.EFAULT;
-        return Set(v, NewFrames, nrFrames, (int)entries);
+        long rc = Set(v, NewFrames, nrFrames, (int)entries);
+        // The caller is the running vCPU: its new descriptors must be what the CPU uses from now on.
+        if (rc == 0) v.Domain.Machine.Host.LoadGuestGdt(v);
+        return rc;
     }
 
     /// <summary>pv_set_gdt: also for the domain builder or vcpu_op(initialise). Returns 0 or -EINVAL.</summary>

@@ -24,6 +24,21 @@ public static class UpdateDescriptor
         if (rc != 0) return -Errno.EINVAL;
         m.Memory.Write64(machineAddress, fixedUp);
         PageTypes.PutPageAndType(m, mfn);
+        int index = GdtIndex(v, mfn, machineAddress);
+        if (index >= 0) m.Host.WriteGuestGdtEntry(index, fixedUp);   // e.g. Linux's TLS entries on every task switch
         return 0;
+    }
+
+    /// <summary>Which entry of the vCPU's loaded GDT the machine address is, or -1 if it is not in it.</summary>
+    public static int GdtIndex(Vcpu v, ulong mfn, ulong machineAddress)
+    {
+        int frames = (v.GdtEntries + SetGdt.EntriesPerFrame - 1) / SetGdt.EntriesPerFrame;
+        for (int i = 0; i < frames && i < v.GdtFrames.Length; i++)
+        {
+            if (v.GdtFrames[i] != mfn) continue;
+            int index = i * SetGdt.EntriesPerFrame + (int)((machineAddress & (Layout.PageSize - 1)) >> 3);
+            return index < v.GdtEntries ? index : -1;
+        }
+        return -1;
     }
 }

@@ -10,8 +10,10 @@ namespace Microhv.Kernel.Pv;
 /// GRUB's module2 line) is Microhv's first, then the guest's after "--":
 ///   module2 /boot/guest.elf name=web pages=4096 initial -- console=hvc0
 /// pages=N (default 4096 = 16 MiB), initial (the initial domain: SIF_INITDOMAIN, console_io, id 0;
-/// default: the first module), name=... for the log. A module that cannot be built is refused
-/// with the reason; the others still start.
+/// default: the first module), name=... for the log. A module whose only word is "initrd" is not a
+/// domain: it is the initial ramdisk of the module just before it (start_info mod_start, as a PFN):
+///   module2 /boot/initrd.gz initrd
+/// A module that cannot be built is refused with the reason; the others still start.
 /// </summary>
 internal static unsafe class DomainLoader
 {
@@ -32,11 +34,12 @@ internal static unsafe class DomainLoader
 
             ulong pages = DefaultPages;
             int nameStart = 0, nameLength = 0, guestStart = len;
-            bool bad = false;
+            bool bad = false, isInitrd = false;
             int pos = 0;
             while (line.NextWord(ref pos, out int ws, out int wl))
             {
                 if (line.BytesEqual(ws, wl, "--")) { guestStart = pos; break; }
+                if (line.BytesEqual(ws, wl, "initrd")) { isInitrd = true; continue; }
                 line.SplitWord(ws, wl, out int kl, out bool hasValue, out int vs, out int vl);
                 if (line.BytesEqual(ws, kl, "pages") && hasValue && ParseNumber(buffer, vs, vl, out ulong p) && p >= 64 && p <= MaxPages) pages = p;
                 else if (line.BytesEqual(ws, wl, "initial")) { }
@@ -49,7 +52,18 @@ internal static unsafe class DomainLoader
                 }
             }
             if (bad) { Log.Write("domain: module "); Log.Dec((ulong)m); Log.Line(" refused: fix its command line (pages=64..262144, initial, name=..., -- guest words)"); continue; }
+            if (isInitrd)
+            {
+                if (m == 0) { Log.Write("domain: module 0 is an initrd with no kernel module before it: ignored"); Log.Line(); }
+                continue;   // taken by the module before it
+            }
             while (guestStart < len && buffer[guestStart] == (byte)' ') guestStart++;
+            ulong initrdStart = 0, initrdLength = 0;
+            if (m + 1 < info.ModuleCount && IsInitrd(info, m + 1))
+            {
+                info.GetModule(m + 1, out initrdStart, out ulong initrdEnd, out _, out _);
+                initrdLength = initrdEnd - initrdStart;
+            }
 
             bool initial = m == initialIndex;
             ushort id = initial ? (ushort)0 : nextDomU;
@@ -57,7 +71,8 @@ internal static unsafe class DomainLoader
             int guestLen = 0;
             for (int i = guestStart; i < len && guestLen < 1023; i++) guestCmdline[guestLen++] = buffer[i];
 
-            DomainBuildStatus status = DomainBuilder.Build(machine, id, start, end - start, pages, initial, guestCmdline, guestLen, out Domain d);
+            DomainBuildStatus status = DomainBuilder.Build(machine, id, start, end - start, pages, initial, guestCmdline, guestLen,
+                initrdStart, initrdLength, out Domain d);
             Log.Write("domain: module "); Log.Dec((ulong)m); Log.Write(" (");
             if (nameLength > 0) Log.Write(Pointer(buffer, nameStart), nameLength); else Log.Write("unnamed");
             if (status != DomainBuildStatus.Ok)
@@ -73,7 +88,9 @@ internal static unsafe class DomainLoader
             if (GrantTable.Create(d) == null) Log.Line("domain: no frame for a grant table; grant operations will fail");
             d.State = DomainState.Running;
             Log.Write(") is domain "); Log.Dec(d.DomainId); Log.Write(initial ? " (initial)" : ""); Log.Write(": ");
-            Log.Dec(pages); Log.Write(" pages, entry "); Log.Hex(d.Vcpu.Regs.Rip); Log.Write(", start_info "); Log.Hex(d.Vcpu.Regs.Rsi); Log.Line();
+            Log.Dec(pages); Log.Write(" pages, entry "); Log.Hex(d.Vcpu.Regs.Rip); Log.Write(", start_info "); Log.Hex(d.Vcpu.Regs.Rsi);
+            if (initrdLength != 0) { Log.Write(", initrd of "); Log.Dec(initrdLength); Log.Write(" bytes"); }
+            Log.Line();
             if (d.AbiRomAddress != 0)
             {
                 Log.Write("domain: "); Log.Dec(d.DomainId); Log.Write(": ABI ROM "); Log.Dec(Microhv.Hypervisor.Public.AbiRomLayout.VersionMajor);
@@ -81,6 +98,22 @@ internal static unsafe class DomainLoader
                 Log.Write(" (guest asked for "); Log.Dec(d.AbiRomRequestedMajor); Log.Write("."); Log.Dec(d.AbiRomRequestedMinor); Log.Line(")");
             }
         }
+    }
+
+    /// <summary>True when module <paramref name="m"/>'s own words (before "--") include "initrd".</summary>
+    private static bool IsInitrd(Multiboot2Info info, int m)
+    {
+        info.GetModule(m, out _, out _, out ulong str, out uint strLen);
+        byte[] buffer = new byte[1024];
+        int len = CommandLine.CopyFrom(DirectMap.Instance, str, strLen, buffer, out _);
+        var line = new CommandLine(buffer, len);
+        int pos = 0;
+        while (line.NextWord(ref pos, out int ws, out int wl))
+        {
+            if (line.BytesEqual(ws, wl, "--")) break;
+            if (line.BytesEqual(ws, wl, "initrd")) return true;
+        }
+        return false;
     }
 
     private static int FindInitial(Multiboot2Info info)

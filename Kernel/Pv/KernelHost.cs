@@ -48,4 +48,6 @@ internal sealed unsafe class KernelHost : HypervisorHost
     public override void FlushTlb() => Cpu.WriteCr3(Cpu.ReadCr3());
     public override void InvalidatePage(ulong va) => Cpu.InvalidatePage(va);
     public override void LoadPageTableBase(ulong l4MachineAddress) => Cpu.WriteCr3(l4MachineAddress);
+    public override void LoadGuestGdt(Vcpu v) => GuestGdt.Load(v);
+    public override void WriteGuestGdtEntry(int index, ulong descriptor) => GuestGdt.Write(index, descriptor);
 }

@@ -134,6 +134,7 @@ internal static unsafe class PvCpu
         *frame = v.Regs;
         Internal.Runtime.Memory.Move(fpu, (byte*)v.FpuArea, 512);
         Cpu.WriteCr3(v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser);
+        GuestGdt.Load(v);
         LoadSegmentBases(v);
     }
 

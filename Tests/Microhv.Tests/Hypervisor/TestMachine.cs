@@ -23,6 +23,11 @@ public sealed class RecordingHost : HypervisorHost
     public override void FlushTlb() => TlbFlushes++;
     public override void InvalidatePage(ulong va) => InvalidatedPages.Add(va);
     public override void LoadPageTableBase(ulong l4MachineAddress) => LoadedPageTableBases.Add(l4MachineAddress);
+    /// <summary>vCPUs whose GDT was (re)loaded into the CPU, and single GDT entries written, in order.</summary>
+    public readonly List<Vcpu> GdtLoads = new();
+    public readonly List<(int Index, ulong Descriptor)> GdtEntryWrites = new();
+    public override void LoadGuestGdt(Vcpu v) => GdtLoads.Add(v);
+    public override void WriteGuestGdtEntry(int index, ulong descriptor) => GdtEntryWrites.Add((index, descriptor));
     /// <summary>CPUID answers a test sets per leaf (subleaf ignored); zeros otherwise.</summary>
     public readonly Dictionary<uint, (uint a, uint b, uint c, uint d)> CpuIdLeaves = new();
     public override void CpuId(uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d)

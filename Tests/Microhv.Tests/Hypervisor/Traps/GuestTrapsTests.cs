@@ -216,6 +216,39 @@ public class GuestTrapsTests
     }
 
     [Fact]
+    public void CliAndStiAreNoOpsUnderIoplAndLeaveTheEventMaskAlone()
+    {
+        var g = new TrapsGuest();
+        g.Trap(13, Handler);
+        var regs = At(g, 13, 0, 0xFA);                              // cli at IOPL 0: #GP
+        GuestTraps.HandleException(g.V, ref regs, 0);
+        Assert.Equal(Handler, regs.Rip);
+
+        g = new TrapsGuest();
+        g.Trap(13, Handler);
+        g.V.Iopl = 1;                                              // Linux's physdev set_iopl(1)
+        byte mask = g.UpcallMask;
+        regs = At(g, 13, 0, 0xFA);
+        ulong rip = regs.Rip;
+        GuestTraps.HandleException(g.V, ref regs, 0);
+        Assert.Equal(rip + 1, regs.Rip);
+        Assert.Equal(mask, g.UpcallMask);                          // Xen's validate() returns DONE without touching it
+        regs = At(g, 13, 0, 0xFB);                                 // sti
+        GuestTraps.HandleException(g.V, ref regs, 0);
+        Assert.Equal(rip + 1, regs.Rip);
+        Assert.Equal(mask, g.UpcallMask);
+
+        var u = new TrapsGuest();
+        u.Trap(13, Handler);
+        u.V.Iopl = 1;
+        u.V.KernelMode = false;                                    // user space is ring 3: needs IOPL 3
+        regs = At(u, 13, 0, 0xFA);
+        regs.Rsp = TrapsGuest.UserStackTop - 0x10;
+        GuestTraps.HandleException(u.V, ref regs, 0);
+        Assert.Equal(Handler, regs.Rip);
+    }
+
+    [Fact]
     public void PageFaultsAreBouncedWithCr2OrRetriedWhenSpurious()
     {
         var g = new TrapsGuest();
