@@ -30,6 +30,8 @@ internal static unsafe class PvCpu
     public static Vcpu Current;
     public static bool Active;
     public static ulong Traps, Hypercalls;
+    /// <summary>Managed-heap bytes allocated when the guests started: hypercall and trap paths must not add to it.</summary>
+    public static ulong HeapAtStart;
 
     [RuntimeImport("*", "cpu_set_exit_cr0_ts")] [MethodImpl(MethodImplOptions.InternalCall)]
     private static extern void SetExitCr0Ts(bool set);

@@ -55,6 +55,8 @@ public class PvGuestTests
         Assert.Contains("(d3) pvtest: workload yield done, 300 yields", lines);
         foreach (string d in new[] { "0 (checks)", "1 (spin)", "2 (block)", "3 (yield)" })
             Assert.Contains($"summary: domain {d}: poweroff, code 0", lines);
+        // No allocation on the hypercall and trap paths: the managed heap did not grow while four guests ran.
+        Assert.Contains(lines, l => Regex.IsMatch(l, @"^summary: \d+ traps, \d+ hypercalls, \d+ vCPU switches; managed heap \d+ bytes at guest start, \+0 while guests ran$"));
         // Concurrency, not a sequence: the spinning domain's rounds interleave with other domains' output.
         int firstRound = lines.ToList().FindIndex(l => l == "(d1) pvtest: workload spin: round 1");
         int lastRound = lines.ToList().FindIndex(l => l == "(d1) pvtest: workload spin: round 3");
