@@ -49,10 +49,16 @@ internal static unsafe class PvCpu
         bool tick = false;
         Vcpu v = Current;
 
-        if (vector == Clock.ApicTimerVector || (vector == Clock.PitVector && !Clock.UsingApic))
+        bool timer = false;
+        if (vector == Clock.ApicTimerVector && Clock.DeadlineMode)
+        {
+            tick = Clock.OnDeadlineInterrupt(Machine.Host.SystemTimeNs());
+            timer = true;
+        }
+        else if (vector == Clock.ApicTimerVector || (vector == Clock.PitVector && !Clock.UsingApic))
         {
             Clock.OnTick();
-            tick = true;
+            tick = timer = true;
         }
         else if (frame->Ring == 3 && v != null)
         {
@@ -77,9 +83,9 @@ internal static unsafe class PvCpu
 
         if (v != null && v.Domain.State == DomainState.Crashed && !v.CrashReported) ReportCrash(v, frame);
 
+        if (timer) Timers.Tick(Machine);
         if (tick)
         {
-            Timers.Tick(Machine);
             for (int i = 0; i < Machine.DomainCount; i++)
                 if (Machine.Domains[i].ConsoleRingMfn != 0) ConsoleRing.Drain(Machine.Domains[i]);
         }
@@ -109,6 +115,7 @@ internal static unsafe class PvCpu
             DomainSummary.PrintAndExit(Machine);
         }
         SetExitCr0Ts(Current != null && FpuTaskswitch.WantsCr0Ts(Current));
+        if (Clock.DeadlineMode) Clock.ArmFor(Timers.NextDeadline(Machine), Machine.Host.SystemTimeNs());
     }
 
     /// <summary>A domain the hypervisor killed: why, and the guest registers at that moment.</summary>

@@ -46,6 +46,7 @@ internal static unsafe class PvSetup
             Log.Dec(Scheduler.SliceTicks * 1000 / Clock.Hz); Log.Write(" ms slice; M2P at "); Log.Hex(Xen.MACH2PHYS_VIRT_START);
             Log.Write(" ("); Log.Dec(machine.M2pEntries); Log.Line(" entries)");
         }
+        Clock.EnterDeadlineMode(machine.Host.SystemTimeNs());
         PvCpu.HeapAtStart = Internal.Runtime.KernelHeap.Allocated;
         PvCpu.Active = true;
         return true;

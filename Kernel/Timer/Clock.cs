@@ -52,6 +52,50 @@ internal static class Clock
         return (Cpu.ReadTsc() - t0) * 100;
     }
 
+    // Deadline mode (hypervisor running guests on the local APIC): the timer is one-shot, armed for
+    // the earlier of the next 10 ms scheduler tick and the earliest guest timer, so a guest's
+    // set_timer_op deadline is met to the APIC's resolution instead of the next tick.
+    public static bool DeadlineMode;
+    public static ulong NextTickNs, ArmedNs;
+
+    public static void EnterDeadlineMode(ulong nowNs)
+    {
+        if (!UsingApic) return;
+        DeadlineMode = true;
+        NextTickNs = nowNs + 1000000000UL / Hz;
+        Arm(NextTickNs, nowNs);
+    }
+
+    /// <summary>A timer interrupt in deadline mode: true when a scheduler tick has elapsed.</summary>
+    public static bool OnDeadlineInterrupt(ulong nowNs)
+    {
+        LocalApic.EndOfInterrupt();
+        ArmedNs = 0;
+        if (nowNs < NextTickNs) return false;
+        Ticks++;
+        NextTickNs += 1000000000UL / Hz;
+        if (NextTickNs <= nowNs) NextTickNs = nowNs + 1000000000UL / Hz;   // fell behind: skip, don't burst
+        return true;
+    }
+
+    /// <summary>Arms the one-shot for <paramref name="deadlineNs"/> unless an earlier interrupt is already armed.</summary>
+    public static void ArmFor(ulong deadlineNs, ulong nowNs)
+    {
+        if (deadlineNs == 0 || deadlineNs > NextTickNs) deadlineNs = NextTickNs;
+        if (ArmedNs != 0 && ArmedNs <= deadlineNs) return;
+        Arm(deadlineNs, nowNs);
+    }
+
+    private static void Arm(ulong deadlineNs, ulong nowNs)
+    {
+        ulong deltaNs = deadlineNs > nowNs ? deadlineNs - nowNs : 0;
+        ulong count = deltaNs * ApicCountsPerTick / (1000000000UL / Hz);
+        if (count == 0) count = 1;
+        if (count > 0xFFFFFFFFUL) count = 0xFFFFFFFFUL;
+        ArmedNs = deadlineNs;
+        LocalApic.StartOneShot(ApicTimerVector, (uint)count);
+    }
+
     /// <summary>Called from the trap dispatcher on the timer vector.</summary>
     public static void OnTick()
     {

@@ -55,5 +55,12 @@ internal static unsafe class LocalApic
         Write(TimerInitialCount, initialCount);
     }
 
+    /// <summary>One interrupt after <paramref name="count"/> timer counts (divide by 16); replaces whatever was armed.</summary>
+    public static void StartOneShot(byte vector, uint count)
+    {
+        Write(LvtTimer, vector);
+        Write(TimerInitialCount, count);
+    }
+
     public static void EndOfInterrupt() => Write(Eoi, 0);
 }

@@ -9,6 +9,7 @@ public static unsafe class Events
     private struct Counts { public fixed uint PerPort[4096]; }
     private static Counts s_counts;
     public static int Upcalls;
+    public static ulong LastUpcallTsc;        // when the latest upcall began (timer latency benchmarks)
 
     public static uint CountOf(uint port)
     {
@@ -43,6 +44,7 @@ public static unsafe class Events
     /// <summary>Called with events masked by the hypervisor; the iret hypercall restores the mask.</summary>
     public static void Upcall()
     {
+        LastUpcallTsc = Cpu.Rdtsc();
         Upcalls++;
         if (Guest.SharedInfo == null) return;
         byte* vi = Guest.VcpuInfo;
