@@ -26,6 +26,15 @@ public static class GuestMemory
         return true;
     }
 
+    /// <summary>Translates a range that lies within one page with one walk; false if it crosses a
+    /// page boundary (the caller then goes word by word) or does not translate.</summary>
+    public static bool TranslateWithinPage(Vcpu v, ulong va, ulong length, bool write, out ulong machineAddress)
+    {
+        machineAddress = 0;
+        if (length == 0 || (va & (Layout.PageSize - 1)) + length > Layout.PageSize) return false;
+        return Translate(v, va, write, out machineAddress);
+    }
+
     /// <summary>Frames a guest may reach that it does not own: none yet besides its own (grant mappings
     /// are owned by the granting domain and checked by the grant table).</summary>
     private static bool IsSharedWithGuest(Domain d, ulong mfn) => false;
@@ -41,6 +50,11 @@ public static class GuestMemory
     public static bool ReadU32(Vcpu v, ulong va, out uint value)
     {
         value = 0;
+        if (TranslateWithinPage(v, va, 4, false, out ulong ma))
+        {
+            value = v.Domain.Machine.Memory.Read32(ma);
+            return true;
+        }
         for (int i = 0; i < 4; i++)
         {
             if (!ReadU8(v, va + (ulong)i, out byte b)) return false;
@@ -52,9 +66,8 @@ public static class GuestMemory
     public static bool ReadU64(Vcpu v, ulong va, out ulong value)
     {
         value = 0;
-        if ((va & 7) == 0)
+        if (TranslateWithinPage(v, va, 8, false, out ulong ma))
         {
-            if (!Translate(v, va, false, out ulong ma)) return false;
             value = v.Domain.Machine.Memory.Read64(ma);
             return true;
         }
@@ -75,15 +88,19 @@ public static class GuestMemory
 
     public static bool WriteU32(Vcpu v, ulong va, uint value)
     {
+        if (TranslateWithinPage(v, va, 4, true, out ulong ma))
+        {
+            v.Domain.Machine.Memory.Write32(ma, value);
+            return true;
+        }
         for (int i = 0; i < 4; i++) if (!WriteU8(v, va + (ulong)i, (byte)(value >> (8 * i)))) return false;
         return true;
     }
 
     public static bool WriteU64(Vcpu v, ulong va, ulong value)
     {
-        if ((va & 7) == 0)
+        if (TranslateWithinPage(v, va, 8, true, out ulong ma))
         {
-            if (!Translate(v, va, true, out ulong ma)) return false;
             v.Domain.Machine.Memory.Write64(ma, value);
             return true;
         }

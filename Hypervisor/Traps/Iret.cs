@@ -17,7 +17,17 @@ public static class Iret
         Domain d = v.Domain;
         ulong sp = regs.Rsp;
         ulong rax = 0, r11 = 0, rcx = 0, flags = 0, rip = 0, cs = 0, rflags = 0, rsp = 0, ss = 0;
-        bool ok = GuestMemory.ReadU64(v, sp + ArchX86.iret_rax, out rax)
+        bool ok;
+        if (GuestMemory.TranslateWithinPage(v, sp, ArchX86.iret_context_size, false, out ulong ma))
+        {
+            // The common case: the whole iret context in one page, one walk of the guest tables.
+            PhysicalMemory mem = d.Machine.Memory;
+            rax = mem.Read64(ma + ArchX86.iret_rax); r11 = mem.Read64(ma + ArchX86.iret_r11); rcx = mem.Read64(ma + ArchX86.iret_rcx);
+            flags = mem.Read64(ma + ArchX86.iret_flags); rip = mem.Read64(ma + ArchX86.iret_rip); cs = mem.Read64(ma + ArchX86.iret_cs);
+            rflags = mem.Read64(ma + ArchX86.iret_rflags); rsp = mem.Read64(ma + ArchX86.iret_rsp); ss = mem.Read64(ma + ArchX86.iret_ss);
+            ok = true;
+        }
+        else ok = GuestMemory.ReadU64(v, sp + ArchX86.iret_rax, out rax)
                && GuestMemory.ReadU64(v, sp + ArchX86.iret_r11, out r11)
                && GuestMemory.ReadU64(v, sp + ArchX86.iret_rcx, out rcx)
                && GuestMemory.ReadU64(v, sp + ArchX86.iret_flags, out flags)

@@ -23,11 +23,23 @@ namespace Internal.Runtime
     {
         public static void Move(byte* dest, byte* src, nuint len)
         {
+            // Whole aligned words when both ends allow it (FXSAVE images, trap frames, page copies).
+            if ((((nuint)dest | (nuint)src | len) & 7) == 0 && (dest + len <= src || src + len <= dest))
+            {
+                ulong* d = (ulong*)dest, s = (ulong*)src;
+                for (nuint i = 0; i < len / 8; i++) d[i] = s[i];
+                return;
+            }
             if (dest < src) { for (nuint i = 0; i < len; i++) dest[i] = src[i]; }
             else { for (nuint i = len; i > 0; i--) dest[i - 1] = src[i - 1]; }
         }
         public static void Set(byte* dest, byte value, nuint len)
         {
+            if (value == 0 && (((nuint)dest | len) & 7) == 0)
+            {
+                for (nuint i = 0; i < len / 8; i++) ((ulong*)dest)[i] = 0;
+                return;
+            }
             for (nuint i = 0; i < len; i++) dest[i] = value;
         }
     }

@@ -29,7 +29,7 @@ internal static unsafe class PvOpsMain
         PvOps.Backend = "native";
         PvOps.IsNative = true;
         Log.Line("pvops: backend native (multiboot2 entry)");
-        Workload.Run();
+        if (!CommandLine.Has("pvops.mode=", "pingpong")) Workload.Run();
         Finish();
     }
 
@@ -65,7 +65,7 @@ internal static unsafe class PvOpsMain
             Log.Line("pvops: backend shim (multiboot2 entry, pvops.backend=shim: the hypercall API served in ring 0)");
         }
         else ChooseXenBackend();
-        Workload.Run();
+        if (!CommandLine.Has("pvops.mode=", "pingpong")) Workload.Run();
         Finish();
     }
 
@@ -102,8 +102,25 @@ internal static unsafe class PvOpsMain
     private static void Finish()
     {
         if (CommandLine.Has("pvops.mode=", "bench")) Bench.Run();
+        if (CommandLine.Has("pvops.mode=", "pingpong")) PingPong();
         Log.Line("pvops: done");
         PvOps.ShutdownOp(Xen.SHUTDOWN_poweroff);
+    }
+
+    /// <summary>
+    /// Domain-to-domain switch cost: two domains in this mode yield to each other N times; each
+    /// yield of one is a switch to the other and back, so the time per switch is the elapsed TSC
+    /// over 2N (it includes one sched_op(yield) hypercall per switch). Under a hypervisor only.
+    /// </summary>
+    private static void PingPong()
+    {
+        if (PvOps.IsNative) { Log.Line("pvops: pingpong needs a hypervisor"); return; }
+        int n = CommandLine.Has("pvops.quick=", "1") ? 100 : 1000;
+        Hypercall.SchedOp(Xen.SCHEDOP_yield, null);           // line the two domains up
+        ulong t0 = Cpu.Rdtsc();
+        for (int i = 0; i < n; i++) Hypercall.SchedOp(Xen.SCHEDOP_yield, null);
+        ulong t1 = Cpu.Rdtsc();
+        Log.Write("bench: domain_switch "); Log.Dec((t1 - t0) / (ulong)(2 * n)); Log.Write(" "); Log.Dec((ulong)(2 * n)); Log.Line("");
     }
 
     private static void StartRuntime(GuestLayout* layout)
