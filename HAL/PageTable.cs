@@ -154,40 +154,86 @@ public sealed class PageTable
     public static bool Translate(PhysicalMemory memory, ulong root, ulong virtualAddress,
         out ulong physicalAddress, out ulong effectiveFlags, out PageSize size)
     {
+        WalkPath path = default;
+        return Translate(memory, root, virtualAddress, out physicalAddress, out effectiveFlags, out size, ref path);
+    }
+
+    /// <summary>
+    /// Translate that also records in <paramref name="path"/> the root and every entry it read, so a
+    /// caller can later ask <see cref="StillTranslates"/> whether the same walk would still give the
+    /// same answer (a walk is a function of the root and the entries it reads, nothing else).
+    /// </summary>
+    public static bool Translate(PhysicalMemory memory, ulong root, ulong virtualAddress,
+        out ulong physicalAddress, out ulong effectiveFlags, out PageSize size, ref WalkPath path)
+    {
         physicalAddress = 0;
         effectiveFlags = 0;
         size = PageSize.Size4K;
+        path.Count = 0;
+        path.Root = root;
         if (!PageTableEntry.IsCanonical(virtualAddress)) return false;
-        bool writable = true, user = true, noExecute = false;
+        // Writable and User must be set at every level, NoExecute at any: AND and OR of the entries.
+        ulong all = ~0UL, any = 0;
         ulong table = root & PageTableEntry.AddressMask;
         for (int level = 4; level >= 1; level--)
         {
-            ulong slot = table + (ulong)PageTableEntry.IndexAt(virtualAddress, level) * 8;
+            ulong slot = table + (ulong)((virtualAddress >> (3 + 9 * level)) & 511) * 8;
             if (!memory.Contains(slot, 8)) return false;
             ulong entry = memory.Read64(slot);
-            if (!PageTableEntry.IsPresent(entry)) return false;
-            if (level == 4 && PageTableEntry.IsLargePage(entry)) return false;
-            writable &= PageTableEntry.IsWritable(entry);
-            user &= PageTableEntry.IsUser(entry);
-            noExecute |= PageTableEntry.IsNoExecute(entry);
-            bool leaf = level == 1 || (level <= 3 && PageTableEntry.IsLargePage(entry));
-            if (!leaf)
+            path.Set(4 - level, slot, entry);
+            if ((entry & PageTableEntry.Present) == 0) return false;
+            bool large = (entry & PageTableEntry.PageSize) != 0;
+            if (level == 4 && large) return false;
+            all &= entry;
+            any |= entry;
+            if (level != 1 && !large)
             {
-                table = PageTableEntry.Address(entry);
+                table = entry & PageTableEntry.AddressMask;
                 continue;
             }
             size = level == 3 ? PageSize.Size1G : level == 2 ? PageSize.Size2M : PageSize.Size4K;
-            ulong offsetMask = PageTableEntry.SizeOf(size) - 1;
-            physicalAddress = PageTableEntry.LeafAddress(entry, size) | (virtualAddress & offsetMask);
+            ulong offsetMask = (1UL << (3 + 9 * level)) - 1;
+            physicalAddress = (entry & PageTableEntry.AddressMask & ~offsetMask) | (virtualAddress & offsetMask);
             ulong passThrough = PageTableEntry.WriteThrough | PageTableEntry.CacheDisable | PageTableEntry.Accessed
                 | PageTableEntry.Dirty | PageTableEntry.Global;
-            effectiveFlags = PageTableEntry.Present | (entry & passThrough);
-            if (writable) effectiveFlags |= PageTableEntry.Writable;
-            if (user) effectiveFlags |= PageTableEntry.User;
-            if (noExecute) effectiveFlags |= PageTableEntry.NoExecute;
+            effectiveFlags = PageTableEntry.Present | (entry & passThrough)
+                | (all & (PageTableEntry.Writable | PageTableEntry.User)) | (any & PageTableEntry.NoExecute);
             return true;
         }
         return false;
+    }
+
+    /// <summary>True when every entry a successful <see cref="Translate(PhysicalMemory, ulong, ulong, out ulong, out ulong, out PageSize, ref WalkPath)"/>
+    /// read still holds the value it read, under the same root: the translation is unchanged.</summary>
+    public static bool StillTranslates(PhysicalMemory memory, ulong root, ref WalkPath path)
+    {
+        if (path.Count == 0 || root != path.Root) return false;
+        if (memory.Read64(path.Slot0) != path.Entry0) return false;
+        if (path.Count > 1 && memory.Read64(path.Slot1) != path.Entry1) return false;
+        if (path.Count > 2 && memory.Read64(path.Slot2) != path.Entry2) return false;
+        if (path.Count > 3 && memory.Read64(path.Slot3) != path.Entry3) return false;
+        return true;
+    }
+
+    /// <summary>The root and the entries (slot address and value, L4E first) one walk read.</summary>
+    public struct WalkPath
+    {
+        public int Count;
+        public ulong Root;
+        public ulong Slot0, Slot1, Slot2, Slot3;
+        public ulong Entry0, Entry1, Entry2, Entry3;
+
+        public void Set(int i, ulong slot, ulong entry)
+        {
+            switch (i)
+            {
+                case 0: Slot0 = slot; Entry0 = entry; break;
+                case 1: Slot1 = slot; Entry1 = entry; break;
+                case 2: Slot2 = slot; Entry2 = entry; break;
+                default: Slot3 = slot; Entry3 = entry; break;
+            }
+            Count = i + 1;
+        }
     }
 
     /// <summary>

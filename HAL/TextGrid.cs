@@ -166,7 +166,7 @@ public sealed class TextGrid
         {
             int rowBytes = _columns;
             int last = (_rows - 1) * _columns;
-            for (int i = 0; i < last; i++) _cells[i] = _cells[i + rowBytes];
+            ShiftCellsUp(rowBytes, last);
             for (int r = 0; r + 1 < _rows; r++) _rowBlank[r] = _rowBlank[r + 1];
             _rowBlank[_rows - 1] = false;   // the device may still show the old last row
             ClearRowIfNeeded(_rows - 1);
@@ -181,6 +181,17 @@ public sealed class TextGrid
         // The gap row; before the first wrap row 0 still holds the first lines and stays.
         int gap = _row + 1 < _rows ? _row + 1 : 0;
         if (_rows > 2 && (gap != 0 || _ring)) ClearRowIfNeeded(gap);
+    }
+
+    /// <summary>Moves the cell model up one row: a word at a time (one scroll per line of output).</summary>
+    private unsafe void ShiftCellsUp(int rowBytes, int last)
+    {
+        fixed (byte* c = _cells)
+        {
+            int i = 0;
+            for (; i + 8 <= last; i += 8) *(ulong*)(c + i) = *(ulong*)(c + i + rowBytes);
+            for (; i < last; i++) c[i] = c[i + rowBytes];
+        }
     }
 
     private void ClearRowIfNeeded(int row)

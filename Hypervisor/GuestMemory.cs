@@ -13,17 +13,86 @@ public static class GuestMemory
 {
     public static bool Translate(Vcpu v, ulong va, bool write, out ulong machineAddress)
     {
+        PageTable.WalkPath path = default;
+        return Translate(v, va, write, out machineAddress, ref path);
+    }
+
+    /// <summary>The current guest root: the user L4 while the guest runs in user mode and has one.</summary>
+    public static ulong RootOf(Vcpu v) => v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser;
+
+    private static bool Translate(Vcpu v, ulong va, bool write, out ulong machineAddress, ref PageTable.WalkPath path)
+    {
         machineAddress = 0;
+        path.Count = 0;
         if (Layout.InHypervisorHole(va) || !PageTableEntry.IsCanonical(va)) return false;
-        ulong root = v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser;
+        ulong root = RootOf(v);
         if (root == 0) return false;
         Machine m = v.Domain.Machine;
-        if (!PageTable.Translate(m.Memory, root, va, out ulong pa, out ulong flags, out PageSize _)) return false;
+        if (!PageTable.Translate(m.Memory, root, va, out ulong pa, out ulong flags, out PageSize _, ref path)) return false;
         if ((flags & PageTableEntry.User) == 0) return false;
         if (write && (flags & PageTableEntry.Writable) == 0) return false;
         if (!v.Domain.OwnsFrame(pa >> Layout.PageShift) && !IsSharedWithGuest(v.Domain, pa >> Layout.PageShift)) return false;
         machineAddress = pa;
         return true;
+    }
+
+    /// <summary>
+    /// One guest page's translation, kept for the rest of one hypercall so a request array is not
+    /// walked again for every field. It is no cache that can go stale: every use re-reads the entries
+    /// the walk read (and compares the root and the frame's owner), and walks again if anything
+    /// changed, so a request that rewrites the mapping of its own array is seen by the next one.
+    /// Create one per hypercall (default value); never keep one across hypercalls.
+    /// </summary>
+    public struct Cursor
+    {
+        private ulong _page;          // guest page address + 1 while valid (0: empty)
+        private ulong _frame;         // machine address of that page
+        private bool _writable;
+        private PageTable.WalkPath _path;
+
+        /// <summary>Machine address of [va, va+length), which must lie within one page; false when it
+        /// crosses a page (the caller then goes field by field) or does not translate.</summary>
+        public bool Translate(Vcpu v, ulong va, ulong length, bool write, out ulong machineAddress)
+        {
+            machineAddress = 0;
+            ulong offset = va & (Layout.PageSize - 1);
+            if (length == 0 || offset + length > Layout.PageSize) return false;
+            ulong page = va - offset;
+            if (_page == page + 1 && (_writable || !write)
+                && PageTable.StillTranslates(v.Domain.Machine.Memory, RootOf(v), ref _path)
+                && (v.Domain.OwnsFrame(_frame >> Layout.PageShift) || IsSharedWithGuest(v.Domain, _frame >> Layout.PageShift)))
+            {
+                machineAddress = _frame + offset;
+                return true;
+            }
+            _page = 0;
+            if (!GuestMemory.Translate(v, page, write, out ulong frame, ref _path)) return false;
+            _page = page + 1;
+            _frame = frame;
+            _writable = write;
+            machineAddress = frame + offset;
+            return true;
+        }
+
+        public bool ReadU32(Vcpu v, ulong va, out uint value)
+        {
+            if (Translate(v, va, 4, false, out ulong ma))
+            {
+                value = v.Domain.Machine.Memory.Read32(ma);
+                return true;
+            }
+            return GuestMemory.ReadU32(v, va, out value);
+        }
+
+        public bool ReadU64(Vcpu v, ulong va, out ulong value)
+        {
+            if (Translate(v, va, 8, false, out ulong ma))
+            {
+                value = v.Domain.Machine.Memory.Read64(ma);
+                return true;
+            }
+            return GuestMemory.ReadU64(v, va, out value);
+        }
     }
 
     /// <summary>Translates a range that lies within one page with one walk; false if it crosses a

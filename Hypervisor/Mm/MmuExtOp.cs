@@ -32,11 +32,21 @@ public static class MmuExtOp
         if (pgOwner == null) return rc;
 
         uint i = 0;
+        GuestMemory.Cursor cursor = default;   // the op array is walked once per page, not per field
+        PhysicalMemory mem = d.Machine.Memory;
         for (; i < n; i++)
         {
             ulong at = ops + (ulong)i * OpSize;
-            if (!GuestMemory.ReadU32(v, at, out uint cmd) || !GuestMemory.ReadU64(v, at + 8, out ulong arg1)
-                || !GuestMemory.ReadU64(v, at + 16, out ulong arg2))
+            uint cmd;
+            ulong arg1, arg2;
+            if (cursor.Translate(v, at, OpSize, false, out ulong ma))
+            {
+                cmd = mem.Read32(ma);
+                arg1 = mem.Read64(ma + 8);
+                arg2 = mem.Read64(ma + 16);
+            }
+            else if (!cursor.ReadU32(v, at, out cmd) || !cursor.ReadU64(v, at + 8, out arg1)
+                || !cursor.ReadU64(v, at + 16, out arg2))
             {
                 rc = -Errno.EFAULT;
                 break;

@@ -37,10 +37,18 @@ public static class MmuUpdate
         Domain pgOwner = PgOwner.Get(d, foreignDom & 0xFFFF, out rc);
         if (pgOwner != null)
         {
+            GuestMemory.Cursor requests = default;   // the array is walked once per page, not per field
+            PhysicalMemory mem = d.Machine.Memory;
             for (; i < n; i++)
             {
                 ulong at = reqs + (ulong)i * RequestSize;
-                if (!GuestMemory.ReadU64(v, at, out ulong ptr) || !GuestMemory.ReadU64(v, at + 8, out ulong val))
+                ulong ptr, val;
+                if (requests.Translate(v, at, RequestSize, false, out ulong ma))
+                {
+                    ptr = mem.Read64(ma);
+                    val = mem.Read64(ma + 8);
+                }
+                else if (!requests.ReadU64(v, at, out ptr) || !requests.ReadU64(v, at + 8, out val))
                 {
                     rc = -Errno.EFAULT;
                     break;

@@ -26,6 +26,15 @@ public static class PageTableValidator
 
     private const ulong FlagsMask = ~PageTableEntry.AddressMask;
 
+    /// <summary>Xen's FASTPATH_FLAG_WHITELIST: leaf bits that change no reference (NX, the available
+    /// bits, G, D, A, U); a change confined to them keeps the old entry's references.</summary>
+    public const ulong FastPathFlags = PageTableEntry.NoExecute | 0x7FF0_0000_0000_0000UL | 0xE00UL
+        | PageTableEntry.Global | PageTableEntry.Dirty | PageTableEntry.Accessed | PageTableEntry.User;
+
+    /// <summary>FASTPATH_PDE_FLAG_WHITELIST: for L2-L4 entries Writable too, since linear page tables
+    /// are refused and a non-leaf entry's references do not depend on it.</summary>
+    public const ulong FastPathPdeFlags = FastPathFlags | PageTableEntry.Writable;
+
     /// <summary>Flags a leaf entry of domain <paramref name="d"/> may set: Global too, and cache
     /// attributes for the initial domain (Xen's l1_disallow_mask).</summary>
     public static ulong L1Allowed(Domain d)
@@ -147,8 +156,10 @@ public static class PageTableValidator
     /// mod_lN_entry: replaces entry <paramref name="index"/> of the validated table at
     /// <paramref name="mfn"/> (level <paramref name="level"/>) with <paramref name="entry"/>: the new
     /// entry is validated and referenced first, then written, then the old entry's references are
-    /// dropped. Every change is validated in full (no fast path), so flipping a flag on an existing
-    /// entry is checked like a new one. <paramref name="preserveAd"/> keeps the old Accessed/Dirty bits.
+    /// dropped. Like Xen, a present entry whose flags are allowed and that differs from the old one
+    /// only in bits that take no references (<see cref="FastPathFlags"/>) is written without taking
+    /// and dropping them again: same frame, same Present and Writable, same cache attributes.
+    /// <paramref name="preserveAd"/> keeps the old Accessed/Dirty bits.
     /// </summary>
     public static long ModEntry(Machine m, Domain d, Domain pgOwner, ulong mfn, int index, int level, ulong entry, bool preserveAd)
     {
@@ -157,6 +168,19 @@ public static class PageTableValidator
         ulong slot = (mfn << Layout.PageShift) + (ulong)index * 8;
         if (!m.Memory.Contains(slot, 8)) return -Errno.EINVAL;
         ulong old = m.Memory.Read64(slot);
+        if (PageTableEntry.IsPresent(entry))
+        {
+            ulong allowed = level == 1 ? L1Allowed(d) : BaseAllowed;
+            if ((entry & FlagsMask & ~allowed) != 0) return -Errno.EINVAL;
+            ulong adjusted = AdjustEntry(entry, level);
+            ulong same = level == 1 ? FastPathFlags : FastPathPdeFlags;
+            if (((old ^ adjusted) & ~same) == 0)
+            {
+                if (preserveAd) adjusted |= old & (PageTableEntry.Accessed | PageTableEntry.Dirty);
+                m.Memory.Write64(slot, adjusted);
+                return 0;
+            }
+        }
         long rc = GetPageFromEntry(m, d, pgOwner, entry, level);
         if (rc != 0) return rc;
         entry = AdjustEntry(entry, level);

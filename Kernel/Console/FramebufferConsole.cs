@@ -17,7 +17,8 @@ internal sealed unsafe class FramebufferConsole : TextRenderer
     private readonly int _bytesPerPixel;
     private readonly int _columns, _rows;
     private readonly uint _foreground, _background;
-    private int _cursorCol, _cursorRow;
+    private int _cursorCol, _cursorRow;     // where the underline is drawn (when _cursorShown)
+    private int _wantedCol, _wantedRow;     // where the grid last put the cursor
     private bool _cursorShown;
 
     private FramebufferConsole(byte* fb, uint pitch, uint width, uint height, int bytesPerPixel, uint fg, uint bg)
@@ -127,8 +128,17 @@ internal sealed unsafe class FramebufferConsole : TextRenderer
         }
     }
 
+    /// <summary>Only remembered: the underline is redrawn in <see cref="ShowCursor"/>, once per line or
+    /// per trap rather than erased and drawn again for every character.</summary>
     public override void MoveCursor(int col, int row)
     {
+        _wantedCol = col;
+        _wantedRow = row;
+    }
+
+    public void ShowCursor()
+    {
+        int col = _wantedCol, row = _wantedRow;
         if (_cursorShown)
         {
             if (col == _cursorCol && row == _cursorRow) return;

@@ -19,6 +19,8 @@ internal static unsafe class ScreenConsole
     public static int Kind;
 
     private static TextGrid _grid;
+    private static VgaTextConsole _vga;
+    private static FramebufferConsole _framebuffer;
 
     /// <summary>80x25 VGA text mode; <paramref name="vgaText"/> is the virtual address of physical 0xB8000.</summary>
     public static void InitializeVgaText(byte* vgaText)
@@ -27,6 +29,8 @@ internal static unsafe class ScreenConsole
         Active = false;
         var renderer = new VgaTextConsole(vgaText);
         _grid = new TextGrid(renderer, VgaTextConsole.Columns, VgaTextConsole.Rows);
+        _vga = renderer;
+        _framebuffer = null;
         Set(VgaText);
     }
 
@@ -43,6 +47,8 @@ internal static unsafe class ScreenConsole
             redPos, redSize, greenPos, greenSize, bluePos, blueSize);
         if (renderer == null) { Kind = None; Columns = Rows = 0; return; }
         _grid = new TextGrid(renderer, renderer.Columns, renderer.Rows);
+        _framebuffer = renderer;
+        _vga = null;
         Set(Framebuffer);
     }
 
@@ -52,12 +58,27 @@ internal static unsafe class ScreenConsole
         Columns = (uint)_grid.Columns;
         Rows = (uint)_grid.Rows;
         Active = true;
+        ShowCursor();
     }
 
+    /// <summary>One byte; the cursor follows at the end of each line and in <see cref="ShowCursor"/>.</summary>
     public static void Write(byte b)
     {
         if (!Active) return;
         _grid.Write(b);
+        if (b == (byte)'\n') ShowCursor(); else CursorBehind = true;
+    }
+
+    /// <summary>True when text was written since the cursor was last shown.</summary>
+    public static bool CursorBehind;
+
+    /// <summary>Moves the visible cursor to where the text ends; the trap path calls it once per trap.</summary>
+    public static void ShowCursor()
+    {
+        CursorBehind = false;
+        if (!Active) return;
+        if (_vga != null) _vga.ShowCursor();
+        else if (_framebuffer != null) _framebuffer.ShowCursor();
     }
 
     /// <summary>Blanks the screen, cursor to the top left.</summary>
@@ -65,5 +86,6 @@ internal static unsafe class ScreenConsole
     {
         if (!Active) return;
         _grid.Clear();
+        ShowCursor();
     }
 }

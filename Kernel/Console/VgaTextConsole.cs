@@ -6,7 +6,7 @@ namespace Microhv.Kernel.Console;
 /// Renderer over VGA text memory (mode 3: 80x25 cells of character + attribute byte at physical
 /// 0xB8000, reached through the pointer the kernel passes, e.g. DirectMapBase + 0xB8000). Light grey
 /// on black. The hardware cursor is moved through the CRT controller (index port 0x3D4, data 0x3D5,
-/// registers 0x0E/0x0F = cursor location high/low). Scrolling moves the 4000-byte buffer up one row,
+/// registers 0x0E/0x0F = cursor location high/low), lazily: see ShowCursor. Scrolling moves the 4000-byte buffer up one row,
 /// which is cheap, so the grid scrolls classically here instead of ring style.
 /// </summary>
 internal sealed unsafe class VgaTextConsole : TextRenderer
@@ -17,7 +17,8 @@ internal sealed unsafe class VgaTextConsole : TextRenderer
     private const byte CursorStart = 0x0A, CursorEnd = 0x0B, CursorHigh = 0x0E, CursorLow = 0x0F;
 
     private readonly ushort* _cells;
-    private int _cursor = -1;
+    private int _cursor = -1;   // where the hardware cursor is
+    private int _wanted;        // where the grid last put it
 
     public VgaTextConsole(byte* vgaText)
     {
@@ -39,9 +40,13 @@ internal sealed unsafe class VgaTextConsole : TextRenderer
         for (int i = 0; i < Columns; i++) p[i] = blank;
     }
 
-    public override void MoveCursor(int col, int row)
+    /// <summary>Only remembered: the CRT controller is told in <see cref="ShowCursor"/>, once per line
+    /// or per trap rather than with four port writes per character.</summary>
+    public override void MoveCursor(int col, int row) => _wanted = row * Columns + col;
+
+    public void ShowCursor()
     {
-        int pos = row * Columns + col;
+        int pos = _wanted;
         if (pos == _cursor) return;
         _cursor = pos;
         Cpu.OutB(CrtIndex, CursorHigh); Cpu.OutB(CrtData, (byte)(pos >> 8));

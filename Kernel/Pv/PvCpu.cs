@@ -89,15 +89,20 @@ internal static unsafe class PvCpu
             for (int i = 0; i < Machine.DomainCount; i++)
                 if (Machine.Domains[i].ConsoleRingMfn != 0) ConsoleRing.Drain(Machine.Domains[i]);
         }
-        Reschedule(frame, fpu, tick);
+        Reschedule(frame, fpu, tick, timer);
+        if (ScreenConsole.CursorBehind) ScreenConsole.ShowCursor();    // the screen's cursor follows once per trap, not per byte
     }
 
-    private static void Reschedule(TrapFrame* frame, byte* fpu, bool tick)
+    /// <summary><paramref name="timer"/>: the trap was a timer interrupt, when the guest's time info is
+    /// refreshed besides on every vCPU switch. The guest extrapolates system time from any recent
+    /// (TSC, time) pair with the same scale the hypervisor uses, so a hypercall need not rewrite it.</summary>
+    private static void Reschedule(TrapFrame* frame, byte* fpu, bool tick, bool timer)
     {
         bool preempt = (tick && Scheduler.Tick(Current)) || Machine.RescheduleRequested || !Scheduler.IsRunnable(Current);
         Machine.RescheduleRequested = false;
         Vcpu next = Scheduler.PickNext(Current, preempt);
-        if (next != Current)
+        bool switched = next != Current;
+        if (switched)
         {
             if (Current != null && frame->Ring == 3) Save(Current, frame, fpu);
             if (next != null) Load(next, frame, fpu); else LoadIdle(frame);
@@ -105,7 +110,7 @@ internal static unsafe class PvCpu
         }
         if (Current != null)
         {
-            TimeInfo.Update(Current);
+            if (switched || tick || timer) TimeInfo.Update(Current);
             bool wasKernel = Current.KernelMode;
             TrapBounce.DeliverEventUpcall(Current, ref *frame);
             if (wasKernel != Current.KernelMode) LoadSegmentBases(Current);
