@@ -49,7 +49,7 @@ internal static unsafe class PvCpu
         bool tick = false;
         Vcpu v = Current;
 
-        bool timer = false;
+        bool timer = false, timersChanged = false;
         if (vector == Clock.ApicTimerVector && Clock.DeadlineMode)
         {
             tick = Clock.OnDeadlineInterrupt(Machine.Host.SystemTimeNs());
@@ -73,6 +73,7 @@ internal static unsafe class PvCpu
                 ulong nr = frame->Rax;
                 Microhv.Hypervisor.Hypercalls.Dispatch(v, ref *frame);
                 if (nr == Xen.__HYPERVISOR_set_segment_base || nr == Xen.__HYPERVISOR_iret) LoadSegmentBases(v);
+                timersChanged = SetsTimers(nr);
             }
             else if (vector < 32)
             {
@@ -90,6 +91,10 @@ internal static unsafe class PvCpu
                 if (Machine.Domains[i].ConsoleRingMfn != 0) ConsoleRing.Drain(Machine.Domains[i]);
         }
         Reschedule(frame, fpu, tick, timer);
+        // Re-arm the one-shot only when a guest deadline can have moved earlier: a timer interrupt
+        // (periodic timers advance, the armed deadline was consumed) or a hypercall that sets timers.
+        if (Clock.DeadlineMode && (timer || timersChanged || Clock.ArmedNs == 0))
+            Clock.ArmFor(Timers.NextDeadline(Machine), Machine.Host.SystemTimeNs());
         if (ScreenConsole.CursorBehind) ScreenConsole.ShowCursor();    // the screen's cursor follows once per trap, not per byte
     }
 
@@ -120,8 +125,13 @@ internal static unsafe class PvCpu
             DomainSummary.PrintAndExit(Machine);
         }
         SetExitCr0Ts(Current != null && FpuTaskswitch.WantsCr0Ts(Current));
-        if (Clock.DeadlineMode) Clock.ArmFor(Timers.NextDeadline(Machine), Machine.Host.SystemTimeNs());
     }
+
+    /// <summary>Hypercalls that can set or move a guest timer (set_timer_op, vcpu_op timers, sched_op
+    /// poll timeouts, and multicall, which may carry any of them).</summary>
+    private static bool SetsTimers(ulong nr)
+        => nr == Xen.__HYPERVISOR_set_timer_op || nr == Xen.__HYPERVISOR_vcpu_op || nr == Xen.__HYPERVISOR_sched_op
+           || nr == Xen.__HYPERVISOR_sched_op_compat || nr == Xen.__HYPERVISOR_multicall;
 
     /// <summary>A domain the hypervisor killed: why, and the guest registers at that moment.</summary>
     private static void ReportCrash(Vcpu v, TrapFrame* f)
