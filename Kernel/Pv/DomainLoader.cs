@@ -27,10 +27,10 @@ internal static unsafe class DomainLoader
         ushort nextDomU = 1;
         for (int m = 0; m < info.ModuleCount; m++)
         {
-            info.GetModule(m, out ulong start, out ulong end, out ulong str, out uint strLen);
+            info.GetModule(m, out ulong start, out ulong end, out _, out _);
             byte[] buffer = new byte[1024];
-            int len = CommandLine.CopyFrom(DirectMap.Instance, str, strLen, buffer, out _);
-            var line = new CommandLine(buffer, len);
+            var line = ModuleLine(info, m, buffer);
+            int len = line.Length;
 
             ulong pages = DefaultPages;
             int nameStart = 0, nameLength = 0, guestStart = len;
@@ -101,37 +101,34 @@ internal static unsafe class DomainLoader
     }
 
     /// <summary>True when module <paramref name="m"/>'s own words (before "--") include "initrd".</summary>
-    private static bool IsInitrd(Multiboot2Info info, int m)
-    {
-        info.GetModule(m, out _, out _, out ulong str, out uint strLen);
-        byte[] buffer = new byte[1024];
-        int len = CommandLine.CopyFrom(DirectMap.Instance, str, strLen, buffer, out _);
-        var line = new CommandLine(buffer, len);
-        int pos = 0;
-        while (line.NextWord(ref pos, out int ws, out int wl))
-        {
-            if (line.BytesEqual(ws, wl, "--")) break;
-            if (line.BytesEqual(ws, wl, "initrd")) return true;
-        }
-        return false;
-    }
+    private static bool IsInitrd(Multiboot2Info info, int m) => HasOwnWord(info, m, "initrd");
 
     private static int FindInitial(Multiboot2Info info)
     {
         for (int m = 0; m < info.ModuleCount; m++)
-        {
-            info.GetModule(m, out _, out _, out ulong str, out uint strLen);
-            byte[] buffer = new byte[1024];
-            int len = CommandLine.CopyFrom(DirectMap.Instance, str, strLen, buffer, out _);
-            var line = new CommandLine(buffer, len);
-            int pos = 0;
-            while (line.NextWord(ref pos, out int ws, out int wl))
-            {
-                if (line.BytesEqual(ws, wl, "--")) break;
-                if (line.BytesEqual(ws, wl, "initial")) return m;
-            }
-        }
+            if (HasOwnWord(info, m, "initial")) return m;
         return 0;
+    }
+
+    /// <summary>Module <paramref name="m"/>'s command line, copied out of the boot information.</summary>
+    private static CommandLine ModuleLine(Multiboot2Info info, int m, byte[] buffer)
+    {
+        info.GetModule(m, out _, out _, out ulong str, out uint strLen);
+        int len = CommandLine.CopyFrom(DirectMap.Instance, str, strLen, buffer, out _);
+        return new CommandLine(buffer, len);
+    }
+
+    /// <summary>True when the words Microhv reads (those before "--") include <paramref name="word"/>.</summary>
+    private static bool HasOwnWord(Multiboot2Info info, int m, string word)
+    {
+        var line = ModuleLine(info, m, new byte[1024]);
+        int pos = 0;
+        while (line.NextWord(ref pos, out int ws, out int wl))
+        {
+            if (line.BytesEqual(ws, wl, "--")) return false;
+            if (line.BytesEqual(ws, wl, word)) return true;
+        }
+        return false;
     }
 
     private static bool ParseNumber(byte[] b, int start, int length, out ulong value)
