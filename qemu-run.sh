@@ -50,6 +50,21 @@ while [ $# -gt 0 ]; do
 done
 
 cd "$root"
+
+# A fresh Debian machine has only the .NET SDK: install what the image build and QEMU need.
+missing=()
+for tool in qemu-system-x86_64:qemu-system-x86 grub-mkrescue:grub-common xorriso:xorriso mformat:mtools nasm:nasm; do
+    command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+[ -d /usr/lib/grub/i386-pc ] || missing+=(grub-pc-bin)
+[ -d /usr/lib/grub/x86_64-efi ] || missing+=(grub-efi-amd64-bin)
+[ -f /usr/share/ovmf/OVMF.fd ] || [ -f /usr/share/OVMF/OVMF_CODE.fd ] || missing+=(ovmf)
+if [ ${#missing[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null || { echo "qemu-run: missing ${missing[*]} and no apt-get to install them" >&2; exit 1; }
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "qemu-run: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+fi
 if [ "$build" = 1 ]; then
     dotnet build Kernel/Kernel.csproj -v q -nologo
 fi

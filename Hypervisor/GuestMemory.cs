@@ -104,9 +104,9 @@ public static class GuestMemory
         return Translate(v, va, write, out machineAddress);
     }
 
-    /// <summary>Frames a guest may reach that it does not own: none yet besides its own (grant mappings
-    /// are owned by the granting domain and checked by the grant table).</summary>
-    private static bool IsSharedWithGuest(Domain d, ulong mfn) => false;
+    /// <summary>Frames a guest may reach that it does not own: another domain's frames it maps through a
+    /// grant (its maptrack holds them; the walk already checked the PTE allows the access).</summary>
+    private static bool IsSharedWithGuest(Domain d, ulong mfn) => GrantTable.MapsGrantedFrame(d, mfn);
 
     public static bool ReadU8(Vcpu v, ulong va, out byte value)
     {

@@ -27,6 +27,8 @@ public static class Gnttab
     // map flags (GNTMAP_*).
     public const uint GNTMAP_device_map = 1, GNTMAP_host_map = 2, GNTMAP_readonly = 4,
         GNTMAP_application_map = 8, GNTMAP_contains_pte = 16;
+    // Bits 7 and up of the map flags go to the PTE's available bits 9..11 (_GNTMAP_guest_avail0).
+    public const int _GNTMAP_guest_avail0 = 7;
 
     // Status codes written into each operation's status field.
     public const short GNTST_okay = 0, GNTST_general_error = -1, GNTST_bad_domain = -2, GNTST_bad_gntref = -3,

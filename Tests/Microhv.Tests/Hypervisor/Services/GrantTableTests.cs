@@ -112,7 +112,7 @@ public class GrantTableTests
         Map(0, 0, 2);                   // neither host nor device map
         Assert.Equal(0, GrantTableOp.Do(g.V, MAP, op, 1));
         Assert.Equal(GNTST_bad_gntref, (short)g.R16(op + 18));
-        Map(2, 0, 2);                   // installing mappings is not implemented
+        Map(2, 0, 2);                   // entry 0 is GTF_invalid: not a grant to us
         Assert.Equal(0, GrantTableOp.Do(g.V, MAP, op, 1));
         Assert.Equal(GNTST_general_error, (short)g.R16(op + 18));
 
