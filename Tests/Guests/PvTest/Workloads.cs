@@ -20,6 +20,8 @@ internal static unsafe class Workloads
         else if (Is(value, "yield")) Yield();
         else if (Is(value, "block")) Block();
         else if (Is(value, "crash")) Crash();
+        else if (Is(value, "grant-offer")) GrantOffer();
+        else if (Is(value, "grant-map")) GrantMap();
         else { XenConsole.Line("pvtest: unknown workload"); Hypercall.Shutdown(Xen.SHUTDOWN_crash); }
         return true;
     }
@@ -79,6 +81,85 @@ internal static unsafe class Workloads
         Cpu.Write64(0x10, 1);
         XenConsole.Line("pvtest: workload crash: still alive (the fault was not delivered)");
         Hypercall.Shutdown(Xen.SHUTDOWN_crash);
+    }
+
+    // Grant tables (xen/include/public/grant_table.h, v1). The two workloads meet by convention:
+    // domain 1 offers one page to domain 0 as grant reference 8.
+    private const ulong GNTTABOP_map_grant_ref = 0, GNTTABOP_unmap_grant_ref = 1, GNTTABOP_setup_table = 2;
+    private const ushort GTF_permit_access = 1;
+    private const uint GNTMAP_host_map = 2, OfferRef = 8;
+    private const ulong Offered = 0x0A76686F7263694DUL, Reply = 0x796C706572203064UL;   // "Microhv\n", "d0 reply"
+
+    /// <summary>Domain 1: grant one of its pages to domain 0 and wait for domain 0's reply in it.</summary>
+    private static void GrantOffer()
+    {
+        ulong* page = (ulong*)Guest.Page(5);
+        page[0] = Offered;
+        page[1] = 0;
+        // struct gnttab_setup_table { domid_t dom; uint32_t nr_frames; int16_t status; xen_pfn_t *frame_list; }
+        byte* st = stackalloc byte[24];
+        ulong* frames = stackalloc ulong[1];
+        *(ushort*)st = Xen.DOMID_SELF; *(uint*)(st + 4) = 1; *(short*)(st + 8) = 0; *(ulong*)(st + 16) = (ulong)frames;
+        long rc = Hypercall.Call3(Xen.grant_table_op, GNTTABOP_setup_table, (ulong)st, 1);
+        if (rc != 0 || *(short*)(st + 8) != 0 || Guest.MapInWindow(3, frames[0], true) != 0)
+        {
+            XenConsole.Write("pvtest: workload grant-offer: cannot set up the grant table, rc "); XenConsole.Dec(rc); XenConsole.Line("");
+            Hypercall.Shutdown(Xen.SHUTDOWN_crash);
+            return;
+        }
+        // grant_entry_v1 { uint16_t flags; domid_t domid; uint32_t frame; }: flags last, it publishes the entry.
+        byte* entry = (byte*)Guest.WindowPage(3) + OfferRef * 8;
+        *(uint*)(entry + 4) = (uint)Guest.MfnOf(page);
+        *(ushort*)(entry + 2) = 0;
+        *(ushort*)entry = GTF_permit_access;
+        XenConsole.Line("pvtest: workload grant-offer: page granted to domain 0 as ref 8");
+
+        ulong start = Guest.SystemTime(out _);
+        while (Cpu.Read64((ulong)&page[1]) != Reply && Guest.SystemTime(out _) - start < 5000000000UL)
+            Hypercall.SchedOp(Xen.SCHEDOP_yield, null);
+        bool replied = page[1] == Reply;
+        *(ushort*)entry = 0;                                    // end the grant
+        XenConsole.Write("pvtest: workload grant-offer done, ");
+        XenConsole.Line(replied ? "domain 0 wrote its reply into our page" : "no reply from domain 0");
+        Hypercall.Shutdown(replied ? Xen.SHUTDOWN_poweroff : Xen.SHUTDOWN_crash);
+    }
+
+    /// <summary>Domain 0: map domain 1's grant 8, read the offer, write the reply, unmap.</summary>
+    private static void GrantMap()
+    {
+        // struct gnttab_map_grant_ref { uint64_t host_addr; uint32_t flags; grant_ref_t ref; domid_t dom;
+        //                               int16_t status; grant_handle_t handle; uint64_t dev_bus_addr; }
+        byte* map = stackalloc byte[32];
+        ulong hostAddr = Guest.WindowPage(4);
+        short status = -1;
+        ulong start = Guest.SystemTime(out _);
+        while (Guest.SystemTime(out _) - start < 5000000000UL)
+        {
+            for (int i = 0; i < 32; i++) map[i] = 0;
+            *(ulong*)map = hostAddr; *(uint*)(map + 8) = GNTMAP_host_map; *(uint*)(map + 12) = OfferRef; *(ushort*)(map + 16) = 1;
+            Hypercall.Call3(Xen.grant_table_op, GNTTABOP_map_grant_ref, (ulong)map, 1);
+            status = *(short*)(map + 18);
+            if (status == 0) break;
+            Hypercall.SchedOp(Xen.SCHEDOP_yield, null);
+        }
+        if (status != 0)
+        {
+            XenConsole.Write("pvtest: workload grant-map: map_grant_ref status "); XenConsole.Dec(status); XenConsole.Line("");
+            Hypercall.Shutdown(Xen.SHUTDOWN_crash);
+            return;
+        }
+        ulong offered = Cpu.Read64(hostAddr);
+        Cpu.Write64(hostAddr + 8, Reply);
+        // struct gnttab_unmap_grant_ref { uint64_t host_addr; uint64_t dev_bus_addr; grant_handle_t handle; int16_t status; }
+        byte* unmap = stackalloc byte[24];
+        *(ulong*)unmap = hostAddr; *(ulong*)(unmap + 8) = 0; *(uint*)(unmap + 16) = *(uint*)(map + 20); *(short*)(unmap + 20) = -1;
+        Hypercall.Call3(Xen.grant_table_op, GNTTABOP_unmap_grant_ref, (ulong)unmap, 1);
+        short unmapStatus = *(short*)(unmap + 20);
+        bool ok = offered == Offered && unmapStatus == 0;
+        XenConsole.Write("pvtest: workload grant-map done, read ");
+        XenConsole.Write(offered == Offered ? "the offer" : "something else");
+        XenConsole.Write(" from domain 1's page, wrote the reply, unmap status "); XenConsole.Dec(unmapStatus); XenConsole.Line("");
+        Hypercall.Shutdown(ok ? Xen.SHUTDOWN_poweroff : Xen.SHUTDOWN_crash);
     }
 
     private static int Find(byte* s, string key)

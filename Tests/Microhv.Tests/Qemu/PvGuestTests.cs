@@ -87,6 +87,21 @@ public class PvGuestTests
         Assert.Equal(3, Exit(qemu));
     }
 
+    [Fact]
+    public void GrantedPageIsMappedAcrossDomains()
+    {
+        // Domain 1 grants a page to domain 0 (grant reference 8); domain 0 maps it with
+        // GNTTABOP_map_grant_ref, reads the offer, writes a reply, unmaps; domain 1 sees the reply.
+        string guest = XenHypervisor.EnsurePvTest();
+        using var qemu = Boot((guest, "name=mapper -- workload=grant-map"), (guest, "name=offerer -- workload=grant-offer"));
+        qemu.WaitForLine("(d0) pvtest: workload grant-map done, read the offer from domain 1's page, wrote the reply, unmap status 0", Step);
+        qemu.WaitForLine("(d1) pvtest: workload grant-offer done, domain 0 wrote its reply into our page", Step);
+        qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", Step);
+        Assert.Contains("summary: domain 0 (mapper): poweroff, code 0", qemu.Lines);
+        Assert.Contains("summary: domain 1 (offerer): poweroff, code 0", qemu.Lines);
+        Assert.Equal(1, Exit(qemu));
+    }
+
     [Theory]
     [InlineData(Firmware.Bios)]
     [InlineData(Firmware.Uefi)]
