@@ -7,6 +7,7 @@ namespace Microhv.Guests;
 public static unsafe class Cpu
 {
     [RuntimeImport("*", "guest_ud2")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Ud2();
+    [RuntimeImport("*", "guest_int82_hypercall")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern long Int82Hypercall(ulong nr, ulong a1);
     [RuntimeImport("*", "guest_int3")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Int3();
     [RuntimeImport("*", "guest_read64")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Read64(ulong va);
     [RuntimeImport("*", "guest_write64")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Write64(ulong va, ulong value);

@@ -144,6 +144,12 @@ guest_ud2:                                 ; #UD at guest_ud2; resume at +2
 guest_int3:                                ; #BP reported with rip after the int3
     int3
     ret
+global guest_int82_hypercall
+guest_int82_hypercall:                     ; long guest_int82_hypercall(ulong nr, ulong a1): the trap-based entry
+    mov rax, rdi
+    mov rdi, rsi
+    int 0x82
+    ret
 guest_read64:                              ; ulong guest_read64(ulong va): 3-byte load at guest_read64
     mov rax, [rdi]
     ret

@@ -34,7 +34,7 @@ public class PvGuestTests
         var checks = qemu.Lines.Select(l => CheckLine.Match(l)).Where(m => m.Success).ToList();
         var failed = checks.Where(m => m.Groups[2].Value != "PASS").Select(m => m.Value).ToList();
         Assert.True(failed.Count == 0, "failed checks:\n" + string.Join("\n", failed) + "\n" + qemu.Describe());
-        Assert.True(checks.Count >= 39, $"only {checks.Count} checks ran\n{qemu.Describe()}");
+        Assert.True(checks.Count >= 40, $"only {checks.Count} checks ran\n{qemu.Describe()}");
         Assert.Equal(checks.Count.ToString(), summary.Groups[1].Value);
         Assert.Equal("0", summary.Groups[2].Value);
         qemu.WaitForLine("summary: domain 0 (pvtest): poweroff, code 0", Step);
@@ -49,7 +49,7 @@ public class PvGuestTests
                               (guest, "name=block -- workload=block"), (guest, "name=yield -- workload=yield"));
         qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", Step);
         var lines = qemu.Lines;
-        Assert.Contains("(d0) pvtest: 39 passed, 0 failed", lines);
+        Assert.Contains("(d0) pvtest: 40 passed, 0 failed", lines);
         Assert.Contains(lines, l => Regex.IsMatch(l, @"^\(d1\) pvtest: workload spin done, checksum 0x[0-9a-f]+$"));
         Assert.Contains("(d2) pvtest: workload block done, 20 timer events", lines);
         Assert.Contains("(d3) pvtest: workload yield done, 300 yields", lines);
@@ -60,7 +60,7 @@ public class PvGuestTests
         // Concurrency, not a sequence: the spinning domain's rounds interleave with other domains' output.
         int firstRound = lines.ToList().FindIndex(l => l == "(d1) pvtest: workload spin: round 1");
         int lastRound = lines.ToList().FindIndex(l => l == "(d1) pvtest: workload spin: round 3");
-        int checksDone = lines.ToList().FindIndex(l => l.StartsWith("(d0) pvtest: 39 passed"));
+        int checksDone = lines.ToList().FindIndex(l => l.StartsWith("(d0) pvtest: 40 passed"));
         Assert.True(firstRound >= 0 && lastRound > firstRound, qemu.Describe());
         Assert.True(checksDone > firstRound, $"domain 0 finished before domain 1 started\n{qemu.Describe()}");
         Assert.Equal(1, Exit(qemu));
@@ -79,7 +79,7 @@ public class PvGuestTests
         qemu.WaitForLine(new Regex(@"^  CR2=0x0000000000000010 "), Step);
         qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", Step);
         var lines = qemu.Lines;
-        Assert.Contains("(d0) pvtest: 39 passed, 0 failed", lines);
+        Assert.Contains("(d0) pvtest: 40 passed, 0 failed", lines);
         Assert.Contains(lines, l => l.StartsWith("(d2) pvtest: workload spin done"));
         Assert.Contains("summary: domain 0 (checks): poweroff, code 0", lines);
         Assert.Contains(lines, l => l.StartsWith("summary: domain 1 (crasher): crashed"));
@@ -110,7 +110,7 @@ public class PvGuestTests
         // build/microhv.iso: pvtest as the default guest, no exit device on the command line.
         using var qemu = QemuMachine.Start(KernelImages.WorkDir, BootConfig.Args(KernelImages.DefaultIso, firmware));
         qemu.WaitForLine(new Regex(@"^acpi: power-off through S5: PM1a_CNT 0x[0-9a-f]+, SLP_TYPa \d+$"), Step);
-        qemu.WaitForLine("(d0) pvtest: 39 passed, 0 failed", Step);
+        qemu.WaitForLine("(d0) pvtest: 40 passed, 0 failed", Step);
         qemu.WaitForLine("Microhv: powering off (ACPI S5)", Step);
         // ACPI S5 ends QEMU by itself, with status 0; a halted machine would be killed at the hard timeout.
         Assert.Equal(0, Exit(qemu));
