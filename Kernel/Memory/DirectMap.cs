@@ -26,15 +26,7 @@ internal sealed unsafe class DirectMap : PhysicalMemory
     public override bool Contains(ulong a, ulong length) => a < Limit && length <= Limit - a;
 
     public override void Fill(ulong a, byte value, ulong length)
-    {
-        byte* p = (byte*)(Base + a);
-        if (value == 0 && ((a | length) & 7) == 0)
-        {
-            for (ulong i = 0; i < length / 8; i++) ((ulong*)p)[i] = 0;
-            return;
-        }
-        for (ulong i = 0; i < length; i++) p[i] = value;
-    }
+        => Internal.Runtime.Memory.Set((byte*)(Base + a), value, (nuint)length);
 
     public override void Copy(ulong destination, ulong source, ulong length)
         => Internal.Runtime.Memory.Move((byte*)(Base + destination), (byte*)(Base + source), (nuint)length);

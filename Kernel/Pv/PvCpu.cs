@@ -138,13 +138,9 @@ internal static unsafe class PvCpu
     {
         v.CrashReported = true;
         Log.Write("domain "); Log.Dec(v.Domain.DomainId); Log.Write(" crashed: ");
-        Log.Write(v.Domain.CrashReason != null ? v.Domain.CrashReason : "no reason recorded"); Log.Line();
-        Log.Write("  "); Log.Field("RIP", f->Rip); Log.Write(" "); Log.Field("RSP", f->Rsp); Log.Write(" "); Log.Field("RFLAGS", f->Rflags);
-        Log.Write(" CS="); Log.Hex(f->Cs, 4); Log.Write(" vector="); Log.Dec(f->Vector); Log.Write(" error="); Log.HexShort(f->ErrorCode); Log.Line();
-        Log.Write("  "); Log.Field("CR2", Cpu.ReadCr2()); Log.Write(" "); Log.Field("RAX", f->Rax); Log.Write(" "); Log.Field("RBX", f->Rbx); Log.Write(" "); Log.Field("RCX", f->Rcx); Log.Line();
-        Log.Write("  "); Log.Field("RDX", f->Rdx); Log.Write(" "); Log.Field("RSI", f->Rsi); Log.Write(" "); Log.Field("RDI", f->Rdi); Log.Write(" "); Log.Field("RBP", f->Rbp); Log.Line();
-        Log.Write("  "); Log.Field("R8", f->R8); Log.Write(" "); Log.Field("R9", f->R9); Log.Write(" "); Log.Field("R10", f->R10); Log.Write(" "); Log.Field("R11", f->R11); Log.Line();
-        Log.Write("  "); Log.Field("R12", f->R12); Log.Write(" "); Log.Field("R13", f->R13); Log.Write(" "); Log.Field("R14", f->R14); Log.Write(" "); Log.Field("R15", f->R15); Log.Line();
+        Log.Write(v.Domain.CrashReason != null ? v.Domain.CrashReason : "no reason recorded");
+        Log.Write(" (vector "); Log.Dec(f->Vector); Log.Write(", error code "); Log.HexShort(f->ErrorCode); Log.Line(")");
+        RegisterDump.Write(f, Cpu.ReadCr2());
     }
 
     private static void Save(Vcpu v, TrapFrame* frame, byte* fpu)

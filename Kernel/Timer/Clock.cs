@@ -20,11 +20,11 @@ internal static class Clock
     public static void Start()
     {
         Pic.RemapAndMask();
-        TscHz = MeasureTscHz();
-        if (LocalApic.Present())
+        if (CpuFeatures.Apic)
         {
             LocalApic.Enable();
-            uint per10ms = LocalApic.CalibrateCountsPer10ms();
+            uint per10ms = LocalApic.CalibrateCountsPer10ms(out ulong tscPer10ms);
+            TscHz = tscPer10ms * 100;
             ApicCountsPerTick = per10ms * (1000 / Hz) / 10;
             if (ApicCountsPerTick == 0) ApicCountsPerTick = 1;
             LocalApic.StartPeriodic(ApicTimerVector, ApicCountsPerTick);
@@ -38,6 +38,7 @@ internal static class Clock
         }
         else
         {
+            TscHz = MeasureTscHz();
             Pit.StartPeriodic(Hz);
             Pic.Unmask(0);
             if (Log.ShowInfo) { Log.Write("timer: no local APIC; PIT at "); Log.Dec(Hz); Log.Line(" Hz on IRQ0"); }

@@ -15,13 +15,6 @@ internal static unsafe class LocalApic
     public static ulong PhysicalBase;
     private static byte* s_registers;
 
-    public static bool Present()
-    {
-        uint* r = stackalloc uint[4];
-        Cpu.CpuId(1, 0, r);
-        return (r[3] & (1 << 9)) != 0;
-    }
-
     // Not inlined: each register access stays a real memory access the compiler cannot merge or hoist.
     [MethodImpl(MethodImplOptions.NoInlining)] private static uint Read(uint reg) => *(uint*)(s_registers + reg);
     [MethodImpl(MethodImplOptions.NoInlining)] private static void Write(uint reg, uint value) => *(uint*)(s_registers + reg) = value;
@@ -35,15 +28,17 @@ internal static unsafe class LocalApic
         Write(SpuriousVector, 0x100 | SpuriousInterruptVector);
     }
 
-    /// <summary>Counts the timer's decrements (divide by 16) during 10 ms of PIT time.</summary>
-    public static uint CalibrateCountsPer10ms()
+    /// <summary>Counts the timer's decrements (divide by 16), and the TSC's, during 10 ms of PIT time.</summary>
+    public static uint CalibrateCountsPer10ms(out ulong tscPer10ms)
     {
         Write(TimerDivide, 0x3);                            // divide by 16
         Write(LvtTimer, LvtMasked);
         Pit.StartOneShot(10000);
         Write(TimerInitialCount, 0xFFFFFFFF);
+        ulong tsc0 = Cpu.ReadTsc();
         while (!Pit.OneShotExpired) Cpu.Pause();
         uint elapsed = 0xFFFFFFFF - Read(TimerCurrentCount);
+        tscPer10ms = Cpu.ReadTsc() - tsc0;
         Write(TimerInitialCount, 0);
         return elapsed;
     }

@@ -47,13 +47,7 @@ internal static unsafe class TrapDispatch
         else { Log.Write("unexpected interrupt, vector "); Log.Dec(f->Vector); }
         Log.Write(", error code "); Log.Hex(f->ErrorCode); Log.Line();
         if (f->Vector == Vectors.PageFault) DescribePageFault(f->ErrorCode, cr2);
-        Log.Write("  "); Log.Field("RIP", f->Rip); Log.Write(" "); Log.Field("RSP", f->Rsp); Log.Write(" "); Log.Field("RFLAGS", f->Rflags); Log.Line();
-        Log.Write("  "); Log.Field("CR2", cr2); Log.Write(" "); Log.Field("CR3", Cpu.ReadCr3());
-        Log.Write(" CS="); Log.Hex(f->Cs, 4); Log.Write(" SS="); Log.Hex(f->Ss, 4); Log.Line();
-        Log.Write("  "); Log.Field("RAX", f->Rax); Log.Write(" "); Log.Field("RBX", f->Rbx); Log.Write(" "); Log.Field("RCX", f->Rcx); Log.Write(" "); Log.Field("RDX", f->Rdx); Log.Line();
-        Log.Write("  "); Log.Field("RSI", f->Rsi); Log.Write(" "); Log.Field("RDI", f->Rdi); Log.Write(" "); Log.Field("RBP", f->Rbp); Log.Write(" "); Log.Field("R8", f->R8); Log.Line();
-        Log.Write("  "); Log.Field("R9", f->R9); Log.Write(" "); Log.Field("R10", f->R10); Log.Write(" "); Log.Field("R11", f->R11); Log.Write(" "); Log.Field("R12", f->R12); Log.Line();
-        Log.Write("  "); Log.Field("R13", f->R13); Log.Write(" "); Log.Field("R14", f->R14); Log.Write(" "); Log.Field("R15", f->R15); Log.Line();
+        RegisterDump.Write(f, cr2);
         Log.Write("  at "); Symbols.Write(f->Rip); Log.Line();
         Log.Line("Microhv halted.");
         QemuExit.Exit(QemuExit.Fatal);
