@@ -9,7 +9,8 @@ namespace Microhv.Hypervisor;
 /// several domains and the hypervisor share one console here (Xen leaves dom0's output bare).
 /// Every domain may write, as in a Xen debug build (CONFIG_VERBOSE_DEBUG); a release Xen gives a
 /// domU -EPERM and it falls back to its console ring. Reading and other commands stay privileged,
-/// as XSM's default policy has it; there is no console input, so a read returns 0 bytes.
+/// as XSM's default policy has it: CONSOLEIO_read hands over the serial input typed while the initial
+/// domain has the input focus (ConsoleInput.cs).
 /// </summary>
 public static class ConsoleIo
 {
@@ -23,7 +24,7 @@ public static class ConsoleIo
         bool privileged = v.Domain.IsInitialDomain;
         if (command == Xen.CONSOLEIO_write) return Write(v, (uint)count, buffer);
         if (!privileged) return -Errno.EPERM;
-        if (command == Xen.CONSOLEIO_read) return 0;
+        if (command == Xen.CONSOLEIO_read) return v.Domain.Machine.ConsoleInput.Read(v, (uint)count, buffer);
         return -Errno.ENOSYS;
     }
 

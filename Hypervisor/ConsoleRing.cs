@@ -50,18 +50,5 @@ public static class ConsoleRing
     }
 
     private static void WritePrefix(HypervisorHost host, ushort id)
-    {
-        host.ConsoleWrite((byte)'(');
-        host.ConsoleWrite((byte)'d');
-        WriteDecimal(host, id);
-        host.ConsoleWrite((byte)')');
-        host.ConsoleWrite((byte)' ');
-    }
-
-    private static void WriteDecimal(HypervisorHost host, uint value)
-    {
-        uint divisor = 1;
-        while (value / divisor >= 10) divisor *= 10;
-        for (; divisor > 0; divisor /= 10) host.ConsoleWrite((byte)('0' + value / divisor % 10));
-    }
+        => new ConsoleText(host).Write("(d").Dec(id).Write(") ");
 }

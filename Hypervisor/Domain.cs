@@ -12,6 +12,8 @@ public sealed class Domain
 {
     public readonly Machine Machine;
     public readonly ushort DomainId;
+    /// <summary>The name given on the module line (name=...), for the log and the debug keys; empty if none.</summary>
+    public byte[] Name = new byte[0];
     public DomainState State = DomainState.Building;
     /// <summary>SIF_PRIVILEGED|SIF_INITDOMAIN for the initial domain.</summary>
     public bool IsInitialDomain;

@@ -17,6 +17,9 @@ public sealed class Machine
     public readonly FrameTable FrameTable;
     public readonly HypervisorHost Host;
     public readonly Domain[] Domains = new Domain[MaxDomains];
+    public readonly Scheduler Scheduler;
+    /// <summary>Where serial input goes (a domain or the debug keys).</summary>
+    public readonly ConsoleInput ConsoleInput;
     public int DomainCount;
 
     /// <summary>The hypervisor's own L4 entries for slots 256..271 (Xen's reserved hole), copied into
@@ -37,6 +40,8 @@ public sealed class Machine
         Frames = frames;
         FrameTable = frameTable;
         Host = host;
+        Scheduler = new Scheduler(this);
+        ConsoleInput = new ConsoleInput(this);
     }
 
     public Domain FindDomain(ushort id)

@@ -14,6 +14,8 @@ public sealed class Scheduler
     private int _lastIndex = -1;
     private int _ticksLeft;
     public ulong Switches;
+    /// <summary>The vCPU the last PickNext chose, which the CPU now runs (null: idle).</summary>
+    public Vcpu Running { get; private set; }
 
     public Scheduler(Machine machine) { _machine = machine; }
 
@@ -32,7 +34,7 @@ public sealed class Scheduler
     /// (the current one again if it is the only one), or null to idle.</summary>
     public Vcpu PickNext(Vcpu current, bool preempt)
     {
-        if (!preempt && IsRunnable(current)) return current;
+        if (!preempt && IsRunnable(current)) return Running = current;
         int n = _machine.DomainCount;
         for (int step = 1; step <= n; step++)
         {
@@ -44,10 +46,10 @@ public sealed class Scheduler
                 if (v != current) Switches++;
                 _lastIndex = i;
                 _ticksLeft = SliceTicks;
-                return v;
+                return Running = v;
             }
         }
-        return null;
+        return Running = null;
     }
 
     /// <summary>True when no domain can ever run again: all shut down or crashed.</summary>

@@ -17,4 +17,5 @@ public static class XenconsInterface
 
     /// <summary>MASK_XENCONS_IDX(idx, ring): the ring sizes are powers of two.</summary>
     public static uint MaskOut(uint idx) => idx & (OUT_SIZE - 1);
+    public static uint MaskIn(uint idx) => idx & (IN_SIZE - 1);
 }

@@ -9,7 +9,10 @@ internal static class SerialPort
 {
     public const ushort Com1 = 0x3F8;
     private const ushort Data = 0, InterruptEnable = 1, FifoControl = 2, InterruptId = 2, LineControl = 3, ModemControl = 4, LineStatus = 5;
-    private const byte TransmitHoldingEmpty = 0x20;
+    private const byte TransmitHoldingEmpty = 0x20, DataReady = 0x01;
+    private const byte ReceivedDataInterrupt = 0x01, Out2 = 0x08;
+    /// <summary>COM1's legacy interrupt line (ISA IRQ 4).</summary>
+    public const int Irq = 4;
     private const byte FifosEnabled = 0xC0;
     private const int FifoDepth = 16;
 
@@ -27,6 +30,21 @@ internal static class SerialPort
         Cpu.OutB(Com1 + ModemControl, 0x03);  // DTR, RTS
         _depth = (Cpu.InB(Com1 + InterruptId) & FifosEnabled) == FifosEnabled ? FifoDepth : 1;
         _room = 0;
+    }
+
+    /// <summary>Interrupts on received data (IER bit 0); OUT2 connects the UART's interrupt to the PIC on PCs.</summary>
+    public static void EnableReceiveInterrupt()
+    {
+        Cpu.OutB(Com1 + ModemControl, 0x03 | Out2);
+        Cpu.OutB(Com1 + InterruptEnable, ReceivedDataInterrupt);
+    }
+
+    /// <summary>The next received byte, if one is waiting.</summary>
+    public static bool TryRead(out byte b)
+    {
+        if ((Cpu.InB(Com1 + LineStatus) & DataReady) == 0) { b = 0; return false; }
+        b = Cpu.InB(Com1 + Data);
+        return true;
     }
 
     public static void Write(byte b)

@@ -19,7 +19,6 @@ internal static unsafe class DomainLoader
 {
     public const ulong DefaultPages = 4096;
     public const ulong MaxPages = 262144;   // 1 GiB
-    public static readonly byte[][] Names = new byte[Machine.MaxDomains][];
 
     public static void LoadAll(Machine machine, Multiboot2Info info)
     {
@@ -83,7 +82,7 @@ internal static unsafe class DomainLoader
             if (!initial) nextDomU++;
             byte[] name = new byte[nameLength];
             for (int i = 0; i < nameLength; i++) name[i] = buffer[nameStart + i];
-            Names[d.DomainId] = name;
+            d.Name = name;
             d.Vcpu.FpuArea = NewFpuArea();
             if (GrantTable.Create(d) == null) Log.Line("domain: no frame for a grant table; grant operations will fail");
             d.State = DomainState.Running;

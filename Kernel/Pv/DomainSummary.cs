@@ -16,7 +16,7 @@ internal static class DomainSummary
         {
             Domain d = m.Domains[i];
             Log.Write("summary: domain "); Log.Dec(d.DomainId);
-            byte[] name = DomainLoader.Names[d.DomainId];
+            byte[] name = d.Name;
             if (name != null && name.Length > 0) { Log.Write(" ("); for (int k = 0; k < name.Length; k++) Log.Put(name[k]); Log.Write(")"); }
             Log.Write(": "); Log.Write(ReasonName(d)); Log.Write(", code "); Log.Dec(d.ShutdownCode);
             if (d.State == DomainState.Crashed && d.CrashReason != null) { Log.Write(" ("); Log.Write(d.CrashReason); Log.Write(")"); }

@@ -60,6 +60,10 @@ internal static unsafe class PvCpu
             Clock.OnTick();
             tick = timer = true;
         }
+        else if (vector == SerialInput.Vector)
+        {
+            SerialInput.OnInterrupt(Machine.ConsoleInput);   // may wake the vCPU the input is for
+        }
         else if (frame->Ring == 3 && v != null)
         {
             if (vector == TrapFrame.SyscallVector && !v.KernelMode)

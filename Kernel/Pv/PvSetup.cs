@@ -31,7 +31,7 @@ internal static unsafe class PvSetup
         Idt.SetGuestGate(Vectors.Breakpoint);
         Idt.SetGuestGate(Vectors.Overflow);
         PvCpu.Machine = machine;
-        PvCpu.Scheduler = new Scheduler(machine);
+        PvCpu.Scheduler = machine.Scheduler;
         EventChannels.ConsoleKick = &KickConsole;
 
         DomainLoader.LoadAll(machine, info);
@@ -46,6 +46,8 @@ internal static unsafe class PvSetup
             Log.Dec(Scheduler.SliceTicks * 1000 / Clock.Hz); Log.Write(" ms slice; M2P at "); Log.Hex(Xen.MACH2PHYS_VIRT_START);
             Log.Write(" ("); Log.Dec(machine.M2pEntries); Log.Line(" entries)");
         }
+        machine.ConsoleInput.FocusInitialDomain();
+        SerialInput.Enable();
         Clock.EnterDeadlineMode(machine.Host.SystemTimeNs());
         PvCpu.HeapAtStart = Internal.Runtime.KernelHeap.Allocated;
         PvCpu.Active = true;

@@ -8,7 +8,8 @@ internal static unsafe class LocalApic
 {
     private const uint Ia32ApicBase = 0x1B;
     private const uint Eoi = 0xB0, SpuriousVector = 0xF0, LvtTimer = 0x320, TimerInitialCount = 0x380,
-                       TimerCurrentCount = 0x390, TimerDivide = 0x3E0, Id = 0x20, Version = 0x30;
+                       TimerCurrentCount = 0x390, TimerDivide = 0x3E0, Id = 0x20, Version = 0x30,
+                       LvtLint0 = 0x350;
     private const uint LvtMasked = 1 << 16, LvtPeriodic = 1 << 17;
     public const byte SpuriousInterruptVector = 0xFF;
 
@@ -58,4 +59,11 @@ internal static unsafe class LocalApic
     }
 
     public static void EndOfInterrupt() => Write(Eoi, 0);
+
+    /// <summary>LINT0 as ExtINT (the SDM's virtual wire mode, as firmware leaves it): the 8259's
+    /// interrupts reach the CPU through the local APIC, with the 8259 supplying the vector.</summary>
+    public static void RouteLegacyPicThroughLint0()
+    {
+        if (s_registers != null) Write(LvtLint0, 0x700);
+    }
 }

@@ -53,7 +53,7 @@ public static class Xen
     public const ulong XENVER_version = 0, XENVER_extraversion = 1, XENVER_capabilities = 3;
 
     // console_io (xen.h)
-    public const ulong CONSOLEIO_write = 0;
+    public const ulong CONSOLEIO_write = 0, CONSOLEIO_read = 1;
 
     // memory.h
     public const ulong XENMEM_memory_map = 10, XENMEM_machphys_mapping = 12;
@@ -66,7 +66,7 @@ public static class Xen
     // event_channel.h
     public const ulong EVTCHNOP_bind_interdomain = 0, EVTCHNOP_bind_virq = 1, EVTCHNOP_close = 3, EVTCHNOP_send = 4;
     public const ulong EVTCHNOP_status = 5, EVTCHNOP_alloc_unbound = 6, EVTCHNOP_unmask = 9;
-    public const uint VIRQ_TIMER = 0;
+    public const uint VIRQ_TIMER = 0, VIRQ_CONSOLE = 2;
 
     // callback.h
     public const ulong CALLBACKOP_register = 0;

@@ -14,6 +14,37 @@ public static unsafe class XenConsole
 
     // struct xencons_interface (io/console.h)
     private const int RingOut = 1024, RingOutSize = 2048, RingOutCons = 3080, RingOutProd = 3084;
+    private const int RingIn = 0, RingInSize = 1024, RingInCons = 3072, RingInProd = 3076;
+
+    /// <summary>The event channel input arrives on: the console ring's port, or (initial domain) the
+    /// port bound to VIRQ_CONSOLE by <see cref="BindInput"/>; 0 before that.</summary>
+    public static uint InputPort => s_ring != null ? s_ringPort : s_virqPort;
+    private static uint s_virqPort;
+
+    /// <summary>The initial domain binds VIRQ_CONSOLE, which announces serial input (console_io read);
+    /// another domain is notified on its ring's port. Returns 0 or the hypercall's error.</summary>
+    public static long BindInput()
+    {
+        if (s_ring != null) return 0;
+        uint* bind = stackalloc uint[3];
+        bind[0] = Xen.VIRQ_CONSOLE; bind[1] = 0; bind[2] = 0;
+        long rc = Hypercall.EventChannelOp(Xen.EVTCHNOP_bind_virq, bind);
+        if (rc == 0) s_virqPort = bind[2];
+        return rc;
+    }
+
+    /// <summary>Up to <paramref name="max"/> input bytes: CONSOLEIO_read for the initial domain, the
+    /// ring's in[] for another. Returns the count, or a negative errno.</summary>
+    public static long Read(byte* buffer, int max)
+    {
+        if (s_ring == null) return Hypercall.Call3(Xen.console_io, Xen.CONSOLEIO_read, (ulong)max, (ulong)buffer);
+        uint cons = Cpu.Load32(s_ring + RingInCons);
+        uint prod = Cpu.Load32(s_ring + RingInProd);
+        int n = 0;
+        for (; cons != prod && n < max; cons++, n++) buffer[n] = s_ring[RingIn + (cons & (RingInSize - 1))];
+        Cpu.Store32(s_ring + RingInCons, cons);
+        return n;
+    }
 
     /// <summary>Chooses the console from start_info; maps the ring at window page WindowConsole when needed.</summary>
     public static void Initialize()

@@ -5,7 +5,8 @@ namespace Microhv.Guests.PvTest;
 /// domains with different behaviour can share one machine: <c>workload=spin</c> (compute-bound,
 /// preempted by the scheduler), <c>workload=yield</c> (sched_op yield in a loop),
 /// <c>workload=block</c> (sleeps on VIRQ_TIMER with SCHEDOP_poll), <c>workload=crash</c> (faults
-/// with no trap table: the hypervisor must kill this domain and nothing else).
+/// with no trap table: the hypervisor must kill this domain and nothing else), <c>workload=echo</c>
+/// (reads console input, echoes each line, powers off at "quit").
 /// Each prints its result and shuts down with SHUTDOWN_poweroff (crash excepted).
 /// </summary>
 internal static unsafe class Workloads
@@ -22,6 +23,7 @@ internal static unsafe class Workloads
         else if (Is(value, "crash")) Crash();
         else if (Is(value, "grant-offer")) GrantOffer();
         else if (Is(value, "grant-map")) GrantMap();
+        else if (Is(value, "echo")) Echo();
         else { XenConsole.Line("pvtest: unknown workload"); Hypercall.Shutdown(Xen.SHUTDOWN_crash); }
         return true;
     }
@@ -81,6 +83,59 @@ internal static unsafe class Workloads
         Cpu.Write64(0x10, 1);
         XenConsole.Line("pvtest: workload crash: still alive (the fault was not delivered)");
         Hypercall.Shutdown(Xen.SHUTDOWN_crash);
+    }
+
+    /// <summary>
+    /// Console input: sleeps in SCHEDOP_poll on the input's event channel (VIRQ_CONSOLE for the
+    /// initial domain, the console ring's port otherwise), reads what came, and echoes every line
+    /// typed (Enter is CR or LF) as "pvtest: echo: ...". The line "quit" powers the domain off.
+    /// </summary>
+    private static void Echo()
+    {
+        if (XenConsole.BindInput() != 0 || Guest.SharedInfo == null || XenConsole.InputPort == 0)
+        {
+            XenConsole.Line("pvtest: workload echo: no console input channel");
+            Hypercall.Shutdown(Xen.SHUTDOWN_crash);
+            return;
+        }
+        XenConsole.Line("pvtest: workload echo: type a line");
+        uint* port = stackalloc uint[1];
+        port[0] = XenConsole.InputPort;
+        ulong* poll = stackalloc ulong[3];   // struct sched_poll { ports, nr_ports, timeout }
+        byte* input = stackalloc byte[64];
+        byte* line = stackalloc byte[128];
+        int length = 0;
+        while (true)
+        {
+            // Clear the port before reading: input that arrives after the read sets it again, so the
+            // poll below cannot sleep on bytes already waiting.
+            Cpu.TestAndClearBit(&Events.PendingWords[port[0] / 64], (int)(port[0] % 64));
+            long n = XenConsole.Read(input, 64);
+            if (n < 0)
+            {
+                XenConsole.Write("pvtest: workload echo: read failed, rc "); XenConsole.Dec(n); XenConsole.Line("");
+                Hypercall.Shutdown(Xen.SHUTDOWN_crash);
+                return;
+            }
+            if (n == 0)
+            {
+                poll[0] = (ulong)port; poll[1] = 1; poll[2] = 0;
+                Hypercall.SchedOp(Xen.SCHEDOP_poll, poll);
+                continue;
+            }
+            for (int i = 0; i < n; i++)
+            {
+                byte c = input[i];
+                if (c != (byte)'\r' && c != (byte)'\n') { if (length < 127) line[length++] = c; continue; }
+                if (length == 0) continue;
+                XenConsole.Write("pvtest: echo: ");
+                for (int k = 0; k < length; k++) XenConsole.Put(line[k]);
+                XenConsole.Line("");
+                bool quit = length == 4 && line[0] == (byte)'q' && line[1] == (byte)'u' && line[2] == (byte)'i' && line[3] == (byte)'t';
+                length = 0;
+                if (quit) Hypercall.Shutdown(Xen.SHUTDOWN_poweroff);
+            }
+        }
     }
 
     // Grant tables (xen/include/public/grant_table.h, v1). The two workloads meet by convention:

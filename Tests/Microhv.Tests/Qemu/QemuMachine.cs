@@ -72,7 +72,7 @@ public sealed class QemuMachine : IDisposable
 
         var psi = new ProcessStartInfo("qemu-system-x86_64")
         {
-            RedirectStandardInput = true,   // kept open and silent: the guest gets no serial input
+            RedirectStandardInput = true,   // the serial port's input: silent unless a test types (Type)
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
@@ -164,6 +164,24 @@ public sealed class QemuMachine : IDisposable
         if (KilledByHardTimeout)
             throw new QemuTestException("QEMU was killed by the hard timeout", this);
         return _process.ExitCode;
+    }
+
+    /// <summary>
+    /// Types <paramref name="text"/> on the serial console (QEMU's stdin is COM1's receive side), as a
+    /// user at a terminal would: bytes as given (Latin-1), so "\r" is Enter and "\x01" is Ctrl-A. Bytes
+    /// go out <paramref name="charDelay"/> apart (default 2 ms), because a guest that polls or has a
+    /// small FIFO loses a burst a terminal never sends.
+    /// </summary>
+    public void Type(string text, TimeSpan? charDelay = null)
+    {
+        TimeSpan delay = charDelay ?? TimeSpan.FromMilliseconds(2);
+        Stream stdin = _process.StandardInput.BaseStream;
+        foreach (char c in text)
+        {
+            stdin.WriteByte((byte)c);
+            stdin.Flush();
+            if (delay > TimeSpan.Zero) Thread.Sleep(delay);
+        }
     }
 
     /// <summary>Runs a human monitor (HMP) command, e.g. "info registers", through QMP; returns its output.</summary>
