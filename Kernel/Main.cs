@@ -64,6 +64,7 @@ internal static unsafe class KernelMain
         if (Log.ShowInfo) Log.Line("cpu: GDT with TSS (IST1 #DF, IST2 NMI, IST3 #MC); IDT with 32 exception and 224 interrupt vectors");
 
         PowerOff.Initialize(BootInfo);
+        Platform.Initialize(BootInfo);
         Clock.Start();
         if (Log.ShowInfo) Log.Line("fpu: x87/SSE enabled; FXSAVE state preserved across interrupts");
         Log.Line("Microhv ready");
