@@ -25,17 +25,16 @@ public static class Multicall
             if (d.State == DomainState.Shutdown || d.State == DomainState.Crashed) break;
             ulong entry = calls + (ulong)i * EntrySize;
             if (!GuestMemory.ReadU64(v, entry + OffsetOp, out ulong op)) return -Errno.EFAULT;
-            if (!GuestMemory.ReadU64(v, entry + OffsetArgs, out ulong a1)) return -Errno.EFAULT;
-            if (!GuestMemory.ReadU64(v, entry + OffsetArgs + 8, out ulong a2)) return -Errno.EFAULT;
-            if (!GuestMemory.ReadU64(v, entry + OffsetArgs + 16, out ulong a3)) return -Errno.EFAULT;
-            if (!GuestMemory.ReadU64(v, entry + OffsetArgs + 24, out ulong a4)) return -Errno.EFAULT;
-            if (!GuestMemory.ReadU64(v, entry + OffsetArgs + 32, out ulong a5)) return -Errno.EFAULT;
-
             long result;
-            if (op == Xen.__HYPERVISOR_multicall || op == Xen.__HYPERVISOR_iret) result = -Errno.EINVAL;
+            if (!HypercallTable.AllowedInMulticall(op)) result = -Errno.EINVAL;
             else
             {
-                if (op < Xen.NR_hypercalls) d.HypercallCounts[op]++; else d.UnknownHypercalls++;
+                // The whole entry is read, as Xen copies it: a fault anywhere in it is -EFAULT.
+                if (!GuestMemory.ReadU64(v, entry + OffsetArgs, out ulong a1)) return -Errno.EFAULT;
+                if (!GuestMemory.ReadU64(v, entry + OffsetArgs + 8, out ulong a2)) return -Errno.EFAULT;
+                if (!GuestMemory.ReadU64(v, entry + OffsetArgs + 16, out ulong a3)) return -Errno.EFAULT;
+                if (!GuestMemory.ReadU64(v, entry + OffsetArgs + 24, out ulong a4)) return -Errno.EFAULT;
+                if (!GuestMemory.ReadU64(v, entry + OffsetArgs + 32, out ulong a5)) return -Errno.EFAULT;
                 result = Hypercalls.Call(v, ref regs, op, a1, a2, a3, a4, a5);
             }
             if (!GuestMemory.WriteU64(v, entry + OffsetResult, (ulong)result)) return -Errno.EFAULT;
