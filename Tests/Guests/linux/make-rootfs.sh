@@ -235,13 +235,16 @@ ln -sfn /proc/self/fd/2 /dev/stderr
 mount -o remount,rw / 2>/dev/null
 hostname -F /etc/hostname
 ip link set lo up
-modprobe e1000 || echo "rcS: modprobe e1000 failed"
-if ip link set eth0 up 2>/dev/null; then
-    # In the background: the shells do not wait for the lease (the script prints it).
-    udhcpc -i eth0 -b -q -s /etc/udhcpc/default.script >/dev/null 2>&1
-else
-    echo "rcS: no eth0 (no e1000 on the PCI bus?)"
-fi
+# The network in the background (the e1000 link takes seconds to come up): the shells do not wait
+# for the lease, which the udhcpc script prints.
+(
+    modprobe e1000 || echo "rcS: modprobe e1000 failed"
+    if ip link set eth0 up 2>/dev/null; then
+        udhcpc -i eth0 -b -s /etc/udhcpc/default.script >/dev/null 2>&1
+    else
+        echo "rcS: no eth0 (no e1000 on the PCI bus?)"
+    fi
+) &
 if grep -qw xen-toolstack /proc/cmdline; then /usr/local/sbin/xen-toolstack start; fi
 echo "rcS: $(uname -r) up, root $(awk '$2 == "/" && $1 != "rootfs" { print $1 " (" $3 ")" }' /proc/mounts | tail -n 1)"
 EOF

@@ -1,0 +1,126 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text.RegularExpressions;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Microhv.Tests.Qemu;
+
+/// <summary>
+/// The hardware-dom0 scenario, for any <see cref="Dom0Host"/>: Debian's Linux 6.1 boots as dom0 from the
+/// AHCI disk built by make-rootfs.sh and is used as an ordinary machine through its serial console.
+/// First boot: the shell answers what is typed, lspci shows the AHCI controller and the e1000 bound to
+/// Linux's drivers, /dev/sda1 is the root filesystem, eth0 has QEMU's DHCP address, the disk's and the
+/// NIC's interrupt counts grow under load, and a random token is written and synced before poweroff.
+/// Second boot of the same disk: the token is read back.
+/// </summary>
+public static class Dom0Scenario
+{
+    /// <summary>QEMU start to dom0's shell takes 30-60 s of wall time here under TCG; the rest is slack for a loaded machine.</summary>
+    public static readonly TimeSpan BootTimeout = TimeSpan.FromSeconds(180);
+    public static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
+    public static readonly TimeSpan HardTimeout = TimeSpan.FromMinutes(5);
+
+    // The added controller and the NIC are the first devices after q35's own (Dom0Machine.Devices order).
+    private const string AhciSlot = "00:02.0", NicSlot = "00:03.0";
+    private const string DiskIrqName = "ahci[0000:00:02.0]", NicIrqName = "eth0";
+    private const string TokenFile = "/root/dom0-token";
+
+    public static void Run(Dom0Host host, ITestOutputHelper output)
+    {
+        string disk = Dom0Machine.CopyDisk(KernelImages.WorkDir);
+        try
+        {
+            string token = Guid.NewGuid().ToString("N");
+            FirstBoot(host, disk, token, output);
+            SecondBoot(host, disk, token, output);
+        }
+        finally
+        {
+            try { Directory.Delete(Path.GetDirectoryName(disk)!, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private static void FirstBoot(Dom0Host host, string disk, string token, ITestOutputHelper output)
+    {
+        using var dom0 = Dom0Session.Boot(host, disk, HardTimeout);
+        dom0.WaitForShell(BootTimeout);
+        output.WriteLine($"{host.Name}: first boot, dom0 shell after {dom0.Clock.Elapsed.TotalSeconds:0.0} s");
+
+        dom0.Qemu.Type("echo hello-$((6*7))\r");
+        dom0.Qemu.WaitForLine("hello-42", CommandTimeout);
+        // Kernel messages on hvc0 would cut into the commands' output from here on.
+        dom0.Run("dmesg -n 1", CommandTimeout);
+
+        var roots = dom0.Run("grep ' / ' /proc/mounts", CommandTimeout);
+        Assert.True(roots.Any(l => l.StartsWith("/dev/sda1 / ext4 rw", StringComparison.Ordinal)),
+            "/dev/sda1 is not mounted read-write as / :\n" + string.Join("\n", roots) + "\n" + dom0.Qemu.Describe());
+
+        var lspci = dom0.Run("lspci -k", CommandTimeout);
+        AssertBound(lspci, AhciSlot, "SATA controller", "ahci", dom0);
+        AssertBound(lspci, NicSlot, "Ethernet controller", "e1000", dom0);
+
+        // The lease is taken in the background by rcS: give it up to 30 s.
+        var addr = dom0.Run("i=0; while ! ip -4 -o addr show dev eth0 | grep -q inet && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done; " +
+                            "ip -4 -o addr show dev eth0", CommandTimeout);
+        Assert.True(addr.Any(l => Regex.IsMatch(l, @"^\d+: eth0 +inet 10\.0\.2\.15/24 ")),
+            "eth0 has no address from QEMU's DHCP (10.0.2.15/24):\n" + string.Join("\n", addr) + "\n" + dom0.Qemu.Describe());
+
+        var before = Interrupts(dom0.Run("cat /proc/interrupts", CommandTimeout));
+        dom0.Run("dd if=/dev/sda of=/dev/null bs=64k count=256 iflag=direct; ping -c 3 -W 1 10.0.2.2", CommandTimeout);
+        var after = Interrupts(dom0.Run("cat /proc/interrupts", CommandTimeout));
+        foreach (string name in new[] { DiskIrqName, NicIrqName })
+        {
+            Assert.True(before.ContainsKey(name) && after.ContainsKey(name), $"/proc/interrupts has no line for {name}\n" + dom0.Qemu.Describe());
+            output.WriteLine($"{host.Name}: interrupts of {name}: {before[name]} -> {after[name]}");
+            Assert.True(after[name] > before[name], $"the interrupts of {name} did not count ({before[name]} -> {after[name]})\n" + dom0.Qemu.Describe());
+        }
+
+        var written = dom0.Run($"echo {token} > {TokenFile} && sync && cat {TokenFile}", CommandTimeout);
+        Assert.Contains(token, written);
+        int status = dom0.PowerOff(CommandTimeout);
+        output.WriteLine($"{host.Name}: first boot powered off after {dom0.Clock.Elapsed.TotalSeconds:0.0} s, QEMU status {status}");
+        Assert.Equal(host.PowerOffExitCode, status);
+    }
+
+    private static void SecondBoot(Dom0Host host, string disk, string token, ITestOutputHelper output)
+    {
+        using var dom0 = Dom0Session.Boot(host, disk, HardTimeout);
+        dom0.WaitForShell(BootTimeout);
+        output.WriteLine($"{host.Name}: second boot, dom0 shell after {dom0.Clock.Elapsed.TotalSeconds:0.0} s");
+        dom0.Run("dmesg -n 1", CommandTimeout);
+        var read = dom0.Run($"cat {TokenFile}", CommandTimeout);
+        Assert.True(read.Contains(token), $"the token {token} written before poweroff is not in {TokenFile} after the reboot:\n" +
+            string.Join("\n", read) + "\n" + dom0.Qemu.Describe());
+        int status = dom0.PowerOff(CommandTimeout);
+        Assert.Equal(host.PowerOffExitCode, status);
+    }
+
+    /// <summary>The lspci -k block of the device in <paramref name="slot"/> is a <paramref name="kind"/> with <paramref name="driver"/> in use.</summary>
+    private static void AssertBound(IReadOnlyList<string> lspci, string slot, string kind, string driver, Dom0Session dom0)
+    {
+        int at = lspci.ToList().FindIndex(l => l.StartsWith(slot + " " + kind + ":", StringComparison.Ordinal));
+        Assert.True(at >= 0, $"lspci -k shows no {kind} at {slot}:\n" + string.Join("\n", lspci) + "\n" + dom0.Qemu.Describe());
+        var block = lspci.Skip(at + 1).TakeWhile(l => l.StartsWith("\t", StringComparison.Ordinal)).Select(l => l.Trim()).ToList();
+        Assert.True(block.Contains("Kernel driver in use: " + driver),
+            $"{slot} ({kind}) is not bound to {driver}:\n" + string.Join("\n", lspci) + "\n" + dom0.Qemu.Describe());
+    }
+
+    /// <summary>/proc/interrupts as device name -> count over all CPUs.</summary>
+    private static Dictionary<string, long> Interrupts(IReadOnlyList<string> lines)
+    {
+        var counts = new Dictionary<string, long>();
+        foreach (string line in lines)
+        {
+            string[] w = line.Split((char[])null, StringSplitOptions.RemoveEmptyEntries);
+            if (w.Length < 3 || !w[0].EndsWith(':') || !w[0].TrimEnd(':').All(char.IsDigit)) continue;
+            long sum = 0;
+            int i = 1;
+            for (; i < w.Length && w[i].All(char.IsDigit); i++) sum += long.Parse(w[i]);
+            counts[w[^1]] = sum;
+        }
+        return counts;
+    }
+}
