@@ -4,8 +4,9 @@
 # (build/linux/rootfs.img, make-rootfs.sh) and an e1000 on QEMU's user network (restrict=on: nothing
 # leaves QEMU). QEMU's multiboot loader takes Xen as -kernel and the modules as -initrd, comma
 # separated: dom0's kernel with its command line, then its initramfs. The serial console (Xen's and
-# dom0's hvc0) is on the terminal, interactive: log in as root without a password; `poweroff -f` ends
-# dom0 and Xen halts (Ctrl-A X quits QEMU).
+# dom0's hvc0) is on the terminal, interactive: a root shell waits (no login, no password); `poweroff -f` ends
+# dom0, Xen enters ACPI S5 and QEMU exits. QEMU's own escape is Ctrl-A as well: Ctrl-A X quits QEMU,
+# Ctrl-A Ctrl-A sends one Ctrl-A to Xen (so six presses switch Xen's serial input, Xen's debug keys).
 # usage: run-xen-dom0.sh [--disk FILE] [--append "dom0 words"] [--xen-append "Xen words"] [-- QEMU args]
 #   --disk FILE   the disk to boot (default build/linux/rootfs.img; it is written to: use a copy to keep it)
 set -euo pipefail
@@ -21,7 +22,7 @@ while (($#)); do
         --append) append="$2"; shift 2 ;;
         --xen-append) xen_append="$2"; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "run-xen-dom0.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
