@@ -21,9 +21,6 @@ public sealed unsafe class EventChannels
     /// <summary>Ports per domain; the 2-level ABI could address 4096, Linux uses a few dozen.</summary>
     public const int Capacity = 1024;
 
-    /// <summary>Called when a guest notifies its console port: the kernel drains the console ring.</summary>
-    public static delegate*<Domain, void> ConsoleKick;
-
     public readonly Domain Domain;
     private readonly ChannelState[] _state = new ChannelState[Capacity];
     /// <summary>Unbound: the domain allowed to bind; interdomain: the peer domain.</summary>
@@ -208,8 +205,8 @@ public sealed unsafe class EventChannels
     }
 
     /// <summary>
-    /// The port of the domain's console ring, bound to the hypervisor: a send on it calls
-    /// <see cref="ConsoleKick"/>, and the hypervisor notifies the guest with <see cref="SetPending"/>.
+    /// The port of the domain's console ring, bound to the hypervisor: a send on it drains
+    /// the ring (<see cref="ConsoleRing.Drain"/>), and the hypervisor notifies the guest with <see cref="SetPending"/>.
     /// Records it in Domain.ConsoleEvtchn. Returns the port, or a negative errno.
     /// </summary>
     public int BindConsolePort()
@@ -257,7 +254,7 @@ public sealed unsafe class EventChannels
             case ChannelState.Unbound:
                 return 0;
             case ChannelState.Hypervisor:
-                if (ConsoleKick != null) ConsoleKick(Domain);
+                ConsoleRing.Drain(Domain);
                 return 0;
             default:
                 return -Errno.EINVAL;

@@ -30,10 +30,6 @@ public sealed class Machine
     public ulong M2pTableAddress;
     public ulong M2pEntries;
 
-    /// <summary>Set by sched_op (yield, block, poll, shutdown): the kernel should pick the next vCPU
-    /// to run before returning to a guest, and clear it when it does.</summary>
-    public bool RescheduleRequested;
-
     public Machine(PhysicalMemory memory, FrameSource frames, FrameTable frameTable, HypervisorHost host)
     {
         Memory = memory;

@@ -57,6 +57,9 @@ public sealed class Vcpu
     /// <summary>One-shot timer deadline in system-time ns (0 = none), and the periodic timer period.</summary>
     public ulong TimerDeadline, PeriodicPeriod, PeriodicNext;
 
+    /// <summary>What handlers changed since the vCPU last entered the hypervisor (read and cleared by GuestEntry).</summary>
+    public Traps.ExitWork PendingExitWork;
+
     /// <summary>The kernel printed this vCPU's crash report already.</summary>
     public bool CrashReported;
 

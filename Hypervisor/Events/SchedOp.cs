@@ -1,5 +1,6 @@
 using Microhv.HAL;
 using Microhv.Hypervisor.Public;
+using Microhv.Hypervisor.Traps;
 
 namespace Microhv.Hypervisor.Events;
 
@@ -45,7 +46,7 @@ public static class SchedOp
 
     private static long Yield(Vcpu v)
     {
-        v.Domain.Machine.RescheduleRequested = true;
+        v.PendingExitWork |= ExitWork.Reschedule;
         return 0;
     }
 
@@ -56,7 +57,7 @@ public static class SchedOp
         VcpuInfo.EnableDelivery(v);
         v.Blocked = true;
         if (EventChannels.UpcallPending(v)) v.Blocked = false;
-        else v.Domain.Machine.RescheduleRequested = true;
+        else v.PendingExitWork |= ExitWork.Reschedule;
         return 0;
     }
 
@@ -66,7 +67,7 @@ public static class SchedOp
         if (d.State == DomainState.Shutdown || d.State == DomainState.Crashed) return;
         d.State = DomainState.Shutdown;
         d.ShutdownReason = reason;
-        d.Machine.RescheduleRequested = true;
+        d.Vcpu.PendingExitWork |= ExitWork.Reschedule;
     }
 
     private static long RemoteShutdown(Vcpu v, ulong arg)
@@ -121,8 +122,9 @@ public static class SchedOp
         {
             if (timeout <= v.Domain.Machine.Host.SystemTimeNs()) return EndPoll(ec, 0);
             ec.PollDeadline = timeout;
+            v.PendingExitWork |= ExitWork.TimersChanged;
         }
-        v.Domain.Machine.RescheduleRequested = true;
+        v.PendingExitWork |= ExitWork.Reschedule;
         return 0;
     }
 

@@ -1,5 +1,6 @@
 using Microhv.HAL;
 using Microhv.Hypervisor.Public;
+using Microhv.Hypervisor.Traps;
 
 namespace Microhv.Hypervisor.Events;
 
@@ -53,12 +54,14 @@ public static class Timers
             return;
         }
         v.TimerDeadline = deadline;
+        v.PendingExitWork |= ExitWork.TimersChanged;
     }
 
     public static void SetPeriodic(Vcpu v, ulong periodNs)
     {
         v.PeriodicPeriod = periodNs;
         v.PeriodicNext = periodNs == 0 ? 0 : v.Domain.Machine.Host.SystemTimeNs() + periodNs;
+        if (periodNs != 0) v.PendingExitWork |= ExitWork.TimersChanged;
     }
 
     private static void SendTimerEvent(Vcpu v) => v.Domain.EventChannels.SendVirq(Xen.VIRQ_TIMER);

@@ -233,14 +233,17 @@ public static class EmulatePrivOp
             case MSR_FS_BASE:
                 if (!PageTableEntry.IsCanonical(value)) return PrivOpResult.NotEmulated;
                 v.FsBase = value;
+                v.PendingExitWork |= ExitWork.SegmentBases;
                 return PrivOpResult.Emulated;
             case MSR_GS_BASE:
                 if (!PageTableEntry.IsCanonical(value)) return PrivOpResult.NotEmulated;
                 v.GsBaseKernel = value;
+                v.PendingExitWork |= ExitWork.SegmentBases;
                 return PrivOpResult.Emulated;
             case MSR_SHADOW_GS_BASE:
                 if (!PageTableEntry.IsCanonical(value)) return PrivOpResult.NotEmulated;
                 v.GsBaseUser = value;
+                v.PendingExitWork |= ExitWork.SegmentBases;
                 return PrivOpResult.Emulated;
             // Writes Xen drops with a warning rather than fault: the guest cannot change these.
             case MSR_EFER:
@@ -259,7 +262,7 @@ public static class EmulatePrivOp
         if (!(VcpuInfo.UpcallPending(v) != 0 && VcpuInfo.UpcallMask(v) == 0))
         {
             v.Blocked = true;
-            v.Domain.Machine.RescheduleRequested = true;
+            v.PendingExitWork |= ExitWork.Reschedule;
         }
         return PrivOpResult.Emulated;
     }

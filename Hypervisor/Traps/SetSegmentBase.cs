@@ -5,12 +5,19 @@ namespace Microhv.Hypervisor.Traps;
 
 /// <summary>
 /// HYPERVISOR_set_segment_base (Xen's do_set_segment_base): a ring-3 kernel cannot write the FS/GS
-/// base MSRs, so it asks. The kernel loads FsBase and the active GS base (kernel or user, by guest
-/// mode) into the CPU when it resumes the vCPU.
+/// base MSRs, so it asks. The exit record (GuestEntry) then has the kernel load FsBase and the active GS
+/// base (kernel or user, by guest mode) into the CPU before it resumes the vCPU.
 /// </summary>
 public static class SetSegmentBase
 {
     public static long Do(Vcpu v, ulong which, ulong baseAddress)
+    {
+        long rc = Set(v, which, baseAddress);
+        if (rc == 0) v.PendingExitWork |= ExitWork.SegmentBases;
+        return rc;
+    }
+
+    private static long Set(Vcpu v, ulong which, ulong baseAddress)
     {
         switch (which)
         {

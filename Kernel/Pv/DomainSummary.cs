@@ -34,8 +34,8 @@ internal static class DomainSummary
             if (d.State != DomainState.Shutdown || d.ShutdownReason != Sched.SHUTDOWN_poweroff) allPoweroff = false;
         }
         ulong heap = Internal.Runtime.KernelHeap.Allocated;
-        Log.Write("summary: "); Log.Dec(PvCpu.Traps); Log.Write(" traps, "); Log.Dec(PvCpu.Hypercalls); Log.Write(" hypercalls, ");
-        Log.Dec(PvCpu.Scheduler.Switches); Log.Write(" vCPU switches; managed heap "); Log.Dec(PvCpu.HeapAtStart);
+        Log.Write("summary: "); Log.Dec(PvCpu.Entry.Traps); Log.Write(" traps, "); Log.Dec(PvCpu.Entry.Hypercalls); Log.Write(" hypercalls, ");
+        Log.Dec(m.Scheduler.Switches); Log.Write(" vCPU switches; managed heap "); Log.Dec(PvCpu.HeapAtStart);
         Log.Write(" bytes at guest start, +"); Log.Dec(heap - PvCpu.HeapAtStart); Log.Line(" while guests ran");
         if (QemuExit.Enabled)
         {

@@ -14,11 +14,10 @@ using Microhv.Kernel.Traps;
 namespace Microhv.Kernel.Pv;
 
 /// <summary>
-/// The one physical CPU as the hypervisor uses it: every trap lands here once domains exist.
-/// A trap from a guest (ring 3) is a hypercall (SYSCALL or INT 0x82), an exception to emulate or
-/// bounce, or a device interrupt; then the scheduler may switch vCPUs — by saving the trap frame
-/// and FXSAVE area into the old vCPU and loading the new one's into them, so the common exit path
-/// (IRETQ) resumes whoever should run. No vCPU runnable: the frame becomes the idle loop's.
+/// The one physical CPU as the hypervisor uses it: every trap lands here once domains exist. The
+/// kernel's part is the hardware: acknowledge the interrupt, run its driver, call the matching
+/// GuestEntry entry, and apply the exit record it returns (FPU state, CR3, GDT, segment-base MSRs,
+/// CR0.TS, the one-shot timer). Which vCPU runs, and what its frame holds, is GuestEntry's decision.
 /// </summary>
 internal static unsafe class PvCpu
 {
@@ -26,10 +25,9 @@ internal static unsafe class PvCpu
     private const uint FsBaseMsr = 0xC0000100, GsBaseMsr = 0xC0000101;
 
     public static Machine Machine;
-    public static Scheduler Scheduler;
-    public static Vcpu Current;
+    /// <summary>This CPU's entry state (current vCPU, counters); per CPU once more CPUs run guests.</summary>
+    public static GuestEntry Entry;
     public static bool Active;
-    public static ulong Traps, Hypercalls;
     /// <summary>Managed-heap bytes allocated when the guests started: hypercall and trap paths must not add to it.</summary>
     public static ulong HeapAtStart;
 
@@ -44,128 +42,63 @@ internal static unsafe class PvCpu
     /// interrupted context's FXSAVE image, restored by the exit path.</summary>
     public static void OnTrap(TrapFrame* frame, byte* fpu)
     {
-        Traps++;
         ulong vector = frame->Vector;
-        bool tick = false;
-        Vcpu v = Current;
-
-        bool timer = false, timersChanged = false;
-        if (vector == Clock.ApicTimerVector && Clock.DeadlineMode)
-        {
-            tick = Clock.OnDeadlineInterrupt(Machine.Host.SystemTimeNs());
-            timer = true;
-        }
+        GuestExit exit;
+        if (vector == TrapFrame.SyscallVector || vector == HypercallTrapVector)
+            exit = Entry.Syscall(ref *frame, vector == HypercallTrapVector);
+        else if (vector < 32)
+            exit = Entry.Exception(ref *frame, Cpu.ReadCr2());
+        else if (vector == Clock.ApicTimerVector && Clock.DeadlineMode)
+            exit = Entry.Timer(ref *frame, Clock.OnDeadlineInterrupt(Machine.Host.SystemTimeNs()));
         else if (vector == Clock.ApicTimerVector || (vector == Clock.PitVector && !Clock.UsingApic))
         {
             Clock.OnTick();
-            tick = timer = true;
+            exit = Entry.Timer(ref *frame, true);
         }
-        else if (vector == SerialInput.Vector)
+        else
         {
-            SerialInput.OnInterrupt(Machine.ConsoleInput);   // may wake the vCPU the input is for
+            // Device interrupts: the driver runs, then the exit path delivers what it raised.
+            if (vector == SerialInput.Vector) SerialInput.OnInterrupt(Machine.ConsoleInput);
+            exit = Entry.Interrupt(ref *frame);
         }
-        else if (frame->Ring == 3 && v != null)
-        {
-            if (vector == TrapFrame.SyscallVector && !v.KernelMode)
-            {
-                GuestTraps.HandleUserSyscall(v, ref *frame);   // guest user space: to the guest kernel's syscall callback
-                LoadSegmentBases(v);
-            }
-            else if (vector == TrapFrame.SyscallVector || vector == HypercallTrapVector)
-            {
-                Hypercalls++;
-                ulong nr = frame->Rax;
-                Microhv.Hypervisor.Hypercalls.Dispatch(v, ref *frame);
-                if (nr == Xen.__HYPERVISOR_set_segment_base || nr == Xen.__HYPERVISOR_iret) LoadSegmentBases(v);
-                timersChanged = SetsTimers(nr);
-            }
-            else if (vector < 32)
-            {
-                GuestTraps.HandleException(v, ref *frame, Cpu.ReadCr2());
-                LoadSegmentBases(v);
-            }
-        }
+        Apply(frame, fpu, ref exit);
+    }
 
-        if (v != null && v.Domain.State == DomainState.Crashed && !v.CrashReported) ReportCrash(v, frame);
-
-        if (timer) Timers.Tick(Machine);
-        if (tick)
+    /// <summary>Does what the exit record says, in the order the hardware needs it.</summary>
+    private static void Apply(TrapFrame* frame, byte* fpu, ref GuestExit exit)
+    {
+        if (exit.Has(ExitActions.ReportCrash)) ReportCrash(Entry.Crashed);
+        if (exit.Has(ExitActions.Switch))
         {
-            for (int i = 0; i < Machine.DomainCount; i++)
-                if (Machine.Domains[i].ConsoleRingMfn != 0) ConsoleRing.Drain(Machine.Domains[i]);
+            Vcpu prev = Entry.Previous, next = Entry.Current;
+            if (prev != null) Internal.Runtime.Memory.Move((byte*)prev.FpuArea, fpu, 512);
+            if (next != null) Internal.Runtime.Memory.Move(fpu, (byte*)next.FpuArea, 512);
+            if (exit.Has(ExitActions.Idle)) LoadIdle(frame);
         }
-        Reschedule(frame, fpu, tick, timer);
-        // Re-arm the one-shot only when a guest deadline can have moved earlier: a timer interrupt
-        // (periodic timers advance, the armed deadline was consumed) or a hypercall that sets timers.
-        if (Clock.DeadlineMode && (timer || timersChanged || Clock.ArmedNs == 0))
-            Clock.ArmFor(Timers.NextDeadline(Machine), Machine.Host.SystemTimeNs());
+        if (exit.Has(ExitActions.LoadAddressSpace))
+        {
+            Cpu.WriteCr3(exit.Cr3);
+            GuestGdt.Load(Entry.Current);
+        }
+        if (exit.Has(ExitActions.LoadSegmentBases))
+        {
+            Cpu.WriteMsr(FsBaseMsr, exit.FsBase);
+            Cpu.WriteMsr(GsBaseMsr, exit.GsBase);
+        }
+        if (exit.Has(ExitActions.AllEnded)) DomainSummary.PrintAndExit(Machine);
+        if (exit.Has(ExitActions.ArmTimer) && Clock.DeadlineMode) Clock.ArmFor(exit.TimerDeadline, Machine.Host.SystemTimeNs());
+        SetExitCr0Ts(exit.Has(ExitActions.Cr0Ts));
         if (ScreenConsole.CursorBehind) ScreenConsole.ShowCursor();    // the screen's cursor follows once per trap, not per byte
     }
 
-    /// <summary><paramref name="timer"/>: the trap was a timer interrupt, when the guest's time info is
-    /// refreshed besides on every vCPU switch. The guest extrapolates system time from any recent
-    /// (TSC, time) pair with the same scale the hypervisor uses, so a hypercall need not rewrite it.</summary>
-    private static void Reschedule(TrapFrame* frame, byte* fpu, bool tick, bool timer)
+    /// <summary>A domain the hypervisor killed: why, and the guest registers at that moment (saved in its vCPU).</summary>
+    private static void ReportCrash(Vcpu v)
     {
-        bool preempt = (tick && Scheduler.Tick(Current)) || Machine.RescheduleRequested || !Scheduler.IsRunnable(Current);
-        Machine.RescheduleRequested = false;
-        Vcpu next = Scheduler.PickNext(Current, preempt);
-        bool switched = next != Current;
-        if (switched)
-        {
-            if (Current != null && frame->Ring == 3) Save(Current, frame, fpu);
-            if (next != null) Load(next, frame, fpu); else LoadIdle(frame);
-            Current = next;
-        }
-        if (Current != null)
-        {
-            if (switched || tick || timer) TimeInfo.Update(Current);
-            bool wasKernel = Current.KernelMode;
-            TrapBounce.DeliverEventUpcall(Current, ref *frame);
-            if (wasKernel != Current.KernelMode) LoadSegmentBases(Current);
-        }
-        else if (Scheduler.AllDomainsEnded())
-        {
-            DomainSummary.PrintAndExit(Machine);
-        }
-        SetExitCr0Ts(Current != null && FpuTaskswitch.WantsCr0Ts(Current));
-    }
-
-    /// <summary>Hypercalls that can set or move a guest timer (set_timer_op, vcpu_op timers, sched_op
-    /// poll timeouts, and multicall, which may carry any of them).</summary>
-    private static bool SetsTimers(ulong nr)
-        => nr == Xen.__HYPERVISOR_set_timer_op || nr == Xen.__HYPERVISOR_vcpu_op || nr == Xen.__HYPERVISOR_sched_op
-           || nr == Xen.__HYPERVISOR_sched_op_compat || nr == Xen.__HYPERVISOR_multicall;
-
-    /// <summary>A domain the hypervisor killed: why, and the guest registers at that moment.</summary>
-    private static void ReportCrash(Vcpu v, TrapFrame* f)
-    {
-        v.CrashReported = true;
+        TrapFrame f = v.Regs;
         Log.Write("domain "); Log.Dec(v.Domain.DomainId); Log.Write(" crashed: ");
         Log.Write(v.Domain.CrashReason != null ? v.Domain.CrashReason : "no reason recorded");
-        Log.Write(" (vector "); Log.Dec(f->Vector); Log.Write(", error code "); Log.HexShort(f->ErrorCode); Log.Line(")");
-        RegisterDump.Write(f, Cpu.ReadCr2());
-    }
-
-    private static void Save(Vcpu v, TrapFrame* frame, byte* fpu)
-    {
-        v.Regs = *frame;
-        Internal.Runtime.Memory.Move((byte*)v.FpuArea, fpu, 512);
-    }
-
-    private static void Load(Vcpu v, TrapFrame* frame, byte* fpu)
-    {
-        *frame = v.Regs;
-        Internal.Runtime.Memory.Move(fpu, (byte*)v.FpuArea, 512);
-        Cpu.WriteCr3(v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser);
-        GuestGdt.Load(v);
-        LoadSegmentBases(v);
-    }
-
-    private static void LoadSegmentBases(Vcpu v)
-    {
-        Cpu.WriteMsr(FsBaseMsr, v.FsBase);
-        Cpu.WriteMsr(GsBaseMsr, v.KernelMode ? v.GsBaseKernel : v.GsBaseUser);
+        Log.Write(" (vector "); Log.Dec(f.Vector); Log.Write(", error code "); Log.HexShort(f.ErrorCode); Log.Line(")");
+        RegisterDump.Write(&f, Cpu.ReadCr2());
     }
 
     /// <summary>Makes the frame return into the idle loop, on its own stack, in the hypervisor's address space.</summary>

@@ -1,6 +1,7 @@
 using Microhv.HAL;
 using Microhv.Hypervisor;
 using Microhv.Hypervisor.Public;
+using Microhv.Hypervisor.Traps;
 using Microhv.Kernel.Console;
 using Microhv.Kernel.Memory;
 using Microhv.Kernel.Timer;
@@ -31,8 +32,7 @@ internal static unsafe class PvSetup
         Idt.SetGuestGate(Vectors.Breakpoint);
         Idt.SetGuestGate(Vectors.Overflow);
         PvCpu.Machine = machine;
-        PvCpu.Scheduler = machine.Scheduler;
-        EventChannels.ConsoleKick = &KickConsole;
+        PvCpu.Entry = new GuestEntry(machine);
 
         DomainLoader.LoadAll(machine, info);
         if (machine.DomainCount == 0)
@@ -53,8 +53,6 @@ internal static unsafe class PvSetup
         PvCpu.Active = true;
         return true;
     }
-
-    private static void KickConsole(Domain d) => ConsoleRing.Drain(d);
 
     /// <summary>One 8-byte entry per machine frame, mapped read-only (and user-readable: PV kernels
     /// read it directly) at MACH2PHYS_VIRT_START in the shared hypervisor slot 256.</summary>

@@ -1,4 +1,5 @@
 using Microhv.Hypervisor;
+using Microhv.Hypervisor.Traps;
 using Microhv.Hypervisor.Events;
 using Microhv.Hypervisor.Public;
 using Xunit;
@@ -21,7 +22,7 @@ public sealed class SchedOpTests
     public void YieldRequestsAReschedule()
     {
         Assert.Equal(0, _a.Sched(SCHEDOP_yield));
-        Assert.True(_t.Machine.RescheduleRequested);
+        Assert.True((_a.V.PendingExitWork & ExitWork.Reschedule) != 0);
         Assert.False(_a.V.Blocked);
     }
 
@@ -33,7 +34,7 @@ public sealed class SchedOpTests
         Assert.Equal(0, _a.Sched(SCHEDOP_block));
         Assert.Equal(0, _a.UpcallMask);
         Assert.True(_a.V.Blocked);
-        Assert.True(_t.Machine.RescheduleRequested);
+        Assert.True((_a.V.PendingExitWork & ExitWork.Reschedule) != 0);
         Assert.False(Scheduler.IsRunnable(_a.V));
 
         _a.D.EventChannels.SetPending((int)p);
@@ -146,7 +147,7 @@ public sealed class SchedOpTests
         Assert.Equal(0, _a.Sched(SCHEDOP_shutdown));
         Assert.Equal(DomainState.Shutdown, _a.D.State);
         Assert.Equal(SHUTDOWN_reboot, _a.D.ShutdownReason);
-        Assert.True(_t.Machine.RescheduleRequested);
+        Assert.True((_a.V.PendingExitWork & ExitWork.Reschedule) != 0);
         _a.Arg32(shutdown_reason, SHUTDOWN_poweroff);
         _a.Sched(SCHEDOP_shutdown);
         Assert.Equal(SHUTDOWN_reboot, _a.D.ShutdownReason);

@@ -1,0 +1,159 @@
+using Microhv.HAL;
+using Microhv.Hypervisor.Events;
+using Microhv.Hypervisor.Public;
+
+namespace Microhv.Hypervisor.Traps;
+
+/// <summary>
+/// One physical CPU's way into the hypervisor and back out (Xen's entry.S paths, hypercall.c and
+/// test_all_events). The kernel calls one entry per kind of trap with the saved frame; the
+/// hypervisor handles it, decides whether to switch vCPUs (the scheduler is asked only when
+/// something that can change its answer happened: a tick, a yield/block/shutdown, a vCPU that can
+/// no longer run, or an idle CPU), delivers a pending event upcall, and returns the exit record of
+/// what the kernel must load before it resumes. All of this CPU's state is in this object (the
+/// kernel reaches it through its per-CPU block), so a second CPU gets a second one.
+/// </summary>
+public sealed class GuestEntry
+{
+    public readonly Machine Machine;
+    /// <summary>The vCPU this CPU runs (null: idle).</summary>
+    public Vcpu Current;
+    /// <summary>After an exit with <see cref="ExitActions.Switch"/>: the vCPU that ran before (null: idle).</summary>
+    public Vcpu Previous;
+    /// <summary>After an exit with <see cref="ExitActions.ReportCrash"/>: the crashed vCPU, its registers in Regs.</summary>
+    public Vcpu Crashed;
+    public ulong Traps, Hypercalls;
+
+    public GuestEntry(Machine machine) { Machine = machine; }
+
+    /// <summary>SYSCALL (or INT 0x82, <paramref name="viaInt82"/>) from the guest: a hypercall from its
+    /// kernel, the guest's own system call from its user space (Xen's switch_to_kernel).</summary>
+    public GuestExit Syscall(ref TrapFrame frame, bool viaInt82)
+    {
+        Traps++;
+        Vcpu v = Current;
+        if (v == null) return Exit(ref frame, false, false);
+        bool kernelMode = v.KernelMode;
+        if (kernelMode)
+        {
+            Hypercalls++;
+            Microhv.Hypervisor.Hypercalls.Dispatch(v, ref frame);
+        }
+        else if (!viaInt82) GuestTraps.HandleUserSyscall(v, ref frame);
+        else
+        {
+            // INT 0x82 is the guest kernel's gate (Xen's is DPL 1): from user space it is the #GP of a
+            // blocked INT n at the instruction, which the guest's trap table may still allow.
+            frame.Rip -= 2;
+            frame.Vector = TrapBounce.VectorGP;
+            frame.ErrorCode = (0x82UL << 3) | 2;
+            GuestTraps.HandleException(v, ref frame, 0);
+        }
+        return Exit(ref frame, false, false, kernelMode);
+    }
+
+    /// <summary>An exception (vector &lt; 32) raised by guest code; <paramref name="cr2"/> is the CPU's CR2.</summary>
+    public GuestExit Exception(ref TrapFrame frame, ulong cr2)
+    {
+        Traps++;
+        Vcpu v = Current;
+        if (v == null) return Exit(ref frame, false, false);
+        bool kernelMode = v.KernelMode;
+        GuestTraps.HandleException(v, ref frame, cr2);
+        return Exit(ref frame, false, false, kernelMode);
+    }
+
+    /// <summary>The hypervisor's timer interrupt (the kernel acknowledged it): guest timers fire;
+    /// <paramref name="tick"/>: a scheduler tick (10 ms) elapsed, so slices are counted and console rings drained.</summary>
+    public GuestExit Timer(ref TrapFrame frame, bool tick)
+    {
+        Traps++;
+        Timers.Tick(Machine);
+        if (tick)
+        {
+            for (int i = 0; i < Machine.DomainCount; i++)
+                if (Machine.Domains[i].ConsoleRingMfn != 0) ConsoleRing.Drain(Machine.Domains[i]);
+        }
+        return Exit(ref frame, tick, true);
+    }
+
+    /// <summary>Any other interrupt, after the kernel's driver handled it (it may have raised events).</summary>
+    public GuestExit Interrupt(ref TrapFrame frame)
+    {
+        Traps++;
+        return Exit(ref frame, false, false);
+    }
+
+    private GuestExit Exit(ref TrapFrame frame, bool tick, bool timer) => Exit(ref frame, tick, timer, Current != null && Current.KernelMode);
+
+    /// <summary>Xen's test_all_events and context switch, as decisions: <paramref name="enteredInKernelMode"/>
+    /// is the guest mode when the trap arrived, so a change of mode (iret to user, a bounce into the
+    /// kernel) reloads the segment bases it selects.</summary>
+    private GuestExit Exit(ref TrapFrame frame, bool tick, bool timer, bool enteredInKernelMode)
+    {
+        var exit = new GuestExit();
+        Vcpu v = Current;
+        ExitWork work = ExitWork.None;
+        if (v != null)
+        {
+            work = v.PendingExitWork;
+            v.PendingExitWork = ExitWork.None;
+            if (v.Domain.State == DomainState.Crashed && !v.CrashReported)
+            {
+                v.CrashReported = true;
+                v.Regs = frame;
+                Crashed = v;
+                exit.Actions |= ExitActions.ReportCrash;
+            }
+        }
+
+        bool switched = false;
+        if (v == null || tick || (work & ExitWork.Reschedule) != 0 || !Scheduler.IsRunnable(v))
+        {
+            Scheduler s = Machine.Scheduler;
+            bool preempt = (tick && s.Tick(v)) || (work & ExitWork.Reschedule) != 0 || !Scheduler.IsRunnable(v);
+            Vcpu next = s.PickNext(v, preempt);
+            if (next != v)
+            {
+                switched = true;
+                if (v != null && frame.Ring == 3) v.Regs = frame;
+                Previous = v;
+                Current = next;
+                exit.Actions |= ExitActions.Switch;
+                if (next == null) exit.Actions |= ExitActions.Idle;
+                else
+                {
+                    frame = next.Regs;
+                    exit.Actions |= ExitActions.LoadAddressSpace;
+                }
+            }
+        }
+
+        Vcpu c = Current;
+        if (c != null)
+        {
+            if (switched || timer) TimeInfo.Update(c);
+            if (TrapBounce.DeliverEventUpcall(c, ref frame)) exit.Actions |= ExitActions.Upcall;
+            // After the upcall, which may have switched the vCPU to its kernel tables.
+            if (switched) exit.Cr3 = c.KernelMode || c.GuestTableUser == 0 ? c.GuestTable : c.GuestTableUser;
+            if (switched || (work & ExitWork.SegmentBases) != 0 || c.KernelMode != enteredInKernelMode)
+            {
+                exit.Actions |= ExitActions.LoadSegmentBases;
+                exit.FsBase = c.FsBase;
+                exit.GsBase = c.KernelMode ? c.GsBaseKernel : c.GsBaseUser;
+            }
+            if (c.FpuTaskSwitched) exit.Actions |= ExitActions.Cr0Ts;
+            if (GuestExit.CanSysret(in frame)) exit.Actions |= ExitActions.Sysret;
+        }
+        else if (Machine.Scheduler.AllDomainsEnded()) exit.Actions |= ExitActions.AllEnded;
+
+        // A guest deadline can only have moved earlier after a timer interrupt (periodic timers
+        // advanced, the armed one was used up) or a hypercall that set a timer.
+        if (timer || (work & ExitWork.TimersChanged) != 0)
+        {
+            exit.Actions |= ExitActions.ArmTimer;
+            exit.TimerDeadline = Timers.NextDeadline(Machine);
+        }
+        return exit;
+    }
+}
