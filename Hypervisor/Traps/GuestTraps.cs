@@ -4,14 +4,6 @@ using Microhv.Hypervisor.Public;
 
 namespace Microhv.Hypervisor.Traps;
 
-public enum GuestTrapResult
-{
-    /// <summary>Return to the guest with the (possibly rewritten) frame.</summary>
-    Resume,
-    /// <summary>The domain was crashed; do not run it again.</summary>
-    Crashed,
-}
-
 /// <summary>
 /// What happens to an exception raised by guest code (Xen's do_general_protection, do_invalid_op,
 /// do_page_fault, do_device_not_available and the plain do_trap for the rest, for a PV guest): it is
@@ -30,9 +22,10 @@ public static class GuestTraps
     private static ulong _lastSpuriousRip, _lastSpuriousCr2;
     private static int _spuriousRepeats;
 
-    /// <summary>The kernel calls this for an exception (vector &lt; 32 in regs.Vector, error code in
-    /// regs.ErrorCode) raised while the guest ran; <paramref name="cr2"/> is the CPU's CR2 for #PF.</summary>
-    public static GuestTrapResult HandleException(Vcpu v, ref TrapFrame regs, ulong cr2)
+    /// <summary>GuestEntry calls this for an exception (vector &lt; 32 in regs.Vector, error code in
+    /// regs.ErrorCode) raised while the guest ran; <paramref name="cr2"/> is the CPU's CR2 for #PF. A
+    /// domain it crashes is seen by the exit path from the domain's state, the one record of it.</summary>
+    public static void HandleException(Vcpu v, ref TrapFrame regs, ulong cr2)
     {
         int vector = (int)regs.Vector;
         ulong err = regs.ErrorCode;
@@ -53,19 +46,14 @@ public static class GuestTraps
                 TrapBounce.Bounce(v, ref regs, vector, hasError, hasError ? err : 0, 0);
                 break;
         }
-        return v.Domain.State == DomainState.Crashed ? GuestTrapResult.Crashed : GuestTrapResult.Resume;
     }
 
     /// <summary>
-    /// The kernel calls this instead of the hypercall dispatcher for a SYSCALL made while the guest
+    /// GuestEntry calls this instead of the hypercall dispatcher for a SYSCALL made while the guest
     /// was in user mode (!v.KernelMode): it is the guest's own system call, not a hypercall (Xen's
     /// switch_to_kernel).
     /// </summary>
-    public static GuestTrapResult HandleUserSyscall(Vcpu v, ref TrapFrame regs)
-    {
-        TrapBounce.SyscallFromUser(v, ref regs);
-        return v.Domain.State == DomainState.Crashed ? GuestTrapResult.Crashed : GuestTrapResult.Resume;
-    }
+    public static void HandleUserSyscall(Vcpu v, ref TrapFrame regs) => TrapBounce.SyscallFromUser(v, ref regs);
 
     private static void GeneralProtection(Vcpu v, ref TrapFrame regs, ulong err)
     {

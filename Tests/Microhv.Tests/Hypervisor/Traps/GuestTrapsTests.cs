@@ -31,7 +31,8 @@ public class GuestTrapsTests
         var regs = At(g, 13, 0x80 * 16 + 2, 0xCD, 0x80);
         regs.Rsp = TrapsGuest.UserStackTop - 0x10;
         ulong rip = regs.Rip;
-        Assert.Equal(GuestTrapResult.Resume, GuestTraps.HandleException(g.V, ref regs, 0));
+        GuestTraps.HandleException(g.V, ref regs, 0);
+        Assert.Equal(DomainState.Running, g.D.State);
         Assert.Equal(Handler, regs.Rip);
         Assert.Equal(rip + 2, g.Read64(regs.Rsp + 16));           // software interrupt: returns after INT
         Assert.Equal(TrapsGuest.KernelStackTop - 56, regs.Rsp);   // no error code
@@ -292,7 +293,8 @@ public class GuestTrapsTests
     {
         var g = new TrapsGuest();
         var regs = At(g, 0, 0, 0x90);
-        Assert.Equal(GuestTrapResult.Crashed, GuestTraps.HandleException(g.V, ref regs, 0));
+        GuestTraps.HandleException(g.V, ref regs, 0);
+        Assert.Equal(DomainState.Crashed, g.D.State);
         Assert.Contains("#DE", g.D.CrashReason);
     }
 }
