@@ -196,10 +196,6 @@ boot_layout:
     dq idle_stack_guard
 
 section .data
-global hv_stack_top
-align 8
-; Top of the hypervisor stack (TSS.RSP0): where SYSCALL entries from guests start their frame.
-hv_stack_top: dq stack_top
 global __security_cookie
 align 8
 ; RyuJIT's stack cookie for methods with stackalloc (checked on return).

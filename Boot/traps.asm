@@ -3,6 +3,8 @@
 bits 64
 section .text
 extern trap_dispatch
+extern syscall_dispatch
+extern stack_top
 
 %macro ISR_NOERR 1
 isr%1:
@@ -26,8 +28,23 @@ isr%1:
   %assign v v+1
 %endrep
 
-align 16
-trap_common:
+; Frame offsets from RBP (Kernel's TrapFrame): 15 registers, vector, error code, then the CPU's part.
+%define F_RCX     12*8
+%define F_R11     4*8
+%define F_VECTOR  15*8
+%define F_RIP     17*8
+%define F_CS      18*8
+%define F_RSP     20*8
+
+; The per-CPU block (one CPU runs guests today; another CPU gets its own block, reached through
+; GS after SWAPGS, as Xen's per-CPU stack block is). PvCpu reads and writes it through cpu_* below.
+%define PCPU_SCRATCH_RSP  0                ; the guest RSP while SYSCALL builds the frame
+%define PCPU_STACK_TOP    8                ; where a SYSCALL frame starts (TSS.RSP0's value)
+%define PCPU_FPU_LOAD     16               ; an FXSAVE image to load on the way out (a vCPU switch), or 0
+%define PCPU_CR0_TS       24               ; CR0.TS is set now (we left to a guest with it)
+%define PCPU_CR0_TS_NEXT  25               ; set CR0.TS when leaving this trap (PvCpu decides)
+
+%macro PUSH_GPRS 0
     push rax
     push rbx
     push rcx
@@ -43,29 +60,83 @@ trap_common:
     push r13
     push r14
     push r15
-    mov rbp, rsp
-    ; A guest that asked for CR0.TS (fpu_taskswitch) ran with it set: clear it before FXSAVE.
-    cmp byte [rel guest_cr0_ts], 0
-    je .ts_clear
+%endmacro
+
+; A guest that asked for CR0.TS (fpu_taskswitch) ran with it set: clear it before touching SSE,
+; so no FPU use of the hypervisor's ever raises #NM or is charged to the guest. Then save the
+; guest's xmm0 and xmm8, the only SSE registers the C# code uses.
+%macro GUEST_FPU_ENTRY 0
+    cmp byte [rel cpu0_block + PCPU_CR0_TS], 0
+    je %%ts_clear
     clts
-    mov byte [rel guest_cr0_ts], 0
-.ts_clear:
+    mov byte [rel cpu0_block + PCPU_CR0_TS], 0
+%%ts_clear:
+    sub rsp, 32
+    movdqa [rsp], xmm0
+    movdqa [rsp + 16], xmm8
+%endmacro
+
+align 16
+trap_common:
+    PUSH_GPRS
+    mov rbp, rsp
+    cld
+    test byte [rbp + F_CS], 3
+    jz trap_from_hypervisor
+    ; From a guest. The C# code clobbers the SysV scratch registers (pushed above; the callee-saved
+    ; ones are in the frame because iret and vCPU switches rewrite them) and, of the SSE state, only
+    ; xmm0 and xmm8 (Tests/Microhv.Tests/Qemu/ImageFpuUseTests.cs checks the image): save those two,
+    ; not a 512-byte FXSAVE. The guest's full FPU state moves only at a vCPU switch (PvCpu).
+    GUEST_FPU_ENTRY
+    mov rdi, rbp                          ; TrapFrame*
+    mov rsi, rsp                          ; the saved xmm0, xmm8 (PvCpu swaps them at a vCPU switch)
+    call trap_dispatch                    ; returns 1 when SYSRET restores the frame exactly
+guest_exit:
+    mov rdx, [rel cpu0_block + PCPU_FPU_LOAD]
+    test rdx, rdx
+    jnz exit_fpu_load
+    movdqa xmm0, [rsp]
+    movdqa xmm8, [rsp + 16]
+exit_fpu_loaded:
+    cmp byte [rel cpu0_block + PCPU_CR0_TS_NEXT], 0
+    je exit_ts_done
+    mov rcx, cr0
+    or rcx, 8                             ; CR0.TS: the guest's next FPU use raises #NM
+    mov cr0, rcx
+    mov byte [rel cpu0_block + PCPU_CR0_TS], 1
+exit_ts_done:
+    mov rsp, rbp
+    test eax, eax
+    jnz exit_sysret
+    jmp exit_restore
+
+    ; The hypervisor's own contexts (boot, self-tests, the idle loop): the whole FPU state is saved,
+    ; since kernel code interrupted there may be using any of it.
+trap_from_hypervisor:
     sub rsp, 512
     and rsp, -16
     fxsave [rsp]
-    mov rdi, rbp                          ; TrapFrame*
-    mov rsi, rsp                          ; the interrupted context's FXSAVE area
-    cld
+    mov rdi, rbp
+    xor esi, esi                          ; no guest xmm save area
     call trap_dispatch
+    mov rdx, [rel cpu0_block + PCPU_FPU_LOAD]
+    test rdx, rdx
+    jnz exit_fpu_load
     fxrstor [rsp]
-    cmp byte [rel guest_cr0_ts_next], 0
-    je .ts_done
-    mov rax, cr0
-    or rax, 8                             ; CR0.TS: the guest's next FPU use raises #NM
-    mov cr0, rax
-    mov byte [rel guest_cr0_ts], 1
-.ts_done:
     mov rsp, rbp
+    test eax, eax
+    jnz exit_sysret
+    jmp exit_restore
+
+    ; A vCPU switch: the next vCPU's whole FPU state, loaded last so no C# code runs after it.
+exit_fpu_load:
+    fxrstor [rdx]
+    mov qword [rel cpu0_block + PCPU_FPU_LOAD], 0
+    test byte [rbp + F_CS], 3
+    jnz exit_fpu_loaded
+    mov rsp, rbp                          ; to the idle loop (ring 0): no CR0.TS to set
+    jmp exit_restore
+exit_restore:
     pop r15
     pop r14
     pop r13
@@ -84,25 +155,53 @@ trap_common:
     add rsp, 16
     iretq
 
+    ; SYSRET when GuestExit.CanSysret holds: the frame's RCX is its RIP, R11 its RFLAGS, CS and SS the
+    ; flat 64-bit ring-3 selectors SYSRET loads, RIP canonical. Interrupts stay masked until SYSRET
+    ; (RFLAGS comes from R11); an NMI in between runs on its IST stack, not the guest's.
+exit_sysret:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    mov rsp, [rsp + F_RSP - F_VECTOR]
+    o64 sysret
+
 ; SYSCALL from a paravirtualized guest kernel (ring 3): the hypercall entry. SYSCALL does not
-; switch stacks, so take the hypervisor stack (TSS.RSP0's value, kept in hv_stack_top), build the
-; same frame an interrupt from ring 3 would (SS, RSP, RFLAGS=R11, CS, RIP=RCX), mark it with
-; vector 0x100 and join the common path, which returns with IRETQ. One CPU, interrupts masked
-; by SFMASK on entry: the scratch slot is safe.
-extern hv_stack_top
+; switch stacks, so take the hypervisor stack (this CPU's block), build the same frame an
+; interrupt from ring 3 would (SS, RSP, RFLAGS=R11, CS, RIP=RCX), mark it with vector 0x100, call
+; the hypervisor's syscall entry directly and leave through the guest exit path (SYSRET when it
+; can). Interrupts are masked by SFMASK on entry: the scratch slot is safe.
 global syscall_entry
 align 16
 syscall_entry:
-    mov [rel syscall_scratch_rsp], rsp
-    mov rsp, [rel hv_stack_top]
+    mov [rel cpu0_block + PCPU_SCRATCH_RSP], rsp
+    mov rsp, [rel cpu0_block + PCPU_STACK_TOP]
     push qword 0xE02B                     ; FLAT_RING3_SS64
-    push qword [rel syscall_scratch_rsp]
+    push qword [rel cpu0_block + PCPU_SCRATCH_RSP]
     push r11                              ; RFLAGS
     push qword 0xE033                     ; FLAT_RING3_CS64
     push rcx                              ; RIP
     push 0                                ; error code
     push 0x100                            ; TrapFrame.SyscallVector
-    jmp trap_common
+    PUSH_GPRS
+    mov rbp, rsp
+    cld
+    GUEST_FPU_ENTRY
+    mov rdi, rbp
+    mov rsi, rsp
+    call syscall_dispatch                 ; straight to the hypervisor's syscall entry (PvCpu)
+    jmp guest_exit
 
 ; Starts the idle loop on its own stack (the scheduler's "no vCPU runnable" context).
 extern hv_idle
@@ -115,12 +214,17 @@ idle_entry:
     hlt
     jmp .spin
 
+section .data
+align 64
+global cpu0_block
+cpu0_block:
+    dq 0                                  ; PCPU_SCRATCH_RSP
+    dq stack_top                          ; PCPU_STACK_TOP: the boot stack, TSS.RSP0's value
+    dq 0                                  ; PCPU_FPU_LOAD
+    db 0, 0                               ; PCPU_CR0_TS, PCPU_CR0_TS_NEXT
+    align 64, db 0
+
 section .bss nobits alloc noexec write align=4096
-syscall_scratch_rsp: resq 1
-guest_cr0_ts:      resb 1                 ; CR0.TS is set now (we left to a guest with it)
-global guest_cr0_ts_next
-guest_cr0_ts_next: resb 1                 ; set CR0.TS when leaving this trap (PvCpu decides)
-align 4096
 global idle_stack_guard
 idle_stack_guard: resb 4096
 idle_stack:       resb 16384
@@ -158,7 +262,19 @@ idle_stack_top_address:
     lea rax, [rel idle_stack_top]
     ret
 
+; The FXSAVE image (16-byte aligned) the exit path loads: the vCPU switched to.
+global cpu_set_exit_fpu
+cpu_set_exit_fpu:
+    mov [rel cpu0_block + PCPU_FPU_LOAD], rdi
+    ret
+
+; Saves the whole FPU/SSE state to a 16-byte-aligned 512-byte area (CR0.TS is clear in the hypervisor).
+global cpu_fxsave
+cpu_fxsave:
+    fxsave [rdi]
+    ret
+
 global cpu_set_exit_cr0_ts
 cpu_set_exit_cr0_ts:
-    mov [rel guest_cr0_ts_next], dil
+    mov [rel cpu0_block + PCPU_CR0_TS_NEXT], dil
     ret

@@ -116,6 +116,7 @@ public static class PageTableEntry
     /// <summary>
     /// Canonical with 48-bit linear addresses (SDM Vol. 1, 3.3.7.1): bits 63:47 all equal.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static bool IsCanonical(ulong virtualAddress)
     {
         ulong top = virtualAddress >> 47;

@@ -16,6 +16,7 @@ public static unsafe class Hypercalls
     }
 
     /// <summary>One hypercall, counted; multicall calls this for each of its entries.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static long Call(Vcpu v, ref TrapFrame regs, ulong nr, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5)
     {
         HypercallDef[] table = HypercallTable.Entries;

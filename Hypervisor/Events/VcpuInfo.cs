@@ -11,6 +11,7 @@ namespace Microhv.Hypervisor.Events;
 public static class VcpuInfo
 {
     /// <summary>Machine address of the vCPU's vcpu_info, or 0 when the domain has no shared_info yet.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static ulong Address(Vcpu v)
     {
         if (v.VcpuInfoAddress != 0) return v.VcpuInfoAddress;

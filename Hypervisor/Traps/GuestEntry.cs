@@ -91,6 +91,22 @@ public sealed class GuestEntry
     /// kernel) reloads the segment bases it selects.</summary>
     private GuestExit Exit(ref TrapFrame frame, bool tick, bool timer, bool enteredInKernelMode)
     {
+        // The common case, first: a hypercall or trap that changed nothing the exit path acts on
+        // (no recorded work, same guest mode, the vCPU can still run, no upcall to deliver).
+        Vcpu v = Current;
+        if (v != null && !timer && v.PendingExitWork == ExitWork.None && v.KernelMode == enteredInKernelMode
+            && v.Domain.State == DomainState.Running && !v.Blocked && !TrapBounce.UpcallDeliverable(v))
+        {
+            var quick = new GuestExit();
+            if (v.FpuTaskSwitched) quick.Actions = ExitActions.Cr0Ts;
+            if (GuestExit.CanSysret(in frame)) quick.Actions |= ExitActions.Sysret;
+            return quick;
+        }
+        return FullExit(ref frame, tick, timer, enteredInKernelMode);
+    }
+
+    private GuestExit FullExit(ref TrapFrame frame, bool tick, bool timer, bool enteredInKernelMode)
+    {
         var exit = new GuestExit();
         Vcpu v = Current;
         ExitWork work = ExitWork.None;

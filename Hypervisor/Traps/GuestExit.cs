@@ -59,6 +59,7 @@ public struct GuestExit
     /// 64-bit ring-3 CS and SS, so the frame must already say that; and RIP must be canonical, or
     /// Intel CPUs raise #GP in ring 0 on the guest's stack. Otherwise IRETQ.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static bool CanSysret(in TrapFrame f)
     {
         const ulong RfVm = ArchX86.X86_EFLAGS_RF | ArchX86.X86_EFLAGS_VM;

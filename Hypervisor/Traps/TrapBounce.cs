@@ -78,14 +78,18 @@ public static class TrapBounce
     /// with events masked. True when an upcall was delivered.
     /// </summary>
     public static bool DeliverEventUpcall(Vcpu v, ref TrapFrame regs)
+        => UpcallDeliverable(v) && CreateBounceFrame(v, ref regs, v.EventCallback, TBF_INTERRUPT, 0);
+
+    /// <summary>An event is pending in vcpu_info, delivery is not masked and the guest has a callback.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static bool UpcallDeliverable(Vcpu v)
     {
         if (!v.Domain.IsAlive || v.EventCallback == 0) return false;
         ulong info = VcpuInfo.Address(v);
         if (info == 0) return false;
-        PhysicalMemory mem = v.Domain.Machine.Memory;
-        if (mem.Read8(info + SharedInfo.evtchn_upcall_pending) == 0) return false;
-        if (mem.Read8(info + SharedInfo.evtchn_upcall_mask) != 0) return false;
-        return CreateBounceFrame(v, ref regs, v.EventCallback, TBF_INTERRUPT, 0);
+        // evtchn_upcall_pending and evtchn_upcall_mask are adjacent bytes: one read.
+        ushort w = v.Domain.Machine.Memory.Read16(info + SharedInfo.evtchn_upcall_pending);
+        return (w & 0xFF) != 0 && (w >> 8) == 0;
     }
 
     /// <summary>

@@ -33,14 +33,22 @@ internal static unsafe class PvCpu
 
     [RuntimeImport("*", "cpu_set_exit_cr0_ts")] [MethodImpl(MethodImplOptions.InternalCall)]
     private static extern void SetExitCr0Ts(bool set);
+    [RuntimeImport("*", "cpu_set_exit_fpu")] [MethodImpl(MethodImplOptions.InternalCall)]
+    private static extern void SetExitFpu(ulong fxsaveArea);
+    [RuntimeImport("*", "cpu_fxsave")] [MethodImpl(MethodImplOptions.InternalCall)]
+    private static extern void FxSave(ulong fxsaveArea);
+
+    /// <summary>FXSAVE offsets of xmm0 and xmm8 (the registers the trap entry saves itself).</summary>
+    private const int FxXmm0 = 160, FxXmm8 = 160 + 8 * 16;
     [RuntimeImport("*", "idle_entry_address")] [MethodImpl(MethodImplOptions.InternalCall)]
     private static extern ulong IdleEntryAddress();
     [RuntimeImport("*", "idle_stack_top_address")] [MethodImpl(MethodImplOptions.InternalCall)]
     private static extern ulong IdleStackTop();
 
-    /// <summary>Called by TrapDispatch for every trap once domains run. <paramref name="fpu"/> is the
-    /// interrupted context's FXSAVE image, restored by the exit path.</summary>
-    public static void OnTrap(TrapFrame* frame, byte* fpu)
+    /// <summary>Called by TrapDispatch for every trap once domains run. <paramref name="guestXmm"/>: the
+    /// guest's xmm0 and xmm8 as the entry saved them (null when the idle loop was interrupted).
+    /// Returns 1 when the exit path may leave by SYSRET.</summary>
+    public static int OnTrap(TrapFrame* frame, byte* guestXmm)
     {
         ulong vector = frame->Vector;
         GuestExit exit;
@@ -61,18 +69,35 @@ internal static unsafe class PvCpu
             if (vector == SerialInput.Vector) SerialInput.OnInterrupt(Machine.ConsoleInput);
             exit = Entry.Interrupt(ref *frame);
         }
-        Apply(frame, fpu, ref exit);
+        Apply(frame, guestXmm, ref exit);
+        return exit.Has(ExitActions.Sysret) ? 1 : 0;
+    }
+
+    /// <summary>SYSCALL from a guest, straight from the entry stub (no vector to sort out).</summary>
+    [UnmanagedCallersOnly(EntryPoint = "syscall_dispatch")]
+    private static int OnSyscall(TrapFrame* frame, byte* guestXmm)
+    {
+        GuestExit exit = Entry.Syscall(ref *frame, false);
+        Apply(frame, guestXmm, ref exit);
+        return exit.Has(ExitActions.Sysret) ? 1 : 0;
     }
 
     /// <summary>Does what the exit record says, in the order the hardware needs it.</summary>
-    private static void Apply(TrapFrame* frame, byte* fpu, ref GuestExit exit)
+    private static void Apply(TrapFrame* frame, byte* guestXmm, ref GuestExit exit)
+    {
+        if ((exit.Actions & ~(ExitActions.Sysret | ExitActions.Cr0Ts)) != 0) ApplyChanges(frame, guestXmm, ref exit);
+        SetExitCr0Ts(exit.Has(ExitActions.Cr0Ts));
+        if (ScreenConsole.CursorBehind) ScreenConsole.ShowCursor();    // the screen's cursor follows once per trap, not per byte
+    }
+
+    private static void ApplyChanges(TrapFrame* frame, byte* guestXmm, ref GuestExit exit)
     {
         if (exit.Has(ExitActions.ReportCrash)) ReportCrash(Entry.Crashed);
         if (exit.Has(ExitActions.Switch))
         {
             Vcpu prev = Entry.Previous, next = Entry.Current;
-            if (prev != null) Internal.Runtime.Memory.Move((byte*)prev.FpuArea, fpu, 512);
-            if (next != null) Internal.Runtime.Memory.Move(fpu, (byte*)next.FpuArea, 512);
+            if (prev != null && guestXmm != null) SaveFpu(prev, guestXmm);
+            if (next != null) SetExitFpu(next.FpuArea);
             if (exit.Has(ExitActions.Idle)) LoadIdle(frame);
         }
         if (exit.Has(ExitActions.LoadAddressSpace))
@@ -87,8 +112,18 @@ internal static unsafe class PvCpu
         }
         if (exit.Has(ExitActions.AllEnded)) DomainSummary.PrintAndExit(Machine);
         if (exit.Has(ExitActions.ArmTimer) && Clock.DeadlineMode) Clock.ArmFor(exit.TimerDeadline, Machine.Host.SystemTimeNs());
-        SetExitCr0Ts(exit.Has(ExitActions.Cr0Ts));
-        if (ScreenConsole.CursorBehind) ScreenConsole.ShowCursor();    // the screen's cursor follows once per trap, not per byte
+    }
+
+    /// <summary>The FPU state of a vCPU leaving the CPU: everything the hypervisor did not touch is still
+    /// the guest's in the registers; xmm0 and xmm8 are the copies the entry saved.</summary>
+    private static void SaveFpu(Vcpu v, byte* guestXmm)
+    {
+        FxSave(v.FpuArea);
+        byte* area = (byte*)v.FpuArea;
+        ((ulong*)(area + FxXmm0))[0] = ((ulong*)guestXmm)[0];
+        ((ulong*)(area + FxXmm0))[1] = ((ulong*)guestXmm)[1];
+        ((ulong*)(area + FxXmm8))[0] = ((ulong*)guestXmm)[2];
+        ((ulong*)(area + FxXmm8))[1] = ((ulong*)guestXmm)[3];
     }
 
     /// <summary>A domain the hypervisor killed: why, and the guest registers at that moment (saved in its vCPU).</summary>

@@ -15,24 +15,27 @@ internal static unsafe class TrapDispatch
     public static ulong SpuriousCount;
     private static bool s_inFatal;
 
+    /// <summary><paramref name="guestXmm"/>: from a guest, where the entry saved xmm0 and xmm8 (the only
+    /// SSE registers the C# code uses); null from the hypervisor's own contexts. Returns 1 when the exit
+    /// path may leave by SYSRET.</summary>
     [UnmanagedCallersOnly(EntryPoint = "trap_dispatch")]
-    static void Dispatch(TrapFrame* frame, byte* fpuState)
+    static int Dispatch(TrapFrame* frame, byte* guestXmm)
     {
         ulong vector = frame->Vector;
         // Once domains run, the hypervisor handles everything but the hypervisor's own faults.
         if (Pv.PvCpu.Active && (frame->Ring == 3 || vector >= 32))
         {
-            if (vector == Timer.LocalApic.SpuriousInterruptVector) { SpuriousCount++; return; }
-            Pv.PvCpu.OnTrap(frame, fpuState);
-            return;
+            if (vector == Timer.LocalApic.SpuriousInterruptVector) { SpuriousCount++; return 0; }
+            return Pv.PvCpu.OnTrap(frame, guestXmm);
         }
-        if (vector == Clock.ApicTimerVector || (vector == Clock.PitVector && !Clock.UsingApic)) { Clock.OnTick(); return; }
+        if (vector == Clock.ApicTimerVector || (vector == Clock.PitVector && !Clock.UsingApic)) { Clock.OnTick(); return 0; }
         if (vector == Timer.LocalApic.SpuriousInterruptVector || (vector >= Pic.VectorBase && vector < Pic.VectorBase + 16))
         {
             SpuriousCount++;   // spurious APIC vector or a masked-PIC stray: no EOI owed
-            return;
+            return 0;
         }
         Fatal(frame);
+        return 0;
     }
 
     private static void Fatal(TrapFrame* f)
