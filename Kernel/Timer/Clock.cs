@@ -23,9 +23,9 @@ internal static class Clock
         if (CpuFeatures.Apic)
         {
             LocalApic.Enable();
-            uint per10ms = LocalApic.CalibrateCountsPer10ms(out ulong tscPer10ms);
+            ClockSources.Calibrate(true, out ulong per10ms, out ulong tscPer10ms);
             TscHz = tscPer10ms * 100;
-            ApicCountsPerTick = per10ms * (1000 / Hz) / 10;
+            ApicCountsPerTick = (uint)(per10ms * (1000 / Hz) / 10);
             if (ApicCountsPerTick == 0) ApicCountsPerTick = 1;
             LocalApic.StartPeriodic(ApicTimerVector, ApicCountsPerTick);
             UsingApic = true;
@@ -38,19 +38,13 @@ internal static class Clock
         }
         else
         {
-            TscHz = MeasureTscHz();
+            ClockSources.Calibrate(false, out _, out ulong tscPer10ms);
+            TscHz = tscPer10ms * 100;
             Pit.StartPeriodic(Hz);
             Pic.Unmask(0);
             if (Log.ShowInfo) { Log.Write("timer: no local APIC; PIT at "); Log.Dec(Hz); Log.Line(" Hz on IRQ0"); }
         }
-    }
-
-    private static ulong MeasureTscHz()
-    {
-        Pit.StartOneShot(10000);
-        ulong t0 = Cpu.ReadTsc();
-        while (!Pit.OneShotExpired) Cpu.Pause();
-        return (Cpu.ReadTsc() - t0) * 100;
+        if (Log.ShowInfo) ClockSources.Report(TscHz);
     }
 
     // Deadline mode (hypervisor running guests on the local APIC): the timer is one-shot, armed for

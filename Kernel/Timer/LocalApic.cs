@@ -29,20 +29,17 @@ internal static unsafe class LocalApic
         Write(SpuriousVector, 0x100 | SpuriousInterruptVector);
     }
 
-    /// <summary>Counts the timer's decrements (divide by 16), and the TSC's, during 10 ms of PIT time.</summary>
-    public static uint CalibrateCountsPer10ms(out ulong tscPer10ms)
+    /// <summary>Starts the timer counting down from 2^32-1 (divide by 16, masked): a free-running reference to sample.</summary>
+    public static void StartFreeRunning()
     {
         Write(TimerDivide, 0x3);                            // divide by 16
         Write(LvtTimer, LvtMasked);
-        Pit.StartOneShot(10000);
         Write(TimerInitialCount, 0xFFFFFFFF);
-        ulong tsc0 = Cpu.ReadTsc();
-        while (!Pit.OneShotExpired) Cpu.Pause();
-        uint elapsed = 0xFFFFFFFF - Read(TimerCurrentCount);
-        tscPer10ms = Cpu.ReadTsc() - tsc0;
-        Write(TimerInitialCount, 0);
-        return elapsed;
     }
+
+    public static uint CurrentCount() => Read(TimerCurrentCount);
+
+    public static void StopTimer() => Write(TimerInitialCount, 0);
 
     public static void StartPeriodic(byte vector, uint initialCount)
     {

@@ -31,6 +31,26 @@ internal static class Pit
         Cpu.OutB(Port61, (byte)(p61 | 0x01));
     }
 
+    /// <summary>Channel 2 counting down from 65535 (mode 0, gate on, speaker off), to be read with <see cref="ReadChannel2"/>;
+    /// not from 65536 (count 0), whose first reads are 0 like the terminal count's.</summary>
+    public static void StartFreeRunning()
+    {
+        byte p61 = Cpu.InB(Port61);
+        Cpu.OutB(Port61, (byte)(p61 & 0xFC));            // gate off, speaker off
+        Cpu.OutB(Command, 0xB0);                         // channel 2, lobyte/hibyte, mode 0
+        Cpu.OutB(Channel2, 0xFF);
+        Cpu.OutB(Channel2, 0xFF);
+        Cpu.OutB(Port61, (byte)((p61 & 0xFC) | 0x01));   // gate on: counting starts
+    }
+
+    /// <summary>Channel 2's current count, latched so that both bytes belong to the same moment.</summary>
+    public static uint ReadChannel2()
+    {
+        Cpu.OutB(Command, 0x80);                         // counter latch, channel 2
+        uint low = Cpu.InB(Channel2);
+        return low | (uint)Cpu.InB(Channel2) << 8;
+    }
+
     /// <summary>True once the channel 2 one-shot has reached zero (OUT2 high).</summary>
     public static bool OneShotExpired => (Cpu.InB(Port61) & 0x20) != 0;
 }
