@@ -17,6 +17,14 @@ public sealed class Domain
     public DomainState State = DomainState.Building;
     /// <summary>SIF_PRIVILEGED|SIF_INITDOMAIN for the initial domain.</summary>
     public bool IsInitialDomain;
+    /// <summary>The domain that owns the machine's devices (ports, MMIO, interrupts, PCI configuration
+    /// space): the initial domain, as Xen's default hardware domain is dom0.</summary>
+    public bool IsHardwareDomain => IsInitialDomain;
+    /// <summary>This domain's CONFIG_ADDRESS (port 0xCF8) and RTC index (port 0x70), latched by GuestIo.</summary>
+    public uint PciCf8;
+    public byte CmosIndex;
+    /// <summary>Kinds of device access already refused and logged (Io/DeviceRefusal).</summary>
+    public ulong DeviceRefusalsLogged;
 
     /// <summary>Xen's p2m: guest pseudo-physical frame number → machine frame number.</summary>
     public ulong[] P2m;
@@ -29,6 +37,8 @@ public sealed class Domain
     public bool ConsoleMidLine;
     public readonly Vcpu Vcpu;
     public EventChannels EventChannels;
+    /// <summary>Physical IRQs routed to this domain (the hardware domain's).</summary>
+    public readonly Irq.Pirqs Pirqs;
 
     /// <summary>Where the ABI ROM is mapped in this guest (0 = not requested) and the version the guest asked for.</summary>
     public ulong AbiRomAddress;
@@ -60,6 +70,7 @@ public sealed class Domain
         DomainId = domainId;
         Vcpu = new Vcpu(this);
         EventChannels = new EventChannels(this);
+        Pirqs = new Irq.Pirqs(this);
     }
 
     public bool IsAlive => State == DomainState.Running;

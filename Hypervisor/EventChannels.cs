@@ -5,7 +5,7 @@ using Microhv.Hypervisor.Public;
 namespace Microhv.Hypervisor;
 
 /// <summary>What a port is bound to (Xen's ECS_* states; Hypervisor = a port whose consumer is Xen itself).</summary>
-public enum ChannelState : byte { Free, Reserved, Unbound, Interdomain, Virq, Ipi, Hypervisor }
+public enum ChannelState : byte { Free, Reserved, Unbound, Interdomain, Virq, Ipi, Hypervisor, Pirq }
 
 /// <summary>
 /// A domain's event channels with Xen's 2-level ABI (xen/common/event_channel.c, event_2l.c): the
@@ -25,7 +25,7 @@ public sealed unsafe class EventChannels
     private readonly ChannelState[] _state = new ChannelState[Capacity];
     /// <summary>Unbound: the domain allowed to bind; interdomain: the peer domain.</summary>
     private readonly ushort[] _remoteDomain = new ushort[Capacity];
-    /// <summary>Interdomain: the peer's port; virq: the VIRQ number.</summary>
+    /// <summary>Interdomain: the peer's port; virq: the VIRQ number; pirq: the pirq.</summary>
     private readonly int[] _remotePort = new int[Capacity];
     private readonly int[] _virqToPort = new int[Xen.NR_VIRQS];
 
@@ -220,6 +220,24 @@ public sealed unsafe class EventChannels
         return port;
     }
 
+    /// <summary>
+    /// EVTCHNOP_bind_pirq: a physical IRQ the domain mapped (Irq/Pirqs) is delivered on a new port;
+    /// -EPERM for a domain with no IRQ access, -EEXIST when the pirq already has a port.
+    /// </summary>
+    public int BindPirq(uint pirq)
+    {
+        if (!Domain.IsHardwareDomain) return (int)Io.DeviceRefusal.Refuse(Domain, Io.DeviceRefusal.Pirqs, "bind physical IRQs");
+        Irq.Pirqs pirqs = Domain.Pirqs;
+        if (!pirqs.IsValid(pirq)) return -(int)Errno.EINVAL;
+        if (pirqs.PortOf((int)pirq) != 0) return -(int)Errno.EEXIST;
+        int port = FindFreePort();
+        if (port < 0) return port;
+        long rc = pirqs.Bind((int)pirq, port);
+        if (rc != 0) return (int)rc;
+        Bind(port, ChannelState.Pirq, Domain.DomainId, (int)pirq);
+        return port;
+    }
+
     /// <summary>EVTCHNOP_bind_vcpu: only vCPU 0 exists, so this only validates (Xen's rules per state).</summary>
     public long BindVcpu(long port, uint vcpu)
     {
@@ -229,7 +247,8 @@ public sealed unsafe class EventChannels
         {
             case ChannelState.Virq: return VirqIsGlobal((uint)_remotePort[port]) ? 0 : -Errno.EINVAL;
             case ChannelState.Unbound:
-            case ChannelState.Interdomain: return 0;
+            case ChannelState.Interdomain:
+            case ChannelState.Pirq: return 0;
             default: return -Errno.EINVAL;
         }
     }
@@ -279,6 +298,9 @@ public sealed unsafe class EventChannels
             case ChannelState.Virq:
                 _virqToPort[_remotePort[p]] = 0;
                 break;
+            case ChannelState.Pirq:
+                Domain.Pirqs.Unbind(_remotePort[p]);
+                break;
             case ChannelState.Interdomain:
                 Domain remote = Domain.Machine.FindDomain(_remoteDomain[p]);
                 if (remote != null)
@@ -312,6 +334,7 @@ public sealed unsafe class EventChannels
             case ChannelState.Interdomain: return EventChannel.EVTCHNSTAT_interdomain;
             case ChannelState.Virq: return EventChannel.EVTCHNSTAT_virq;
             case ChannelState.Ipi: return EventChannel.EVTCHNSTAT_ipi;
+            case ChannelState.Pirq: return EventChannel.EVTCHNSTAT_pirq;
             default: return EventChannel.EVTCHNSTAT_closed;
         }
     }

@@ -22,6 +22,8 @@ public sealed class FrameTable
 {
     public const ushort OwnerNone = 0xFFFF;
     public const ushort OwnerXen = 0x7FF2;      // DOMID_XEN
+    /// <summary>DOMID_IO: frames that are not RAM the hypervisor manages (the low 1 MiB, firmware ranges); see Io/IoMem.</summary>
+    public const ushort OwnerIo = 0x7FF1;
 
     private readonly ushort[] _owner;
     private readonly FrameType[] _type;

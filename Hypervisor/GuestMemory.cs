@@ -116,6 +116,15 @@ public static class GuestMemory
         return true;
     }
 
+    /// <summary>A domid_t or other 16-bit field.</summary>
+    public static bool ReadU16(Vcpu v, ulong va, out ushort value)
+    {
+        value = 0;
+        if (!ReadU8(v, va, out byte lo) || !ReadU8(v, va + 1, out byte hi)) return false;
+        value = (ushort)(lo | hi << 8);
+        return true;
+    }
+
     public static bool ReadU32(Vcpu v, ulong va, out uint value)
     {
         value = 0;

@@ -47,7 +47,7 @@ public static unsafe class HypercallTable
         Row(t, Xen.__HYPERVISOR_set_callbacks, "set_callbacks", 3, &set_callbacks);
         Row(t, Xen.__HYPERVISOR_fpu_taskswitch, "fpu_taskswitch", 1, &fpu_taskswitch);
         Row(t, Xen.__HYPERVISOR_sched_op_compat, "sched_op_compat", 2, &sched_op_compat);
-        Row(t, Xen.__HYPERVISOR_platform_op, "platform_op", 1, null);
+        Row(t, Xen.__HYPERVISOR_platform_op, "platform_op", 1, &platform_op);
         Row(t, Xen.__HYPERVISOR_set_debugreg, "set_debugreg", 2, null);
         Row(t, Xen.__HYPERVISOR_get_debugreg, "get_debugreg", 1, null);
         Row(t, Xen.__HYPERVISOR_update_descriptor, "update_descriptor", 2, &update_descriptor);
@@ -105,6 +105,7 @@ public static unsafe class HypercallTable
     private static long set_callbacks(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => CallbackOp.SetCallbacks(v, a1, a2, a3);
     private static long fpu_taskswitch(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => FpuTaskswitch.Do(v, a1);
     private static long sched_op_compat(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => SchedOp.Compat(v, a1, a2);
+    private static long platform_op(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => PlatformOp.Do(v, a1);
     private static long update_descriptor(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => UpdateDescriptor.Do(v, a1, a2);
     private static long memory_op(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => MemoryOp.Do(v, a1, a2);
     private static long multicall(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => Multicall.Do(v, ref r, a1, a2);

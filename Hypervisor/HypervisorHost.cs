@@ -25,6 +25,20 @@ public abstract class HypervisorHost
     public abstract void LoadPageTableBase(ulong l4MachineAddress);
     /// <summary>The host CPU's CPUID leaf/subleaf; the PV CPUID policy filters it before the guest sees it.</summary>
     public abstract void CpuId(uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d);
+    /// <summary>Physical CPUs the machine has, and each one's local APIC ID and ACPI processor ID (platform_op get_cpuinfo).</summary>
+    public virtual uint PhysicalCpuCount => 1;
+    public virtual uint PhysicalCpuApicId(uint cpu) => 0;
+    public virtual uint PhysicalCpuAcpiId(uint cpu) => cpu;
+    /// <summary>Port input of 1, 2 or 4 bytes (the hardware domain's permitted ports, PCI configuration, RTC).</summary>
+    public abstract uint PortIn(uint port, int size);
+    public abstract void PortOut(uint port, int size, uint value);
+    /// <summary>Interrupt lines (GSIs) of the machine's IO-APICs; 0 when the hypervisor drives none.</summary>
+    public virtual int GsiCount => 0;
+    /// <summary>Programs line <paramref name="gsi"/>'s redirection entry: fixed delivery of <paramref name="vector"/>
+    /// to the boot CPU, with that trigger mode, polarity and mask. False when the line does not exist.</summary>
+    public virtual bool RouteGsi(int gsi, byte vector, bool level, bool activeLow, bool masked) => false;
+    /// <summary>Reads register <paramref name="reg"/> of the IO-APIC at <paramref name="physicalBase"/>; false when there is none there.</summary>
+    public virtual bool ReadIoApic(ulong physicalBase, uint reg, out uint value) { value = 0; return false; }
     /// <summary>Makes the vCPU's GDT (its set_gdt frames) the CPU's entries below Xen's reserved ones, as
     /// Xen maps those frames into its per-CPU GDT: called when the vCPU starts running and after set_gdt.</summary>
     public virtual void LoadGuestGdt(Vcpu v) { }

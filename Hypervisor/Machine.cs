@@ -22,6 +22,15 @@ public sealed class Machine
     public readonly ConsoleInput ConsoleInput;
     public int DomainCount;
 
+    /// <summary>The firmware's memory map, the ports and the I/O memory Microhv keeps for itself (filled by the kernel at boot).</summary>
+    public readonly Io.E820Map HostMemoryMap = new Io.E820Map();
+    public readonly Io.IoPorts IoPorts = new Io.IoPorts();
+    public readonly Io.IoMem IoMem = new Io.IoMem();
+    /// <summary>The IO-APIC lines and which domain's pirq each is.</summary>
+    public readonly Irq.IrqRouting Irqs;
+    /// <summary>PCI devices and MMCONFIG regions the hardware domain reported (PHYSDEVOP_pci_device_add, pci_mmcfg_reserved).</summary>
+    public readonly Io.PciDevices PciDevices = new Io.PciDevices();
+
     /// <summary>The hypervisor's own L4 entries for slots 256..271 (Xen's reserved hole), copied into
     /// every guest L4 when it is validated; zero entries in hosted tests that don't need them.</summary>
     public readonly ulong[] HypervisorL4Slots = new ulong[Layout.HypervisorL4SlotCount];
@@ -29,6 +38,9 @@ public sealed class Machine
     /// <summary>Machine frame number of the first frame of the read-only machine-to-phys table (0 = none).</summary>
     public ulong M2pTableAddress;
     public ulong M2pEntries;
+
+    /// <summary>Wall-clock time at system time 0, in ns since the epoch (shared_info's wc_*); platform_op settime moves it.</summary>
+    public ulong WallclockAtBootNs;
 
     public Machine(PhysicalMemory memory, FrameSource frames, FrameTable frameTable, HypervisorHost host)
     {
@@ -38,6 +50,8 @@ public sealed class Machine
         Host = host;
         Scheduler = new Scheduler(this);
         ConsoleInput = new ConsoleInput(this);
+        Irqs = new Irq.IrqRouting(this);
+        WallclockAtBootNs = host.WallclockSecondsAtBoot * 1_000_000_000UL;
     }
 
     public Domain FindDomain(ushort id)

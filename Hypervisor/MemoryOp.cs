@@ -33,18 +33,16 @@ public static class MemoryOp
                 return Reservation(v, op, arg);
             case XenMem.XENMEM_memory_map: return MemoryMap(v, arg);
             case XenMem.XENMEM_machine_memory_map:
-                if (!v.Domain.IsInitialDomain) return -Errno.EPERM;
-                return MemoryMap(v, arg);
+                if (!v.Domain.IsHardwareDomain) return -Errno.EPERM;
+                return MachineMemoryMap(v, arg);
             case XenMem.XENMEM_machphys_mapping: return MachphysMapping(v, arg);
             default: return -Errno.ENOSYS;
         }
     }
 
     /// <summary>
-    /// The guest's E820: one RAM entry covering its pseudo-physical frames. Xen gives a domU the map its
-    /// toolstack set (for a plain guest, exactly this) and the initial domain, through
-    /// machine_memory_map, the host's map; Microhv gives the initial domain the same single entry,
-    /// since its memory is pseudo-physical like anyone's (Linux dom0 needs that call to succeed).
+    /// The guest's E820: one RAM entry covering its pseudo-physical frames, which is what Xen gives a
+    /// domU whose toolstack set no map of its own.
     /// </summary>
     private static long MemoryMap(Vcpu v, ulong arg)
     {
@@ -58,6 +56,80 @@ public static class MemoryOp
             if (!GuestMemory.WriteU32(v, buffer + XenMem.e820entry_type, XenMem.E820_RAM)) return -Errno.EFAULT;
         }
         if (!GuestMemory.WriteU32(v, arg + XenMem.memory_map_nr_entries, entries)) return -Errno.EFAULT;
+        return 0;
+    }
+
+    /// <summary>
+    /// The host's E820, for the hardware domain (Linux dom0 lays its pseudo-physical memory around the
+    /// machine's holes with it, and maps the non-RAM ranges 1:1). As in Xen, the I/O memory the domain
+    /// may not map that lies in the holes between entries is reported as UNUSABLE ranges, so the
+    /// guest does not place anything there; a null buffer asks only for the count, and a buffer that
+    /// cannot hold the map and one spare entry is -EINVAL.
+    /// </summary>
+    private static long MachineMemoryMap(Vcpu v, ulong arg)
+    {
+        if (!GuestMemory.ReadU32(v, arg + XenMem.memory_map_nr_entries, out uint capacity)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU64(v, arg + XenMem.memory_map_buffer, out ulong buffer)) return -Errno.EFAULT;
+        Machine m = v.Domain.Machine;
+        Io.E820Map map = m.HostMemoryMap;
+        bool store = buffer != 0;
+        if (store && capacity < (uint)map.Count + 1) return -Errno.EINVAL;
+        uint n = 0;
+        ulong holeStart = 0;
+        for (int i = 0; i <= map.Count; i++)
+        {
+            ulong holeEnd = i < map.Count ? map[i].Address >> Layout.PageShift : m.IoMem.MfnLimit;
+            long rc = ReportDeniedInHole(v, m, holeStart, holeEnd, store, buffer, capacity, ref n);
+            if (rc != 0) return rc;
+            if (i == map.Count) break;
+            if (store)
+            {
+                if (capacity <= n) return -Errno.EINVAL;
+                rc = WriteE820(v, buffer, n, map[i].Address, map[i].Size, map[i].Type);
+                if (rc != 0) return rc;
+            }
+            n++;
+            holeStart = (map[i].Address + map[i].Size + Layout.PageSize - 1) >> Layout.PageShift;
+        }
+        if (!GuestMemory.WriteU32(v, arg + XenMem.memory_map_nr_entries, n)) return -Errno.EFAULT;
+        return 0;
+    }
+
+    /// <summary>UNUSABLE entries, in address order, for the denied I/O ranges inside frames [start, end).</summary>
+    private static long ReportDeniedInHole(Vcpu v, Machine m, ulong start, ulong end, bool store, ulong buffer, uint capacity, ref uint n)
+    {
+        ulong from = start;
+        while (from < end)
+        {
+            // The lowest denied range that reaches into [from, end).
+            ulong first = ulong.MaxValue, last = 0;
+            for (int r = 0; r < m.IoMem.Count; r++)
+            {
+                m.IoMem.Get(r, out ulong f, out ulong l, out _, out bool readOnly);
+                if (readOnly || l < from || f >= end) continue;
+                if (f < from) f = from;
+                if (f < first) { first = f; last = l; }
+            }
+            if (first == ulong.MaxValue) return 0;
+            if (last >= end) last = end - 1;
+            if (store)
+            {
+                if (capacity <= n) return -Errno.EINVAL;
+                long rc = WriteE820(v, buffer, n, first << Layout.PageShift, (last - first + 1) << Layout.PageShift, Io.E820Map.E820_UNUSABLE);
+                if (rc != 0) return rc;
+            }
+            n++;
+            from = last + 1;
+        }
+        return 0;
+    }
+
+    private static long WriteE820(Vcpu v, ulong buffer, uint index, ulong address, ulong size, uint type)
+    {
+        ulong slot = buffer + index * (ulong)XenMem.e820entry_length;
+        if (!GuestMemory.WriteU64(v, slot + XenMem.e820entry_addr, address)) return -Errno.EFAULT;
+        if (!GuestMemory.WriteU64(v, slot + XenMem.e820entry_size, size)) return -Errno.EFAULT;
+        if (!GuestMemory.WriteU32(v, slot + XenMem.e820entry_type, type)) return -Errno.EFAULT;
         return 0;
     }
 

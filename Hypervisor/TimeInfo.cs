@@ -43,11 +43,12 @@ public static class TimeInfo
         if (d.SharedInfoMfn == 0) return;
         PhysicalMemory mem = d.Machine.Memory;
         ulong si = d.SharedInfoMfn << Layout.PageShift;
-        ulong sec = d.Machine.Host.WallclockSecondsAtBoot;
+        ulong sec = d.Machine.WallclockAtBootNs / 1_000_000_000UL;
+        uint nsec = (uint)(d.Machine.WallclockAtBootNs % 1_000_000_000UL);
         uint version = (mem.Read32(si + SharedInfo.wc_version) + 1) | 1;
         mem.Write32(si + SharedInfo.wc_version, version);
         mem.Write32(si + SharedInfo.wc_sec, (uint)sec);
-        mem.Write32(si + SharedInfo.wc_nsec, 0);
+        mem.Write32(si + SharedInfo.wc_nsec, nsec);
         mem.Write32(si + SharedInfo.wc_sec_hi, (uint)(sec >> 32));
         mem.Write32(si + SharedInfo.wc_version, version + 1);
     }

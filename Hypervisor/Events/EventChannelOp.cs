@@ -20,7 +20,7 @@ public static class EventChannelOp
             case EVTCHNOP_bind_interdomain: return BindInterdomain(v, arg);
             case EVTCHNOP_bind_virq: return BindVirq(v, arg);
             case EVTCHNOP_bind_ipi: return BindIpi(v, arg);
-            case EVTCHNOP_bind_pirq: return -Errno.EPERM;          // no physical IRQs are routed to guests
+            case EVTCHNOP_bind_pirq: return BindPirq(v, arg);
             case EVTCHNOP_close: return WithPort(v, arg, out uint c) ? v.Domain.EventChannels.Close(c) : -Errno.EFAULT;
             case EVTCHNOP_send: return WithPort(v, arg, out uint s) ? v.Domain.EventChannels.Send(s) : -Errno.EFAULT;
             case EVTCHNOP_unmask: return WithPort(v, arg, out uint u) ? v.Domain.EventChannels.Unmask(u) : -Errno.EFAULT;
@@ -101,6 +101,16 @@ public static class EventChannelOp
         return 0;
     }
 
+    private static long BindPirq(Vcpu v, ulong arg)
+    {
+        if (!GuestMemory.ReadU32(v, arg + bind_pirq_pirq, out uint pirq)) return -Errno.EFAULT;
+        if (!Writable(v, arg + bind_pirq_port, 4)) return -Errno.EFAULT;
+        int port = v.Domain.EventChannels.BindPirq(pirq);
+        if (port < 0) return port;
+        GuestMemory.WriteU32(v, arg + bind_pirq_port, (uint)port);
+        return 0;
+    }
+
     private static long BindIpi(Vcpu v, ulong arg)
     {
         if (!GuestMemory.ReadU32(v, arg + bind_ipi_vcpu, out uint vcpu)) return -Errno.EFAULT;
@@ -143,6 +153,10 @@ public static class EventChannelOp
             GuestMemory.WriteU8(v, arg + status_interdomain_dom, (byte)rdom);
             GuestMemory.WriteU8(v, arg + status_interdomain_dom + 1, (byte)(rdom >> 8));
             GuestMemory.WriteU32(v, arg + status_interdomain_port, (uint)ec.RemotePortOf(p));
+        }
+        else if (status == EVTCHNSTAT_pirq)
+        {
+            GuestMemory.WriteU32(v, arg + status_pirq, (uint)ec.RemotePortOf(p));
         }
         else if (status == EVTCHNSTAT_virq)
         {

@@ -1,4 +1,5 @@
 using Microhv.HAL;
+using Microhv.Hypervisor.Io;
 using Microhv.Hypervisor.Public;
 
 namespace Microhv.Hypervisor.Mm;
@@ -45,7 +46,7 @@ public static class PageTableValidator
     /// <summary>
     /// get_page_from_lNe: takes the references a present entry at <paramref name="level"/> needs, or
     /// returns the errno Xen returns: -EINVAL for forbidden flags or a child that does not validate,
-    /// -EPERM for a frame outside RAM the hypervisor manages, -EBUSY for a leaf naming a frame that is
+    /// -EPERM for a frame outside RAM the hypervisor manages that the domain may not map (Io/IoMem), -EBUSY for a leaf naming a frame that is
     /// not <paramref name="pgOwner"/>'s or cannot be made writable. Non-present entries need nothing.
     /// </summary>
     public static long GetPageFromEntry(Machine m, Domain d, Domain pgOwner, ulong entry, int level)
@@ -55,8 +56,9 @@ public static class PageTableValidator
         if (level == 1)
         {
             if ((entry & FlagsMask & ~L1Allowed(d)) != 0) return -Errno.EINVAL;
-            // Frames beyond the frame table are I/O space or the hypervisor's; no guest maps them.
-            if (!m.FrameTable.IsValid(mfn)) return -Errno.EPERM;
+            // I/O space (beyond RAM, the low 1 MiB, firmware ranges): only with the domain's iomem
+            // permission, and without references, as Xen's get_page_from_l1e does for dom_io frames.
+            if (IoMem.IsIoFrame(m, mfn)) return m.IoMem.CheckMapping(m, pgOwner, mfn);
             bool shared = pgOwner.SharedInfoMfn != 0 && mfn == pgOwner.SharedInfoMfn;
             bool referenced = shared ? PageTypes.GetPageUnowned(m, mfn) : PageTypes.GetPage(m, mfn, pgOwner.DomainId);
             if (!referenced) return -Errno.EBUSY;
@@ -76,7 +78,7 @@ public static class PageTableValidator
     {
         if (!PageTableEntry.IsPresent(entry)) return;
         ulong mfn = MfnOf(entry);
-        if (!m.FrameTable.IsValid(mfn)) return;
+        if (IoMem.IsIoFrame(m, mfn)) return;                 // I/O frames hold no references
         if (level == 1)
         {
             if (PageTableEntry.IsWritable(entry)) PageTypes.PutPageType(m, mfn);
@@ -99,6 +101,15 @@ public static class PageTableValidator
         if (level == 1) entry &= ~PageTableEntry.Global;
         if (level == 4) entry |= PageTableEntry.Accessed;
         return entry;
+    }
+
+    /// <summary>A leaf naming read-only I/O memory (MSI-X tables, the HPET) is installed without write
+    /// access, as Xen's get_page_from_l1e forces ("Forcing read-only access to MFN").</summary>
+    private static ulong ForceReadOnlyIo(Machine m, ulong entry, int level)
+    {
+        if (level != 1 || !PageTableEntry.IsPresent(entry) || !PageTableEntry.IsWritable(entry)) return entry;
+        ulong mfn = MfnOf(entry);
+        return IoMem.IsIoFrame(m, mfn) && m.IoMem.IsReadOnly(mfn) ? entry & ~PageTableEntry.Writable : entry;
     }
 
     /// <summary>
@@ -127,7 +138,7 @@ public static class PageTableValidator
                 }
                 return rc;
             }
-            if (PageTableEntry.IsPresent(entry)) mem.Write64(slot, AdjustEntry(entry, level));
+            if (PageTableEntry.IsPresent(entry)) mem.Write64(slot, ForceReadOnlyIo(m, AdjustEntry(entry, level), level));
         }
         if (level == 4) WriteHypervisorSlots(m, table);
         return 0;
@@ -183,7 +194,7 @@ public static class PageTableValidator
         }
         long rc = GetPageFromEntry(m, d, pgOwner, entry, level);
         if (rc != 0) return rc;
-        entry = AdjustEntry(entry, level);
+        entry = ForceReadOnlyIo(m, AdjustEntry(entry, level), level);
         if (preserveAd) entry |= old & (PageTableEntry.Accessed | PageTableEntry.Dirty);
         m.Memory.Write64(slot, entry);
         PutPageFromEntry(m, old, level);

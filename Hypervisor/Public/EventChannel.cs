@@ -20,13 +20,16 @@ public static class EventChannel
     public const int bind_interdomain_remote_dom = 0, bind_interdomain_remote_port = 4, bind_interdomain_local_port = 8;
     // struct evtchn_bind_virq { uint32_t virq; uint32_t vcpu; evtchn_port_t port; }
     public const int bind_virq_virq = 0, bind_virq_vcpu = 4, bind_virq_port = 8;
+    // struct evtchn_bind_pirq { uint32_t pirq; uint32_t flags; evtchn_port_t port; }
+    public const int bind_pirq_pirq = 0, bind_pirq_flags = 4, bind_pirq_port = 8;
+    public const uint BIND_PIRQ__WILL_SHARE = 1;
     // struct evtchn_bind_ipi { uint32_t vcpu; evtchn_port_t port; }
     public const int bind_ipi_vcpu = 0, bind_ipi_port = 4;
     // struct evtchn_close / evtchn_send / evtchn_unmask { evtchn_port_t port; }
     public const int port = 0;
     // struct evtchn_status { domid_t dom; evtchn_port_t port; uint32_t status; uint32_t vcpu; union u; }
     public const int status_dom = 0, status_port = 4, status_status = 8, status_vcpu = 12,
-        status_unbound_dom = 16, status_interdomain_dom = 16, status_interdomain_port = 20, status_virq = 16;
+        status_unbound_dom = 16, status_interdomain_dom = 16, status_interdomain_port = 20, status_virq = 16, status_pirq = 16;
     // struct evtchn_bind_vcpu { evtchn_port_t port; uint32_t vcpu; }
     public const int bind_vcpu_port = 0, bind_vcpu_vcpu = 4;
     // struct evtchn_reset { domid_t dom; }

@@ -1,5 +1,6 @@
 using Microhv.HAL;
 using Microhv.Hypervisor.Events;
+using Microhv.Hypervisor.Io;
 using Microhv.Hypervisor.Mm;
 using Microhv.Hypervisor.Public;
 
@@ -19,8 +20,9 @@ public enum PrivOpResult
 /// Xen's pv_emulate_privileged_op (pv/emul-priv-op.c): a 64-bit PV kernel runs in ring 3, so the
 /// privileged instructions it still executes (MSR access, control registers, port I/O, hlt...)
 /// raise #GP and are carried out here against the vCPU's virtual state. Only the guest kernel may
-/// use them; port I/O follows the guest's virtual IOPL, and no port is granted to any domain, so an
-/// allowed read returns all ones and a write is dropped, as Xen does for ports it does not grant.
+/// use them; port I/O follows the guest's virtual IOPL and then the domain's port permissions
+/// (Io/GuestIo: the hardware domain reaches the ports Microhv does not keep; for everyone else a read
+/// returns all ones and a write is dropped, as Xen does for ports it does not grant).
 /// </summary>
 public static class EmulatePrivOp
 {
@@ -283,9 +285,6 @@ public static class EmulatePrivOp
     /// </summary>
     private static PrivOpResult CliSti(Vcpu v) => IoplOk(v) ? PrivOpResult.Emulated : PrivOpResult.NotEmulated;
 
-    /// <summary>Ports granted to a domain: none (Xen grants dom0 the hardware; Microhv owns it).</summary>
-    public static bool PortGranted(Domain d, uint port, int size) => false;
-
     /// <summary>Bound on string I/O iterations per trap; a longer REP re-executes and traps again.</summary>
     public const int MaxStringIterations = 1024;
 
@@ -297,8 +296,12 @@ public static class EmulatePrivOp
         if (op >= 0x6C && op <= 0x6F) return StringIo(v, ref regs, in insn, size);
         uint port = op >= 0xEC ? (uint)(regs.Rdx & 0xFFFF) : (uint)insn.Immediate & 0xFF;
         bool isIn = op == 0xE4 || op == 0xE5 || op == 0xEC || op == 0xED;
-        if (!isIn) return PrivOpResult.Emulated;                              // write dropped: port not granted
-        ulong data = PortGranted(v.Domain, port, size) ? 0 : 0xFFFF_FFFFUL;
+        if (!isIn)
+        {
+            GuestIo.Write(v.Domain, port, size, (uint)regs.Rax);
+            return PrivOpResult.Emulated;
+        }
+        ulong data = GuestIo.Read(v.Domain, port, size);
         if (size == 1) regs.Rax = (regs.Rax & ~0xFFUL) | (data & 0xFF);
         else if (size == 2) regs.Rax = (regs.Rax & ~0xFFFFUL) | (data & 0xFFFF);
         else regs.Rax = data & 0xFFFF_FFFF;                                  // 32-bit results zero-extend
@@ -312,21 +315,30 @@ public static class EmulatePrivOp
         ulong addrMask = insn.AddressSize == 4 ? 0xFFFF_FFFFUL : 0xFFFF_FFFF_FFFF_FFFFUL;
         ulong remaining = rep ? regs.Rcx & addrMask : 1;
         ulong step = (regs.Rflags & ArchX86.X86_EFLAGS_DF) != 0 ? (ulong)(-(long)size) : (ulong)size;
+        uint port = (uint)(regs.Rdx & 0xFFFF);
         for (int n = 0; remaining != 0; n++)
         {
             if (n == MaxStringIterations) return PrivOpResult.Delivered;     // resume at the same instruction
             if (isIn)
             {
                 ulong dst = regs.Rdi & addrMask;                             // ES has base 0 in long mode
+                for (int k = 0; k < size; k++)                               // the destination must be writable before the port is read
+                    if (!GuestMemory.Translate(v, dst + (ulong)k, true, out _)) return PageFault(v, ref regs, dst + (ulong)k, true);
+                uint data = GuestIo.Read(v.Domain, port, size);
                 for (int k = 0; k < size; k++)
-                    if (!GuestMemory.WriteU8(v, dst + (ulong)k, 0xFF)) return PageFault(v, ref regs, dst + (ulong)k, true);
+                    if (!GuestMemory.WriteU8(v, dst + (ulong)k, (byte)(data >> (8 * k)))) return PageFault(v, ref regs, dst + (ulong)k, true);
                 regs.Rdi = (regs.Rdi & ~addrMask) | ((regs.Rdi + step) & addrMask);
             }
             else
             {
                 ulong src = (regs.Rsi & addrMask) + SegmentBase(v, insn.Segment);
+                uint data = 0;
                 for (int k = 0; k < size; k++)
-                    if (!GuestMemory.ReadU8(v, src + (ulong)k, out _)) return PageFault(v, ref regs, src + (ulong)k, false);
+                {
+                    if (!GuestMemory.ReadU8(v, src + (ulong)k, out byte b)) return PageFault(v, ref regs, src + (ulong)k, false);
+                    data |= (uint)b << (8 * k);
+                }
+                GuestIo.Write(v.Domain, port, size, data);
                 regs.Rsi = (regs.Rsi & ~addrMask) | ((regs.Rsi + step) & addrMask);
             }
             remaining--;

@@ -17,8 +17,10 @@ public static class PvCpuid
     private const uint Leaf1EcxHidden = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7) |
         (1u << 8) | (1u << 15) | (1u << 21) | (1u << 24);
     private const uint Leaf1EcxHypervisor = 1u << 31;
-    // Leaf 1 EDX bits hidden: VME, DE, PSE, MCE, APIC, MTRR, PSE36, DS, ACPI, TM, PBE.
-    private const uint Leaf1EdxHidden = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 7) | (1u << 9) | (1u << 12) |
+    // Leaf 1 EDX bits hidden: VME, DE, PSE, MCE, MTRR, PSE36, DS, ACPI, TM, PBE. APIC stays, as in Xen's PV
+    // policy: Linux then routes its APIC operations through Xen's PV APIC and, as the hardware domain,
+    // reads the MADT for the IO-APICs and interrupt overrides its pirq mappings need.
+    private const uint Leaf1EdxHidden = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 7) | (1u << 12) |
         (1u << 17) | (1u << 21) | (1u << 22) | (1u << 29) | (1u << 31);
     // Leaf 0x80000001 ECX: SVM, and the extended APIC space.
     private const uint Ext1EcxHidden = (1u << 2) | (1u << 3);

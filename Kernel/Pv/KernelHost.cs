@@ -48,6 +48,23 @@ internal sealed unsafe class KernelHost : HypervisorHost
     public override void FlushTlb() => Cpu.WriteCr3(Cpu.ReadCr3());
     public override void InvalidatePage(ulong va) => Cpu.InvalidatePage(va);
     public override void LoadPageTableBase(ulong l4MachineAddress) => Cpu.WriteCr3(l4MachineAddress);
+    public override uint PhysicalCpuApicId(uint cpu) => cpu == 0 ? LocalApic.ApicId : 0;
+
+    public override int GsiCount => Irq.IoApic.Lines;
+    public override bool RouteGsi(int gsi, byte vector, bool level, bool activeLow, bool masked)
+        => Irq.IoApic.Route(gsi, vector, level, activeLow, masked, LocalApic.ApicId);
+    public override bool ReadIoApic(ulong physicalBase, uint reg, out uint value) => Irq.IoApic.ReadRegister(physicalBase, reg, out value);
+
+    public override uint PortIn(uint port, int size)
+        => size == 1 ? Cpu.InB((ushort)port) : size == 2 ? Cpu.InW((ushort)port) : Cpu.InD((ushort)port);
+
+    public override void PortOut(uint port, int size, uint value)
+    {
+        if (size == 1) Cpu.OutB((ushort)port, (byte)value);
+        else if (size == 2) Cpu.OutW((ushort)port, (ushort)value);
+        else Cpu.OutD((ushort)port, value);
+    }
+
     public override void LoadGuestGdt(Vcpu v) => GuestGdt.Load(v);
     public override void WriteGuestGdtEntry(int index, ulong descriptor) => GuestGdt.Write(index, descriptor);
 }

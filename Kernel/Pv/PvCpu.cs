@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using Microhv.HAL;
 using Microhv.Hypervisor;
 using Microhv.Hypervisor.Events;
+using Microhv.Hypervisor.Irq;
 using Microhv.Hypervisor.Public;
 using Microhv.Hypervisor.Traps;
 using Microhv.Kernel.Console;
@@ -67,6 +68,11 @@ internal static unsafe class PvCpu
         {
             // Device interrupts: the driver runs, then the exit path delivers what it raised.
             if (vector == SerialInput.Vector) SerialInput.OnInterrupt(Machine.ConsoleInput);
+            else if (IrqRouting.VectorToGsi((int)vector, out int gsi))
+            {
+                Machine.Irqs.OnInterrupt(gsi);           // an IO-APIC line: its owner's pirq event
+                LocalApic.EndOfInterrupt();
+            }
             exit = Entry.Interrupt(ref *frame);
         }
         Apply(frame, guestXmm, ref exit);

@@ -22,6 +22,7 @@ internal static unsafe class PvSetup
         var table = new FrameTable(frames.FrameCount);
         var machine = new Machine(DirectMap.Instance, frames, table, host);
         if (!MapMachineToPhys(machine, frames.FrameCount, ref layout)) return false;
+        HostResources.Register(machine, info);
         ulong l4 = KernelAddressSpace.Tables.Root;
         for (int i = 0; i < Layout.HypervisorL4SlotCount; i++)
             machine.HypervisorL4Slots[i] = DirectMap.Instance.Read64(l4 + (ulong)(Layout.FirstHypervisorL4Slot + i) * 8);

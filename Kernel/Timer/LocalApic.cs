@@ -55,6 +55,9 @@ internal static unsafe class LocalApic
         Write(TimerInitialCount, count);
     }
 
+    /// <summary>This CPU's local APIC ID (xAPIC: bits 24-31 of the ID register).</summary>
+    public static uint ApicId => Read(Id) >> 24;
+
     public static void EndOfInterrupt() => Write(Eoi, 0);
 
     /// <summary>LINT0 as ExtINT (the SDM's virtual wire mode, as firmware leaves it): the 8259's

@@ -28,6 +28,48 @@ public sealed class RecordingHost : HypervisorHost
     public readonly List<(int Index, ulong Descriptor)> GdtEntryWrites = new();
     public override void LoadGuestGdt(Vcpu v) => GdtLoads.Add(v);
     public override void WriteGuestGdtEntry(int index, ulong descriptor) => GdtEntryWrites.Add((index, descriptor));
+    /// <summary>Port I/O the hypervisor performed, in order (In: Value is what was returned).</summary>
+    public readonly List<(bool In, uint Port, int Size, uint Value)> PortAccesses = new();
+    /// <summary>What a port reads as (one value per port, truncated to the access size); all ones when unset.</summary>
+    public readonly Dictionary<uint, uint> PortValues = new();
+    /// <summary>A simulated PCI configuration space behind mechanism #1: dwords keyed by (CONFIG_ADDRESS &amp; ~3) | enable.</summary>
+    public readonly Dictionary<uint, uint> PciConfig = new();
+    private uint _cf8;
+    public override uint PortIn(uint port, int size)
+    {
+        uint mask = size == 4 ? 0xFFFF_FFFFu : (1u << (size * 8)) - 1;
+        uint value;
+        if ((port & ~3u) == 0xCFC && size != 4 || port == 0xCFC)
+            value = PciConfig.TryGetValue(_cf8 & ~3u, out uint dword) ? (dword >> (int)((port & 3) * 8)) & mask : mask;
+        else value = PortValues.TryGetValue(port, out uint v) ? v & mask : mask;
+        PortAccesses.Add((true, port, size, value));
+        return value;
+    }
+    public override void PortOut(uint port, int size, uint value)
+    {
+        PortAccesses.Add((false, port, size, value));
+        if (port == 0xCF8 && size == 4) _cf8 = value;
+        else if ((port & ~3u) == 0xCFC)
+        {
+            int shift = (int)((port & 3) * 8);
+            uint mask = (size == 4 ? 0xFFFF_FFFFu : (1u << (size * 8)) - 1) << shift;
+            PciConfig.TryGetValue(_cf8 & ~3u, out uint dword);
+            PciConfig[_cf8 & ~3u] = (dword & ~mask) | ((value << shift) & mask);
+        }
+    }
+    /// <summary>IO-APIC lines the simulated machine has, and every redirection entry the hypervisor programmed.</summary>
+    public int Gsis = 24;
+    public readonly List<(int Gsi, byte Vector, bool Level, bool ActiveLow, bool Masked)> GsiRoutes = new();
+    public override int GsiCount => Gsis;
+    public override bool RouteGsi(int gsi, byte vector, bool level, bool activeLow, bool masked)
+    {
+        if (gsi < 0 || gsi >= Gsis) return false;
+        GsiRoutes.Add((gsi, vector, level, activeLow, masked));
+        return true;
+    }
+    /// <summary>IO-APIC registers by (base, register).</summary>
+    public readonly Dictionary<(ulong, uint), uint> IoApicRegisters = new();
+    public override bool ReadIoApic(ulong physicalBase, uint reg, out uint value) => IoApicRegisters.TryGetValue((physicalBase, reg), out value);
     /// <summary>CPUID answers a test sets per leaf (subleaf ignored); zeros otherwise.</summary>
     public readonly Dictionary<uint, (uint a, uint b, uint c, uint d)> CpuIdLeaves = new();
     public override void CpuId(uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d)

@@ -42,11 +42,38 @@ public class MemoryOpTests
     {
         var g = new ServiceGuest();
         Assert.Equal(-1, MemoryOp.Do(g.V, XENMEM_machine_memory_map, ServiceGuest.Base));
+    }
+
+    [Fact]
+    public void Machine_memory_map_is_the_host_map_with_denied_io_in_holes_reported_unusable()
+    {
         var dom0 = new ServiceGuest(id: 0, initial: true);
-        dom0.W32(ServiceGuest.Base, 4);
-        dom0.W64(ServiceGuest.Base + 8, ServiceGuest.Base + 64);
-        Assert.Equal(0, MemoryOp.Do(dom0.V, XENMEM_machine_memory_map, ServiceGuest.Base));
-        Assert.Equal(1u, dom0.R32(ServiceGuest.Base));
+        var m = dom0.Tm.Machine;
+        m.HostMemoryMap.Add(0, 0x9FC00, 1);
+        m.HostMemoryMap.Add(0xF0000, 0x10000, 2);
+        m.HostMemoryMap.Add(0x100000, 0x3FEE0000, 1);
+        m.IoMem.MfnLimit = 1UL << (36 - 12);
+        m.IoMem.Deny(0xFEC00, 0xFEC00, "IO-APIC");
+        m.IoMem.Deny(0xFEE00, 0xFEE00, "local APIC");
+        m.IoMem.ReadOnly(0xFEBF0, 0xFEBF0, "MSI-X table");        // read-only: still mappable, not reported
+        ulong map = ServiceGuest.Base, buf = ServiceGuest.Base + 64;
+        dom0.W32(map, 8);
+        dom0.W64(map + 8, buf);
+        Assert.Equal(0, MemoryOp.Do(dom0.V, XENMEM_machine_memory_map, map));
+        Assert.Equal(5u, dom0.R32(map));
+        (ulong, ulong, uint) E(int i) => (dom0.R64(buf + (ulong)i * 20), dom0.R64(buf + (ulong)i * 20 + 8), dom0.R32(buf + (ulong)i * 20 + 16));
+        Assert.Equal((0UL, 0x9FC00UL, 1u), E(0));
+        Assert.Equal((0xF0000UL, 0x10000UL, 2u), E(1));
+        Assert.Equal((0x100000UL, 0x3FEE0000UL, 1u), E(2));
+        Assert.Equal((0xFEC00000UL, 0x1000UL, 5u), E(3));          // E820_UNUSABLE
+        Assert.Equal((0xFEE00000UL, 0x1000UL, 5u), E(4));
+
+        dom0.W32(map, 3);                                          // room for the map but not one more
+        Assert.Equal(-22, MemoryOp.Do(dom0.V, XENMEM_machine_memory_map, map));
+        dom0.W32(map, 0);                                          // a null buffer asks for the count
+        dom0.W64(map + 8, 0);
+        Assert.Equal(0, MemoryOp.Do(dom0.V, XENMEM_machine_memory_map, map));
+        Assert.Equal(5u, dom0.R32(map));
     }
 
     [Fact]

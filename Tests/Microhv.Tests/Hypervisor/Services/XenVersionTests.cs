@@ -90,11 +90,16 @@ public class PhysdevOpTests
     }
 
     [Fact]
-    public void Interrupt_routing_is_not_offered()
+    public void Interrupt_queries_of_a_domain_without_devices_answer_as_xen()
     {
         var g = new ServiceGuest();
-        Assert.Equal(-38, PhysdevOp.Do(g.V, 23, ServiceGuest.Base));   // get_free_pirq
-        Assert.Equal(-38, PhysdevOp.Do(g.V, 5, ServiceGuest.Base));    // irq_status_query
-        Assert.Equal(-38, PhysdevOp.Do(g.V, 28, ServiceGuest.Base));   // pirq_eoi_gmfn_v2
+        Assert.Equal(-38, PhysdevOp.Do(g.V, 23, ServiceGuest.Base));   // get_free_pirq: not offered
+        g.W32(ServiceGuest.Base, 0);
+        Assert.Equal(0, PhysdevOp.Do(g.V, 5, ServiceGuest.Base));      // irq_status_query: conservatively needs_eoi
+        Assert.Equal(1u, g.R32(ServiceGuest.Base + 4));
+        g.W32(ServiceGuest.Base, 4096);
+        Assert.Equal(-22, PhysdevOp.Do(g.V, 5, ServiceGuest.Base));    // beyond the domain's pirqs
+        g.W64(ServiceGuest.Base, 0);
+        Assert.Equal(-22, PhysdevOp.Do(g.V, 28, ServiceGuest.Base));   // pirq_eoi_gmfn_v2 of a frame not the domain's
     }
 }

@@ -73,6 +73,7 @@ public class GuestTrapsTests
         Assert.Equal(0UL, regs.Rcx & (1u << 21));                 // x2APIC hidden
         Assert.NotEqual(0UL, regs.Rcx & (1u << 31));              // hypervisor present
         Assert.NotEqual(0UL, regs.Rcx & 1);                       // SSE3 passes through
+        Assert.NotEqual(0UL, regs.Rdx & (1u << 9));               // APIC passes through, as in Xen's PV policy
         Assert.Equal(0UL, regs.Rbx >> 24);                        // APIC ID of vCPU 0
 
         regs = At(g, 6, 0, code);

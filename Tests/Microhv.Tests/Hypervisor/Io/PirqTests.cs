@@ -1,0 +1,203 @@
+using System.Linq;
+using Microhv.Hypervisor;
+using Microhv.Hypervisor.Events;
+using Microhv.Hypervisor.Irq;
+using Microhv.Tests.Hypervisor.Services;
+using Xunit;
+
+namespace Microhv.Tests.Hypervisor.Io;
+
+/// <summary>
+/// The interrupt path Linux PV dom0 uses (arch/x86/pci/xen.c, drivers/xen/events/events_base.c):
+/// map_pirq for a GSI, setup_gsi, alloc_irq_vector, EVTCHNOP_bind_pirq, irq_status_query, the line
+/// firing, PHYSDEVOP_eoi, the EOI bitmap page; and the refusals for other domains.
+/// </summary>
+public class PirqTests
+{
+    private const ulong PHYSDEVOP_irq_status_query = 5, PHYSDEVOP_alloc_irq_vector = 10, PHYSDEVOP_eoi = 12,
+        PHYSDEVOP_map_pirq = 13, PHYSDEVOP_unmap_pirq = 14, PHYSDEVOP_setup_gsi = 21, PHYSDEVOP_pirq_eoi_gmfn_v2 = 28,
+        PHYSDEVOP_apic_read = 8, PHYSDEVOP_pci_device_add = 25;
+    private const ulong EVTCHNOP_bind_pirq = 2, EVTCHNOP_close = 3, EVTCHNOP_status = 5;
+    private const ushort DOMID_SELF = 0x7FF0;
+    private const ulong A = ServiceGuest.Base;
+
+    private static ServiceGuest Dom0()
+    {
+        var g = new ServiceGuest(id: 0, initial: true);
+        g.D.SharedInfoMfn = g.Tm.NewFrame(0);
+        return g;
+    }
+
+    private static long MapGsi(ServiceGuest g, int gsi, int pirq = -1)
+    {
+        g.W16(A, DOMID_SELF);
+        g.W32(A + 4, 1);                  // MAP_PIRQ_TYPE_GSI
+        g.W32(A + 8, (uint)gsi);
+        g.W32(A + 12, (uint)pirq);
+        return PhysdevOp.Do(g.V, PHYSDEVOP_map_pirq, A);
+    }
+
+    private static long SetupGsi(ServiceGuest g, int gsi, bool level, bool activeLow)
+    {
+        g.W32(A + 64, (uint)gsi);
+        g.Write(A + 68, new[] { (byte)(level ? 1 : 0), (byte)(activeLow ? 1 : 0) });
+        return PhysdevOp.Do(g.V, PHYSDEVOP_setup_gsi, A + 64);
+    }
+
+    private static long BindPirq(ServiceGuest g, int pirq, out uint port)
+    {
+        g.W32(A + 128, (uint)pirq);
+        g.W32(A + 132, 1);                // BIND_PIRQ__WILL_SHARE
+        long rc = EventChannelOp.Do(g.V, EVTCHNOP_bind_pirq, A + 128);
+        port = g.R32(A + 136);
+        return rc;
+    }
+
+    [Fact]
+    public void A_level_gsi_is_mapped_set_up_bound_delivered_masked_and_unmasked_by_eoi()
+    {
+        var g = Dom0();
+        var host = g.Tm.Host;
+        Assert.Equal(0, MapGsi(g, 16, 16));
+        Assert.Equal(16u, g.R32(A + 12));                          // pirq = gsi
+        Assert.Equal(0, SetupGsi(g, 16, level: true, activeLow: true));
+        g.W32(A + 192, 16);
+        Assert.Equal(0, PhysdevOp.Do(g.V, PHYSDEVOP_alloc_irq_vector, A + 192));
+        Assert.Equal(16u, g.R32(A + 196));                         // Xen answers the IRQ as its "vector"
+        Assert.Empty(host.GsiRoutes);                              // nothing routed before a bind
+
+        Assert.Equal(0, BindPirq(g, 16, out uint port));
+        Assert.NotEqual(0u, port);
+        Assert.Equal((16, (byte)(IrqRouting.FirstVector + 16), true, true, false), host.GsiRoutes.Last());
+
+        g.W32(A + 256, 16);
+        Assert.Equal(0, PhysdevOp.Do(g.V, PHYSDEVOP_irq_status_query, A + 256));
+        Assert.Equal(1u, g.R32(A + 260));                          // XENIRQSTAT_needs_eoi
+
+        Assert.True(IrqRouting.VectorToGsi(IrqRouting.FirstVector + 16, out int gsi));
+        Assert.Same(g.D, g.Tm.Machine.Irqs.OnInterrupt(gsi));
+        Assert.True(g.D.EventChannels.IsPending((int)port));
+        Assert.True(host.GsiRoutes.Last().Masked);                 // held masked until the guest's EOI
+        Assert.True(g.Tm.Machine.Irqs.IsInFlight(16));
+
+        g.W32(A + 256, 16);
+        Assert.Equal(0, PhysdevOp.Do(g.V, PHYSDEVOP_eoi, A + 256));
+        Assert.False(host.GsiRoutes.Last().Masked);
+        Assert.False(g.Tm.Machine.Irqs.IsInFlight(16));
+    }
+
+    [Fact]
+    public void An_edge_line_is_never_masked_and_needs_no_eoi()
+    {
+        var g = Dom0();
+        Assert.Equal(0, MapGsi(g, 1, 1));
+        Assert.Equal(0, SetupGsi(g, 1, level: false, activeLow: false));
+        Assert.Equal(0, BindPirq(g, 1, out uint port));
+        int routes = g.Tm.Host.GsiRoutes.Count;
+        g.Tm.Machine.Irqs.OnInterrupt(1);
+        Assert.True(g.D.EventChannels.IsPending((int)port));
+        Assert.Equal(routes, g.Tm.Host.GsiRoutes.Count);
+        g.W32(A + 256, 1);                                         // an EOI is harmless: nothing is in flight
+        Assert.Equal(0, PhysdevOp.Do(g.V, PHYSDEVOP_eoi, A + 256));
+        Assert.Equal(routes, g.Tm.Host.GsiRoutes.Count);
+    }
+
+    [Fact]
+    public void The_eoi_bitmap_page_carries_the_bit_of_every_bound_level_pirq()
+    {
+        var g = Dom0();
+        ulong page = g.Mfns[7];
+        g.W64(A + 300, page);
+        Assert.Equal(0, PhysdevOp.Do(g.V, PHYSDEVOP_pirq_eoi_gmfn_v2, A + 300));
+        Assert.Equal(-16, PhysdevOp.Do(g.V, PHYSDEVOP_pirq_eoi_gmfn_v2, A + 300));      // once only: -EBUSY
+        MapGsi(g, 9, 9);
+        SetupGsi(g, 9, level: true, activeLow: false);
+        Assert.Equal(0, BindPirq(g, 9, out uint port));
+        Assert.Equal(1UL << 9, g.Tm.Memory.Read64(page * 4096));
+        g.W32(A + 400, port);
+        Assert.Equal(0, EventChannelOp.Do(g.V, EVTCHNOP_close, A + 400));
+        Assert.Equal(0UL, g.Tm.Memory.Read64(page * 4096));
+        Assert.True(g.Tm.Host.GsiRoutes.Last().Masked);           // closing the port masks the line
+    }
+
+    [Fact]
+    public void Bind_pirq_reports_its_status_and_refuses_a_second_port()
+    {
+        var g = Dom0();
+        MapGsi(g, 5, 5);
+        Assert.Equal(0, BindPirq(g, 5, out uint port));
+        Assert.Equal(-17, BindPirq(g, 5, out _));                 // -EEXIST
+        Assert.Equal(-22, BindPirq(g, 6, out _));                 // not mapped: -EINVAL
+        g.W16(A + 500, DOMID_SELF);
+        g.W32(A + 504, port);
+        Assert.Equal(0, EventChannelOp.Do(g.V, EVTCHNOP_status, A + 500));
+        Assert.Equal(3u, g.R32(A + 508));                          // EVTCHNSTAT_pirq
+        Assert.Equal(5u, g.R32(A + 516));
+        g.W16(A, DOMID_SELF);
+        g.W32(A + 4, 5);
+        Assert.Equal(-16, PhysdevOp.Do(g.V, PHYSDEVOP_unmap_pirq, A));   // still bound: -EBUSY
+    }
+
+    [Fact]
+    public void Bad_gsis_and_setup_after_bind_are_refused()
+    {
+        var g = Dom0();
+        Assert.Equal(-22, MapGsi(g, 24));                          // the machine has 24 lines
+        Assert.Equal(-22, MapGsi(g, -5));
+        Assert.Equal(-22, MapGsi(g, 3, pirq: 4));                  // pirq must be the GSI
+        Assert.Equal(0, MapGsi(g, 3));
+        Assert.Equal(0, BindPirq(g, 3, out _));
+        Assert.Equal(-17, SetupGsi(g, 3, level: true, activeLow: true));
+        Assert.Equal(-22, SetupGsi(g, 99, level: true, activeLow: true));
+        Assert.Equal(-14, PhysdevOp.Do(g.V, PHYSDEVOP_map_pirq, ServiceGuest.Unmapped));
+    }
+
+    [Fact]
+    public void Interrupts_for_unbound_lines_are_counted_spurious()
+    {
+        var g = Dom0();
+        Assert.Null(g.Tm.Machine.Irqs.OnInterrupt(7));
+        Assert.Equal(1UL, g.Tm.Machine.Irqs.Spurious);
+    }
+
+    [Fact]
+    public void Apic_read_reads_the_io_apic_for_the_hardware_domain()
+    {
+        var g = Dom0();
+        g.Tm.Host.IoApicRegisters[(0xFEC00000, 1)] = 0x00170020;
+        g.W64(A, 0xFEC00000);
+        g.W32(A + 8, 1);
+        Assert.Equal(0, PhysdevOp.Do(g.V, PHYSDEVOP_apic_read, A));
+        Assert.Equal(0x00170020u, g.R32(A + 12));
+        g.W64(A, 0xFEC01000);                                      // no IO-APIC there
+        Assert.Equal(-22, PhysdevOp.Do(g.V, PHYSDEVOP_apic_read, A));
+    }
+
+    [Fact]
+    public void Other_domains_get_eperm_and_one_log_line()
+    {
+        var g = new ServiceGuest(id: 1);
+        g.D.SharedInfoMfn = g.Tm.NewFrame(1);
+        Assert.Equal(-1, MapGsi(g, 9, 9));
+        Assert.Equal(-1, MapGsi(g, 10, 10));
+        Assert.Equal(-1, SetupGsi(g, 9, true, true));
+        Assert.Equal(-1, BindPirq(g, 9, out _));
+        g.W32(A + 600, 0);
+        Assert.Equal(-1, PhysdevOp.Do(g.V, PHYSDEVOP_pci_device_add, A + 600));
+        Assert.Equal(-1, PhysdevOp.Do(g.V, PHYSDEVOP_apic_read, A));
+        Assert.Empty(g.Tm.Host.GsiRoutes);
+        string log = g.ConsoleText;
+        Assert.Contains("hwdom: d1 may not map physical IRQs: not the hardware domain (-EPERM; logged once)\n", log);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(log, "may not map physical IRQs"));
+        Assert.Contains("hwdom: d1 may not report PCI devices", log);
+    }
+
+    [Fact]
+    public void Pci_device_add_records_the_function()
+    {
+        var g = Dom0();
+        g.Write(A, new byte[] { 0, 0, 0, 3 << 3 });               // seg 0, bus 0, devfn 00:03.0
+        Assert.Equal(0, PhysdevOp.Do(g.V, PHYSDEVOP_pci_device_add, A));
+        Assert.True(g.Tm.Machine.PciDevices.Contains(0x18));
+    }
+}
