@@ -14,6 +14,7 @@ namespace Microhv.Kernel.Pv;
 /// </summary>
 internal static unsafe class HostResources
 {
+    /// <summary>Where the IO-APIC is when the firmware has no MADT (the PC default).</summary>
     public const ulong IoApicDefaultBase = 0xFEC00000, HpetDefaultBase = 0xFED00000, MsiWindow = 0xFEE00000;
 
     public static void Register(Machine m, Multiboot2Info info)
@@ -37,16 +38,23 @@ internal static unsafe class HostResources
         ports.Deny(SerialPort.Com1, SerialPort.Com1 + 7, "serial console (COM1)");
         if (QemuExit.Enabled) ports.Deny(QemuExit.Port, QemuExit.Port + 3, "isa-debug-exit (microhv.exit)");
 
-        if (Irq.IoApic.Initialize(IoApicDefaultBase) && Log.ShowInfo)
-        {
-            Log.Write("irq: IO-APIC at "); Log.Hex(IoApicDefaultBase, 8); Log.Write(", "); Log.Dec((ulong)Irq.IoApic.Lines);
-            Log.Line(" lines (GSIs), all masked until the hardware domain binds them");
-        }
-
         IoMem mem = m.IoMem;
         mem.MfnLimit = 1UL << (PhysicalAddressBits() - 12);
         mem.Deny(LocalApic.PhysicalBase >> 12, LocalApic.PhysicalBase >> 12, "local APIC");
-        mem.Deny(IoApicDefaultBase >> 12, IoApicDefaultBase >> 12, "IO-APIC");
+        // Every IO-APIC is Microhv's; the one whose lines start at GSI 0 routes the hardware domain's pirqs.
+        ulong ioApic = Platform.HasMadt ? 0 : IoApicDefaultBase;
+        for (int i = 0; i < Platform.Madt.IoApicCount; i++)
+        {
+            ulong page = Platform.Madt.IoApics[i].Address >> 12;
+            mem.Deny(page, page, "IO-APIC");
+            if (Platform.Madt.IoApics[i].GsiBase == 0) ioApic = Platform.Madt.IoApics[i].Address;
+        }
+        if (!Platform.HasMadt) mem.Deny(IoApicDefaultBase >> 12, IoApicDefaultBase >> 12, "IO-APIC");
+        if (ioApic != 0 && Irq.IoApic.Initialize(ioApic) && Log.ShowInfo)
+        {
+            Log.Write("irq: IO-APIC at "); Log.Hex(ioApic, 8); Log.Write(", "); Log.Dec((ulong)Irq.IoApic.Lines);
+            Log.Line(" lines (GSIs), all masked until the hardware domain binds them");
+        }
         mem.ReadOnly(HpetDefaultBase >> 12, HpetDefaultBase >> 12, "HPET (read-only, as Xen without ACPI page protection)");
         mem.Deny(MsiWindow >> 12, (MsiWindow >> 12) + 0xFF, "MSI address window");
 
