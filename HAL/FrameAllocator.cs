@@ -126,6 +126,39 @@ public sealed class FrameAllocator : FrameSource
         return false;
     }
 
+    /// <summary>
+    /// The lowest free run of 2^<paramref name="order"/> frames aligned to its size that ends at or below
+    /// <paramref name="addressLimit"/>: what a guest's DMA buffers need (Xen's alloc_domheap_pages with
+    /// MEMF_bits). A linear scan: it serves rare requests (swiotlb-xen at a domain's boot).
+    /// </summary>
+    public override bool TryAllocateContiguous(int order, ulong addressLimit, out ulong physicalAddress)
+    {
+        physicalAddress = 0;
+        if (order < 0 || order > 18) return false;
+        ulong run = 1UL << order;
+        if (_freeCount < run) return false;
+        ulong limitFrames = addressLimit <= _base ? 0 : (addressLimit - _base) / FrameSize;
+        if (limitFrames > _frameCount) limitFrames = _frameCount;
+        ulong alignedBase = ((_base / FrameSize + run - 1) & ~(run - 1)) - _base / FrameSize;   // first frame whose address is aligned
+        for (ulong start = alignedBase; start + run <= limitFrames; start += run)
+        {
+            ulong f = 0;
+            while (f < run && IsBit(0, start + f) && !IsBit(_words, start + f)) f++;
+            if (f < run) continue;
+            for (f = 0; f < run; f++)
+            {
+                ClearBit(0, start + f);
+                SetBit(_words, start + f);
+            }
+            _freeCount -= run;
+            physicalAddress = _base + start * FrameSize;
+            return true;
+        }
+        return false;
+    }
+
+    public override bool TryFreeFrame(ulong physicalAddress) => Free(physicalAddress) == FrameStatus.Ok;
+
     /// <summary>Returns an allocated frame. Refuses unaligned, unmanaged, reserved and already-free frames.</summary>
     public FrameStatus Free(ulong physicalAddress)
     {

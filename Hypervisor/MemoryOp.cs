@@ -8,8 +8,8 @@ namespace Microhv.Hypervisor;
 /// guest whose memory is fixed when it is built. It answers the questions a booting kernel asks
 /// (its memory map, its reservation, where the machine-to-phys table is) and takes frames back on
 /// decrease_reservation; it never grows a domain, so increase_reservation and populate_physmap
-/// grant no extent (return 0, as Xen does when it runs out of memory). Exchange and the HVM
-/// physmap commands are -ENOSYS.
+/// grant no extent (return 0, as Xen does when it runs out of memory). Exchange is the hardware
+/// domain's (Mm/MemoryExchange.cs); the HVM physmap commands are -ENOSYS.
 /// </summary>
 public static class MemoryOp
 {
@@ -36,6 +36,9 @@ public static class MemoryOp
                 if (!v.Domain.IsHardwareDomain) return -Errno.EPERM;
                 return MachineMemoryMap(v, arg);
             case XenMem.XENMEM_machphys_mapping: return MachphysMapping(v, arg);
+            case XenMem.XENMEM_exchange:
+                if (startExtent != 0) return -Errno.EINVAL;
+                return Mm.MemoryExchange.Do(v, arg);
             default: return -Errno.ENOSYS;
         }
     }
@@ -225,12 +228,8 @@ public static class MemoryOp
 
     private static bool Release(Domain d, ulong mfn)
     {
+        if (!CanGiveBack(d, mfn) || !FindPfn(d, mfn, out ulong pfn)) return false;
         FrameTable ft = d.Machine.FrameTable;
-        if (!d.OwnsFrame(mfn)) return false;
-        if (ft.TypeCount(mfn) != 0 || ft.IsPinned(mfn) || ft.RefCount(mfn) != 0) return false;
-        if (ft.TypeOf(mfn) != FrameType.None && ft.TypeOf(mfn) != FrameType.Writable) return false;
-        if (mfn == d.SharedInfoMfn || mfn == d.ConsoleRingMfn || GrantTable.IsGrantFrame(d, mfn)) return false;
-        if (!FindPfn(d, mfn, out ulong pfn)) return false;
         d.P2m[pfn] = Domain.Invalid;
         d.Machine.SetM2p(mfn, XenMem.INVALID_M2P_ENTRY);
         ft.SetOwner(mfn, FrameTable.OwnerNone);
@@ -239,8 +238,19 @@ public static class MemoryOp
         return true;
     }
 
+    /// <summary>Xen's steal_page conditions: an ordinary page of the domain that nothing maps, references,
+    /// pins or uses as the hypervisor's (shared info, console ring, grant frames).</summary>
+    internal static bool CanGiveBack(Domain d, ulong mfn)
+    {
+        FrameTable ft = d.Machine.FrameTable;
+        if (!d.OwnsFrame(mfn)) return false;
+        if (ft.TypeCount(mfn) != 0 || ft.IsPinned(mfn) || ft.RefCount(mfn) != 0) return false;
+        if (ft.TypeOf(mfn) != FrameType.None && ft.TypeOf(mfn) != FrameType.Writable) return false;
+        return mfn != d.SharedInfoMfn && mfn != d.ConsoleRingMfn && !GrantTable.IsGrantFrame(d, mfn);
+    }
+
     /// <summary>The guest frame backed by <paramref name="mfn"/>: from the M2P when it agrees with the p2m, else by search.</summary>
-    private static bool FindPfn(Domain d, ulong mfn, out ulong pfn)
+    internal static bool FindPfn(Domain d, ulong mfn, out ulong pfn)
     {
         pfn = 0;
         if (d.P2m == null) return false;

@@ -31,6 +31,8 @@ public static class XenMem
     public const int reservation_mem_flags = 20;     // unsigned int (address_bits)
     public const int reservation_domid = 24;         // domid_t
     public const int reservation_size = 32;
+    // struct xen_memory_exchange { struct xen_memory_reservation in, out; xen_ulong_t nr_exchanged; }
+    public const int exchange_in = 0, exchange_out = 32, exchange_nr_exchanged = 64;
 
     // struct xen_memory_map { unsigned int nr_entries; XEN_GUEST_HANDLE(void) buffer; }
     public const int memory_map_nr_entries = 0;

@@ -106,4 +106,26 @@ public sealed class BumpFrameSource : FrameSource
         for (int i = 0; i < 4096; i++) _memory.Bytes[(int)(physicalAddress - _memory.Base) + i] = 0xCC;
         return true;
     }
+
+    /// <summary>Contiguous runs come from the bump pointer too, after skipping to the run's alignment.</summary>
+    public override bool TryAllocateContiguous(int order, ulong addressLimit, out ulong physicalAddress)
+    {
+        physicalAddress = 0;
+        ulong size = 4096UL << order;
+        ulong start = (_next + size - 1) & ~(size - 1);
+        if (start + size > _end || start + size > addressLimit) return false;
+        _next = start + size;
+        for (ulong a = start; a < start + size; a += 4096) Handed.Add(a);
+        physicalAddress = start;
+        return true;
+    }
+
+    /// <summary>Frames given back, in order (the bump source never reuses them).</summary>
+    public readonly List<ulong> Freed = new();
+    public override bool TryFreeFrame(ulong physicalAddress)
+    {
+        if (!Handed.Contains(physicalAddress) || Freed.Contains(physicalAddress)) return false;
+        Freed.Add(physicalAddress);
+        return true;
+    }
 }
