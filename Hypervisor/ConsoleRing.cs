@@ -40,11 +40,13 @@ public static class ConsoleRing
         d.EventChannels.SetPending(d.ConsoleEvtchn);
     }
 
-    /// <summary>One guest byte to the hypervisor console, with "(dN) " before the first byte of each line.</summary>
+    /// <summary>One guest byte to the hypervisor console, with "(dN) " before the first byte of each line;
+    /// the hardware domain's console is the machine's, so its bytes go out as they are (Xen's
+    /// guest_console_write writes dom0's directly, "as it could be interactive").</summary>
     internal static void Put(Domain d, byte b)
     {
         HypervisorHost host = d.Machine.Host;
-        if (!d.ConsoleMidLine) WritePrefix(host, d.DomainId);
+        if (!d.ConsoleMidLine && !d.IsHardwareDomain) WritePrefix(host, d.DomainId);
         host.ConsoleWrite(b);
         d.ConsoleMidLine = b != (byte)'\n';
     }

@@ -9,7 +9,7 @@ public sealed record Figure(string Row, long Ticks, long Count, int Domain);
 /// <summary>
 /// The pvops guest's benchmark lines, as agreed with its author:
 /// <c>bench: &lt;row&gt; &lt;median_ticks&gt; &lt;reps&gt;</c>, <c>pvops: phase &lt;name&gt;: &lt;ops&gt; ops, &lt;ticks&gt; tsc</c>
-/// and <c>pvops: done</c>. Under Microhv every guest line carries its domain, <c>(d0) </c>; natively and
+/// and <c>pvops: done</c>. Under Microhv every guest line but the hardware domain's carries its domain, <c>(d1) </c>; natively and
 /// as Xen's dom0 it does not; Xen's own lines start with <c>(XEN)</c> and are never the guest's.
 /// </summary>
 public static class GuestOutput

@@ -8,12 +8,27 @@ namespace Microhv.Tests.Qemu;
 /// <summary>
 /// A hypervisor that boots the dom0 machine (<see cref="Dom0Machine"/>): its QEMU arguments for a given
 /// disk, and QEMU's exit status once dom0 has powered off. The dom0 scenario takes one of these, so the
-/// same checks run on Xen 4.17 (the reference) and, once its hardware domain is ready, on Microhv.
+/// same checks run on Xen 4.17 (the reference) and on Microhv.
 /// </summary>
 public sealed record Dom0Host(string Name, Func<string, IReadOnlyList<string>> QemuArgs, int PowerOffExitCode)
 {
     /// <summary>Debian's Xen 4.17: dom0's poweroff enters ACPI S5 and QEMU exits with status 0.</summary>
     public static readonly Dom0Host Xen = new("Xen 4.17", disk => XenHypervisor.Dom0Args(disk), 0);
+
+    /// <summary>Microhv from its ISO with the same kernel, initramfs and memory as Xen's dom0 (512 MiB): dom0's
+    /// poweroff ends the last domain, and isa-debug-exit reports success as status 1.</summary>
+    public static readonly Dom0Host Microhv = new("Microhv", MicrohvArgs, 1);
+
+    /// <summary>Microhv's module line for the hardware dom0 (qemu-run.sh --linux uses the same words).</summary>
+    public const string MicrohvDom0Module = "name=dom0 pages=131072 initial -- root=/dev/sda1 console=hvc0";
+
+    private static IReadOnlyList<string> MicrohvArgs(string disk)
+    {
+        string iso = KernelImages.IsoWithModules("microhv.log=info microhv.exit=isa-debug-exit",
+            (Dom0Machine.Vmlinux, MicrohvDom0Module), (Dom0Machine.Initrd, "initrd"));
+        // The disk has no boot loader: boot the CD.
+        return new List<string>(Dom0Machine.Devices(disk)) { "-cdrom", iso, "-boot", "d" };
+    }
 }
 
 /// <summary>

@@ -18,7 +18,7 @@ public class PvGuestTests
 {
     private const string Cmdline = "microhv.log=info microhv.exit=isa-debug-exit";
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(120);
-    private static readonly Regex CheckLine = new(@"^\(d0\) check (\S+): (PASS|FAIL)(.*)$");
+    private static readonly Regex CheckLine = new(@"^check (\S+): (PASS|FAIL)(.*)$");
 
     private static QemuMachine Boot(params (string, string)[] modules)
         => QemuMachine.Start(KernelImages.WorkDir, BootConfig.Args(KernelImages.IsoWithModules(Cmdline, modules), memoryMiB: 512));
@@ -30,7 +30,7 @@ public class PvGuestTests
     {
         string guest = XenHypervisor.EnsurePvTest();
         using var qemu = Boot((guest, "name=pvtest"));
-        var summary = qemu.WaitForLine(new Regex(@"^\(d0\) pvtest: (\d+) passed, (\d+) failed$"), Step);
+        var summary = qemu.WaitForLine(new Regex(@"^pvtest: (\d+) passed, (\d+) failed$"), Step);
         var checks = qemu.Lines.Select(l => CheckLine.Match(l)).Where(m => m.Success).ToList();
         var failed = checks.Where(m => m.Groups[2].Value != "PASS").Select(m => m.Value).ToList();
         Assert.True(failed.Count == 0, "failed checks:\n" + string.Join("\n", failed) + "\n" + qemu.Describe());
@@ -49,7 +49,7 @@ public class PvGuestTests
                               (guest, "name=block -- workload=block"), (guest, "name=yield -- workload=yield"));
         qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", Step);
         var lines = qemu.Lines;
-        Assert.Contains("(d0) pvtest: 40 passed, 0 failed", lines);
+        Assert.Contains("pvtest: 40 passed, 0 failed", lines);
         Assert.Contains(lines, l => Regex.IsMatch(l, @"^\(d1\) pvtest: workload spin done, checksum 0x[0-9a-f]+$"));
         Assert.Contains("(d2) pvtest: workload block done, 20 timer events", lines);
         Assert.Contains("(d3) pvtest: workload yield done, 300 yields", lines);
@@ -60,7 +60,7 @@ public class PvGuestTests
         // Concurrency, not a sequence: the spinning domain's rounds interleave with other domains' output.
         int firstRound = lines.ToList().FindIndex(l => l == "(d1) pvtest: workload spin: round 1");
         int lastRound = lines.ToList().FindIndex(l => l == "(d1) pvtest: workload spin: round 3");
-        int checksDone = lines.ToList().FindIndex(l => l.StartsWith("(d0) pvtest: 40 passed"));
+        int checksDone = lines.ToList().FindIndex(l => l.StartsWith("pvtest: 40 passed"));
         Assert.True(firstRound >= 0 && lastRound > firstRound, qemu.Describe());
         Assert.True(checksDone > firstRound, $"domain 0 finished before domain 1 started\n{qemu.Describe()}");
         Assert.Equal(1, Exit(qemu));
@@ -79,7 +79,7 @@ public class PvGuestTests
         qemu.WaitForLine(new Regex(@"^  CR2=0x0000000000000010 "), Step);
         qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", Step);
         var lines = qemu.Lines;
-        Assert.Contains("(d0) pvtest: 40 passed, 0 failed", lines);
+        Assert.Contains("pvtest: 40 passed, 0 failed", lines);
         Assert.Contains(lines, l => l.StartsWith("(d2) pvtest: workload spin done"));
         Assert.Contains("summary: domain 0 (checks): poweroff, code 0", lines);
         Assert.Contains(lines, l => l.StartsWith("summary: domain 1 (crasher): crashed"));
@@ -94,7 +94,7 @@ public class PvGuestTests
         // GNTTABOP_map_grant_ref, reads the offer, writes a reply, unmaps; domain 1 sees the reply.
         string guest = XenHypervisor.EnsurePvTest();
         using var qemu = Boot((guest, "name=mapper -- workload=grant-map"), (guest, "name=offerer -- workload=grant-offer"));
-        qemu.WaitForLine("(d0) pvtest: workload grant-map done, read the offer from domain 1's page, wrote the reply, unmap status 0", Step);
+        qemu.WaitForLine("pvtest: workload grant-map done, read the offer from domain 1's page, wrote the reply, unmap status 0", Step);
         qemu.WaitForLine("(d1) pvtest: workload grant-offer done, domain 0 wrote its reply into our page", Step);
         qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", Step);
         Assert.Contains("summary: domain 0 (mapper): poweroff, code 0", qemu.Lines);
@@ -110,7 +110,7 @@ public class PvGuestTests
         // build/microhv.iso: pvtest as the default guest, no exit device on the command line.
         using var qemu = QemuMachine.Start(KernelImages.WorkDir, BootConfig.Args(KernelImages.DefaultIso, firmware));
         qemu.WaitForLine(new Regex(@"^acpi: power-off through S5: PM1a_CNT 0x[0-9a-f]+, SLP_TYPa \d+$"), Step);
-        qemu.WaitForLine("(d0) pvtest: 40 passed, 0 failed", Step);
+        qemu.WaitForLine("pvtest: 40 passed, 0 failed", Step);
         qemu.WaitForLine("Microhv: powering off (ACPI S5)", Step);
         // ACPI S5 ends QEMU by itself, with status 0; a halted machine would be killed at the hard timeout.
         Assert.Equal(0, Exit(qemu));
