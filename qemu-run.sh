@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Builds Microhv if anything is out of date and boots it in QEMU with the serial console on this
 # terminal. Ctrl-C stops QEMU; Ctrl-A X quits too and Ctrl-A C switches to the QEMU monitor.
-# The exit status is QEMU's (with microhv.exit=isa-debug-exit on the kernel command line:
-# (code << 1) | 1).
+# Exit status: 0 when every domain powered off (isa-debug-exit's success, QEMU status 1), otherwise
+# QEMU's own status (isa-debug-exit: (code << 1) | 1, so 3 = a domain failed, 33 = a fatal trap).
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
 usage: ./qemu-run.sh [options] [-- extra QEMU arguments]
 
+  --linux          boot Debian's Linux 6.1 as the hardware domain (dom0) from an AHCI disk with
+                   a Debian root filesystem, with an e1000 on QEMU's user network (restrict=on:
+                   nothing leaves QEMU); log in on the console as root (no password). The disk is
+                   build/linux/dom0-disk.img, made from make-rootfs.sh's image on first use and kept
+                   across runs (what you write survives a poweroff); --fresh-disk starts over.
+                   Fetches the kernel and builds the disk the first time (~100 MB of packages).
+  --fresh-disk     with --linux: replace build/linux/dom0-disk.img by a new copy of the image
   --uefi           boot with UEFI firmware (OVMF) instead of BIOS (SeaBIOS)
   --usb            attach the ISO as a USB mass-storage disk (xHCI) and boot from it, as a stick
                    written with dd would boot (default: as a CD-ROM)
-  --mem N          guest memory in MiB (default 256)
+  --mem N          guest memory in MiB (default 256; 2048 with --linux)
   --cmdline "..."  kernel command line (default: microhv.log=info microhv.exit=isa-debug-exit);
                    the run's ISO is build/microhv-run.iso, made with Boot/mkiso.sh
   --no-guest       boot without the default guest (pvtest, a Xen PV test kernel)
@@ -24,10 +31,12 @@ EOF
 }
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-uefi=0 usb=0 mem=256 cmdline="" have_cmdline=0 gdb=0 display=0 build=1 guest=1
+uefi=0 usb=0 mem="" cmdline="" have_cmdline=0 gdb=0 display=0 build=1 guest=1 linux=0 fresh=0
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
+        --linux) linux=1 ;;
+        --fresh-disk) fresh=1 ;;
         --uefi) uefi=1 ;;
         --usb) usb=1 ;;
         --mem)
@@ -50,6 +59,8 @@ while [ $# -gt 0 ]; do
 done
 
 cd "$root"
+[ -n "$mem" ] || { [ "$linux" = 1 ] && mem=2048 || mem=256; }
+[ "$fresh" = 0 ] || [ "$linux" = 1 ] || { echo "qemu-run: --fresh-disk goes with --linux" >&2; exit 2; }
 
 # A fresh Debian machine has only the .NET SDK: install what the image build and QEMU need.
 missing=()
@@ -59,6 +70,12 @@ done
 [ -d /usr/lib/grub/i386-pc ] || missing+=(grub-pc-bin)
 [ -d /usr/lib/grub/x86_64-efi ] || missing+=(grub-efi-amd64-bin)
 [ -f /usr/share/ovmf/OVMF.fd ] || [ -f /usr/share/OVMF/OVMF_CODE.fd ] || missing+=(ovmf)
+if [ "$linux" = 1 ]; then
+    # What fetch-linux.sh and make-rootfs.sh use to unpack Debian's packages and make the disk.
+    for tool in xz:xz-utils zstd:zstd cpio:cpio mke2fs:e2fsprogs sfdisk:fdisk depmod:kmod strings:binutils; do
+        command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+    done
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     command -v apt-get >/dev/null || { echo "qemu-run: missing ${missing[*]} and no apt-get to install them" >&2; exit 1; }
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -77,11 +94,32 @@ elf=build/microhv.elf
 iso=build/microhv-run.iso
 modules=()
 [ "$guest" = 1 ] && modules=(build/pvtest.elf "name=pvtest")
+if [ "$linux" = 1 ]; then
+    # The hardware dom0: the same kernel, initramfs and disk Xen 4.17's dom0 boots
+    # (Tests/Guests/linux/run-xen-dom0.sh), with Xen's dom0 memory (512 MiB).
+    bash Tests/Guests/linux/fetch-linux.sh >/dev/null
+    bash Tests/Guests/linux/make-rootfs.sh >/dev/null
+    disk=build/linux/dom0-disk.img
+    if [ "$fresh" = 1 ] || [ ! -f "$disk" ]; then
+        cp --sparse=always build/linux/rootfs.img "$disk"
+        echo "qemu-run: $disk is a new copy of build/linux/rootfs.img" >&2
+    fi
+    iso=build/microhv-linux.iso
+    modules=(build/linux/vmlinux "name=dom0 pages=131072 initial -- root=/dev/sda1 console=hvc0"
+             build/linux/rootfs-initrd.cpio.gz "initrd")
+fi
 Boot/mkiso.sh "$elf" "$iso" "$cmdline" "${modules[@]}"
 [ -f "$iso" ] || { echo "qemu-run: $iso not found (build failed?)" >&2; exit 1; }
 
 args=(-m "$mem" -no-reboot -serial mon:stdio
       -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+if [ "$linux" = 1 ]; then
+    # q35 with an AHCI disk and an e1000, as docs/hardware-domain.md and the dom0 tests use; the CD boots
+    # (the disk has no boot loader).
+    args+=(-machine q35 -boot d
+           -device ahci,id=ahci -drive "if=none,id=d0,file=$disk,format=raw" -device ide-hd,drive=d0,bus=ahci.0
+           -netdev user,id=n0,restrict=on -device e1000,netdev=n0)
+fi
 
 if [ "$uefi" = 1 ]; then
     if [ -f /usr/share/ovmf/OVMF.fd ]; then
@@ -113,4 +151,8 @@ if [ "$gdb" = 1 ]; then
 fi
 
 echo "qemu-run: $(basename "$iso")$([ "$uefi" = 1 ] && echo ", UEFI")$([ "$usb" = 1 ] && echo ", USB disk"); Ctrl-C or Ctrl-A X to quit" >&2
-exec qemu-system-x86_64 "${args[@]}" "${extra[@]+"${extra[@]}"}"
+status=0
+qemu-system-x86_64 "${args[@]}" "${extra[@]+"${extra[@]}"}" || status=$?
+# isa-debug-exit reports "every domain powered off" as (0 << 1) | 1.
+[ "$status" = 1 ] && exit 0
+exit "$status"

@@ -58,10 +58,10 @@ public unsafe class HypercallTableTests
         Assert.Equal(0x0004_0011UL, regs.Rax);
         Assert.Equal(1UL, g.D.HypercallCounts[Xen.__HYPERVISOR_xen_version]);
 
-        regs.Rax = Xen.__HYPERVISOR_platform_op;              // known to Xen, not implemented here
+        regs.Rax = Xen.__HYPERVISOR_xenoprof_op;              // known to Xen, not implemented here
         Hypercalls.Dispatch(g.V, ref regs);
         Assert.Equal(-Errno.ENOSYS, (long)regs.Rax);
-        Assert.Equal(1UL, g.D.HypercallCounts[Xen.__HYPERVISOR_platform_op]);
+        Assert.Equal(1UL, g.D.HypercallCounts[Xen.__HYPERVISOR_xenoprof_op]);
 
         foreach (ulong nr in new ulong[] { 11, 43, 63, 64, ulong.MaxValue })
         {
