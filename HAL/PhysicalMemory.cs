@@ -24,6 +24,12 @@ public abstract class PhysicalMemory
         for (ulong i = 0; i < length; i++) Write8(address + i, value);
     }
 
+    /// <summary>Copies <paramref name="length"/> bytes at <paramref name="address"/> into <paramref name="buffer"/>.</summary>
+    public virtual void Read(ulong address, byte[] buffer, int offset, int length)
+    {
+        for (int i = 0; i < length; i++) buffer[offset + i] = Read8(address + (ulong)i);
+    }
+
     public virtual void Copy(ulong destination, ulong source, ulong length)
     {
         for (ulong i = 0; i < length; i++) Write8(destination + i, Read8(source + i));

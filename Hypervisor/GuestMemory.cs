@@ -186,6 +186,28 @@ public static class GuestMemory
         return true;
     }
 
+    /// <summary>
+    /// Instruction fetch for emulation: up to <paramref name="length"/> bytes at <paramref name="va"/>,
+    /// one walk and one copy per page (an instruction crosses at most one page boundary). Returns how
+    /// many bytes could be read: fewer when the next page does not translate.
+    /// </summary>
+    public static int Fetch(Vcpu v, ulong va, byte[] buffer, int length)
+    {
+        if (length > buffer.Length) length = buffer.Length;
+        int done = 0;
+        PhysicalMemory mem = v.Domain.Machine.Memory;
+        while (done < length)
+        {
+            ulong cur = va + (ulong)done;
+            if (!Translate(v, cur, false, out ulong ma)) break;
+            int inPage = (int)(Layout.PageSize - (cur & (Layout.PageSize - 1)));
+            int n = length - done < inPage ? length - done : inPage;
+            mem.Read(ma, buffer, done, n);
+            done += n;
+        }
+        return done;
+    }
+
     /// <summary>Copies <paramref name="length"/> guest bytes into <paramref name="buffer"/>; false on the first fault.</summary>
     public static bool CopyFromGuest(Vcpu v, ulong va, byte[] buffer, int offset, int length)
     {
@@ -196,8 +218,7 @@ public static class GuestMemory
             if (!Translate(v, cur, false, out ulong ma)) return false;
             int inPage = (int)(Layout.PageSize - (cur & (Layout.PageSize - 1)));
             int n = length - done < inPage ? length - done : inPage;
-            PhysicalMemory mem = v.Domain.Machine.Memory;
-            for (int i = 0; i < n; i++) buffer[offset + done + i] = mem.Read8(ma + (ulong)i);
+            v.Domain.Machine.Memory.Read(ma, buffer, offset + done, n);
             done += n;
         }
         return true;

@@ -47,18 +47,22 @@ public static class EmulatePrivOp
 
     private static readonly byte[] Fetch = new byte[InstructionDecoder.MaxLength];
 
-    /// <summary>Reads up to 15 instruction bytes at RIP (fewer at the end of a mapping); the count read.</summary>
-    public static int FetchInstruction(Vcpu v, ulong rip, byte[] buffer)
-    {
-        int n = 0;
-        while (n < buffer.Length && GuestMemory.ReadU8(v, rip + (ulong)n, out buffer[n])) n++;
-        return n;
-    }
+    /// <summary>Reads up to <paramref name="length"/> instruction bytes at RIP (fewer at the end of a
+    /// mapping), one walk and one copy per page; the count read.</summary>
+    public static int FetchInstruction(Vcpu v, ulong rip, byte[] buffer, int length) => GuestMemory.Fetch(v, rip, buffer, length);
 
     public static PrivOpResult Emulate(Vcpu v, ref TrapFrame regs)
     {
-        int count = FetchInstruction(v, regs.Rip, Fetch);
-        if (!InstructionDecoder.Decode(Fetch, count, out DecodedInstruction insn)) return PrivOpResult.NotEmulated;
+        // The bytes left in RIP's page first; the next page only for an instruction that crosses into it.
+        int inPage = (int)(Layout.PageSize - (regs.Rip & (Layout.PageSize - 1)));
+        int want = inPage < InstructionDecoder.MaxLength ? inPage : InstructionDecoder.MaxLength;
+        int count = FetchInstruction(v, regs.Rip, Fetch, want);
+        if (!InstructionDecoder.Decode(Fetch, count, out DecodedInstruction insn))
+        {
+            if (count != want || want == InstructionDecoder.MaxLength) return PrivOpResult.NotEmulated;
+            count = FetchInstruction(v, regs.Rip, Fetch, InstructionDecoder.MaxLength);
+            if (!InstructionDecoder.Decode(Fetch, count, out insn)) return PrivOpResult.NotEmulated;
+        }
 
         PrivOpResult r;
         if (insn.OpcodeMap == 1 && IsPortIo(insn.Opcode)) r = PortIo(v, ref regs, in insn);

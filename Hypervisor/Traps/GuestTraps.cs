@@ -62,7 +62,7 @@ public static class GuestTraps
             // INT n blocked by our IDT's DPL. The vector comes from the instruction (CD ib): QEMU's TCG
             // pushes a wrong error code for this case; the code is the fallback.
             int vector = (int)((err >> 3) & 0xFF);
-            int n = EmulatePrivOp.FetchInstruction(v, regs.Rip, Fetch);
+            int n = EmulatePrivOp.FetchInstruction(v, regs.Rip, Fetch, 2);   // CD ib
             if (n >= 2 && Fetch[0] == 0xCD) vector = Fetch[1];
             err = ((ulong)vector << 3) | XecIdt;
             TrapInfo ti = v.TrapTable[vector];
@@ -85,7 +85,8 @@ public static class GuestTraps
 
     private static void InvalidOp(Vcpu v, ref TrapFrame regs)
     {
-        int n = EmulatePrivOp.FetchInstruction(v, regs.Rip, Fetch);
+        // Only the bytes the check needs: the prefix and cpuid's two.
+        int n = EmulatePrivOp.FetchInstruction(v, regs.Rip, Fetch, ForcedEmulationPrefix.Length + 2);
         bool forced = n >= ForcedEmulationPrefix.Length + 2;
         for (int i = 0; forced && i < ForcedEmulationPrefix.Length; i++) forced = Fetch[i] == ForcedEmulationPrefix[i];
         if (forced && Fetch[5] == 0x0F && Fetch[6] == 0xA2)

@@ -28,6 +28,12 @@ internal sealed unsafe class DirectMap : PhysicalMemory
     public override void Fill(ulong a, byte value, ulong length)
         => Internal.Runtime.Memory.Set((byte*)(Base + a), value, (nuint)length);
 
+    public override void Read(ulong a, byte[] buffer, int offset, int length)
+    {
+        if (offset < 0 || length < 0 || offset > buffer.Length - length) return;
+        fixed (byte* b = buffer) Internal.Runtime.Memory.Move(b + offset, (byte*)(Base + a), (nuint)length);
+    }
+
     public override void Copy(ulong destination, ulong source, ulong length)
         => Internal.Runtime.Memory.Move((byte*)(Base + destination), (byte*)(Base + source), (nuint)length);
 }

@@ -83,3 +83,23 @@ public class GuestMemoryCursorTests
         Assert.Equal(0x8888_7777_2222_1111UL, v);
     }
 }
+
+public class GuestMemoryFetchTests
+{
+    [Fact]
+    public void Fetch_reads_across_a_page_boundary_and_stops_where_the_mapping_ends()
+    {
+        var g = new Microhv.Tests.Hypervisor.Traps.TrapsGuest();
+        ulong code = Microhv.Tests.Hypervisor.Traps.TrapsGuest.Va(Microhv.Tests.Hypervisor.Traps.TrapsGuest.CodeSlot);
+        ulong end = code + 4096 - 3;                                   // 3 bytes in the code page, the rest in the next
+        g.WriteBytes(end, 0x0F, 0x0B, 0x78, 0x65, 0x6E, 0x0F, 0xA2);
+        var buf = new byte[15];
+        Assert.Equal(7, Microhv.Hypervisor.GuestMemory.Fetch(g.V, end, buf, 7));
+        Assert.Equal(new byte[] { 0x0F, 0x0B, 0x78, 0x65, 0x6E, 0x0F, 0xA2 }, buf[..7]);
+        Assert.Equal(2, Microhv.Hypervisor.GuestMemory.Fetch(g.V, end, buf, 2));   // only what was asked
+        ulong last = Microhv.Tests.Hypervisor.Traps.TrapsGuest.Va(Microhv.Tests.Hypervisor.Traps.TrapsGuest.Slots) - 4;
+        Assert.Equal(4, Microhv.Hypervisor.GuestMemory.Fetch(g.V, last, buf, 15)); // the next page is unmapped
+        Assert.Equal(0, Microhv.Hypervisor.GuestMemory.Fetch(g.V, 0xFFFF_8000_0000_0000, buf, 15)); // the hypervisor's hole
+        Assert.Equal(0, Microhv.Hypervisor.GuestMemory.Fetch(g.V, 0x0000_8000_0000_0000, buf, 15)); // non-canonical
+    }
+}
