@@ -223,6 +223,7 @@ public sealed class PageTable
         public ulong Slot0, Slot1, Slot2, Slot3;
         public ulong Entry0, Entry1, Entry2, Entry3;
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public void Set(int i, ulong slot, ulong entry)
         {
             switch (i)
