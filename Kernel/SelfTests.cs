@@ -67,7 +67,8 @@ internal static unsafe class SelfTests
     }
 
     /// <summary>SSE arithmetic across many timer interrupts must come out exactly as computed
-    /// without interrupts: the trap path saves and restores FXSAVE state.</summary>
+    /// without interrupts: the trap path saves and restores the kernel's whole FXSAVE state
+    /// when it interrupts the hypervisor's own code.</summary>
     private static void FpuPreserved()
     {
         ulong ticksBefore = Clock.Ticks;

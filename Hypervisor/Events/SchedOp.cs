@@ -6,8 +6,8 @@ namespace Microhv.Hypervisor.Events;
 
 /// <summary>
 /// sched_op and the older sched_op_compat (xen/common/sched/core.c): yield, block until an event,
-/// poll ports, shut down. Blocking only marks the vCPU; the kernel's scheduler picks another one
-/// when <see cref="Machine.RescheduleRequested"/> is set, and an event or timer wakes it.
+/// poll ports, shut down. Blocking only marks the vCPU and records <see cref="Traps.ExitWork.Reschedule"/>;
+/// GuestEntry's exit then asks the scheduler for another one, and an event or timer wakes it.
 /// </summary>
 public static class SchedOp
 {
