@@ -28,6 +28,8 @@ public sealed class Machine
     public readonly Io.IoMem IoMem = new Io.IoMem();
     /// <summary>The IO-APIC lines and which domain's pirq each is.</summary>
     public readonly Irq.IrqRouting Irqs;
+    /// <summary>Message-signalled interrupts and which domain's pirq each is.</summary>
+    public readonly Irq.MsiRouting Msis;
     /// <summary>PCI devices and MMCONFIG regions the hardware domain reported (PHYSDEVOP_pci_device_add, pci_mmcfg_reserved).</summary>
     public readonly Io.PciDevices PciDevices = new Io.PciDevices();
 
@@ -54,6 +56,7 @@ public sealed class Machine
         Scheduler = new Scheduler(this);
         ConsoleInput = new ConsoleInput(this);
         Irqs = new Irq.IrqRouting(this);
+        Msis = new Irq.MsiRouting(this);
         WallclockAtBootNs = host.WallclockSecondsAtBoot * 1_000_000_000UL;
     }
 

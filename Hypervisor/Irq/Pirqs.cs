@@ -9,14 +9,16 @@ namespace Microhv.Hypervisor.Irq;
 /// hardware domain mapped with PHYSDEVOP_map_pirq, the event channel each is bound to, and the
 /// optional pirq EOI bitmap page (PHYSDEVOP_pirq_eoi_gmfn) in which the hypervisor sets the bit of
 /// every bound pirq that needs PHYSDEVOP_eoi, so the guest knows without asking. For GSIs the pirq
-/// number is the GSI, as Xen gives dom0.
+/// number is the GSI, as Xen gives dom0; MSIs get the pirqs after the GSIs' (MsiRouting).
 /// </summary>
 public sealed class Pirqs
 {
-    public const int Count = IrqRouting.MaxGsis;
+    public const int FirstMsiPirq = IrqRouting.MaxGsis, Count = FirstMsiPirq + MsiRouting.Slots;
 
     private readonly Domain _domain;
     private readonly int[] _gsi = new int[Count];
+    /// <summary>MSI pirqs: the MsiRouting slot (-1: none).</summary>
+    private readonly int[] _msi = new int[Count];
     private readonly int[] _port = new int[Count];
     /// <summary>Machine frame of the pirq EOI bitmap (0 = none registered) and whether v1 semantics (EOI also unmasks the port) apply.</summary>
     public ulong EoiMapMfn;
@@ -25,7 +27,21 @@ public sealed class Pirqs
     public Pirqs(Domain domain)
     {
         _domain = domain;
-        for (int i = 0; i < Count; i++) { _gsi[i] = -1; _port[i] = 0; }
+        for (int i = 0; i < Count; i++) { _gsi[i] = -1; _msi[i] = -1; _port[i] = 0; }
+    }
+
+    private bool IsMapped(int pirq) => IsValid(pirq) && (_gsi[pirq] >= 0 || _msi[pirq] >= 0);
+
+    /// <summary>map_pirq of type MSI: the lowest free MSI pirq, its message written into the function. Returns the pirq or an errno.</summary>
+    public long MapMsi(uint bus, uint devfn)
+    {
+        int pirq = -1;
+        for (int p = FirstMsiPirq; p < Count; p++) if (_msi[p] < 0) { pirq = p; break; }
+        if (pirq < 0) return -Errno.ENOSPC;
+        long slot = _domain.Machine.Msis.Map(_domain.DomainId, pirq, bus, devfn);
+        if (slot < 0) return slot;
+        _msi[pirq] = (int)slot;
+        return pirq;
     }
 
     public bool IsValid(long pirq) => pirq >= 0 && pirq < Count;
@@ -46,8 +62,14 @@ public sealed class Pirqs
 
     public long Unmap(int pirq)
     {
-        if (!IsValid(pirq) || _gsi[pirq] < 0) return -Errno.EINVAL;
+        if (!IsMapped(pirq)) return -Errno.EINVAL;
         if (_port[pirq] != 0) return -Errno.EBUSY;
+        if (_msi[pirq] >= 0)
+        {
+            _domain.Machine.Msis.Unmap(_msi[pirq]);
+            _msi[pirq] = -1;
+            return 0;
+        }
         long rc = _domain.Machine.Irqs.Unmap(_gsi[pirq]);
         if (rc == 0) _gsi[pirq] = -1;
         return rc;
@@ -56,8 +78,13 @@ public sealed class Pirqs
     /// <summary>EVTCHNOP_bind_pirq after the port was chosen: the line is routed; -EINVAL for an unmapped pirq, -EBUSY if bound.</summary>
     public long Bind(int pirq, int port)
     {
-        if (!IsValid(pirq) || _gsi[pirq] < 0) return -Errno.EINVAL;
+        if (!IsMapped(pirq)) return -Errno.EINVAL;
         if (_port[pirq] != 0) return -Errno.EBUSY;
+        if (_msi[pirq] >= 0)
+        {
+            _port[pirq] = port;                               // the message is live already; edge: no EOI bit
+            return 0;
+        }
         IrqRouting r = _domain.Machine.Irqs;
         if (!r.Bind(_gsi[pirq])) return -Errno.EIO;
         _port[pirq] = port;
@@ -69,7 +96,7 @@ public sealed class Pirqs
     public void Unbind(int pirq)
     {
         if (!IsValid(pirq) || _port[pirq] == 0) return;
-        _domain.Machine.Irqs.Unbind(_gsi[pirq]);
+        if (_gsi[pirq] >= 0) _domain.Machine.Irqs.Unbind(_gsi[pirq]);
         _port[pirq] = 0;
         SetEoiBit(pirq, false);
     }
@@ -83,9 +110,9 @@ public sealed class Pirqs
     /// <summary>PHYSDEVOP_eoi. With a v1 EOI map the port is unmasked too (Xen's pirq_guest_eoi after PHYSDEVOP_pirq_eoi_gmfn_v1).</summary>
     public long Eoi(int pirq)
     {
-        if (!IsValid(pirq) || _gsi[pirq] < 0) return -Errno.EINVAL;
+        if (!IsMapped(pirq)) return -Errno.EINVAL;
         if (EoiMapUnmasks && _port[pirq] != 0) _domain.EventChannels.Unmask(_port[pirq]);
-        _domain.Machine.Irqs.Eoi(_gsi[pirq]);
+        if (_gsi[pirq] >= 0) _domain.Machine.Irqs.Eoi(_gsi[pirq]);
         return 0;
     }
 
@@ -110,7 +137,7 @@ public sealed class Pirqs
         EoiMapMfn = mfn;
         EoiMapUnmasks = unmasks;
         for (int p = 0; p < Count; p++)
-            SetEoiBit(p, _port[p] != 0 && m.Irqs.IsLevel(_gsi[p]));
+            SetEoiBit(p, _port[p] != 0 && _gsi[p] >= 0 && m.Irqs.IsLevel(_gsi[p]));
         return 0;
     }
 

@@ -73,6 +73,11 @@ internal static unsafe class PvCpu
                 Machine.Irqs.OnInterrupt(gsi);           // an IO-APIC line: its owner's pirq event
                 LocalApic.EndOfInterrupt();
             }
+            else if (MsiRouting.VectorToSlot((int)vector, out int msi))
+            {
+                Machine.Msis.OnInterrupt(msi);           // a message-signalled interrupt: its owner's pirq event
+                LocalApic.EndOfInterrupt();
+            }
             exit = Entry.Interrupt(ref *frame);
         }
         Apply(frame, guestXmm, ref exit);

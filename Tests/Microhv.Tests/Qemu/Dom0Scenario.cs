@@ -26,6 +26,13 @@ public static class Dom0Scenario
     // The added controller and the NIC are the first devices after q35's own (Dom0Machine.Devices order).
     private const string AhciSlot = "00:02.0", NicSlot = "00:03.0";
     private const string DiskIrqName = "ahci[0000:00:02.0]", NicIrqName = "eth0";
+    /// <summary>How each interrupt reaches dom0, as /proc/interrupts names it: the AHCI controller by MSI, the
+    /// e1000 (no MSI capability) by its level-triggered IO-APIC line, both as Xen pirqs.</summary>
+    private static readonly (string Name, string Chip)[] IrqChips = { (DiskIrqName, "xen-pirq -msi"), (NicIrqName, "xen-pirq -ioapic-level") };
+
+    /// <summary>The /proc/interrupts line of <paramref name="name"/> ends with <paramref name="chip"/> (its words, any spacing) and the name.</summary>
+    private static bool DeliveredAs(string line, string name, string chip)
+        => Regex.IsMatch(line, @"\s" + string.Join(@"\s+", chip.Split(' ').Select(Regex.Escape)) + @"\s+" + Regex.Escape(name) + @"\s*$");
     private const string TokenFile = "/root/dom0-token";
 
     public static void Run(Dom0Host host, ITestOutputHelper output)
@@ -68,7 +75,11 @@ public static class Dom0Scenario
         Assert.True(addr.Any(l => Regex.IsMatch(l, @"^\d+: eth0 +inet 10\.0\.2\.15/24 ")),
             "eth0 has no address from QEMU's DHCP (10.0.2.15/24):\n" + string.Join("\n", addr) + "\n" + dom0.Qemu.Describe());
 
-        var before = Interrupts(dom0.Run("cat /proc/interrupts", CommandTimeout));
+        var table = dom0.Run("cat /proc/interrupts", CommandTimeout);
+        foreach (var (name, chip) in IrqChips)
+            Assert.True(table.Any(l => DeliveredAs(l, name, chip)),
+                $"/proc/interrupts does not deliver {name} as {chip}:\n" + string.Join("\n", table) + "\n" + dom0.Qemu.Describe());
+        var before = Interrupts(table);
         dom0.Run("dd if=/dev/sda of=/dev/null bs=64k count=256 iflag=direct; ping -c 3 -W 1 10.0.2.2", CommandTimeout);
         var after = Interrupts(dom0.Run("cat /proc/interrupts", CommandTimeout));
         foreach (string name in new[] { DiskIrqName, NicIrqName })

@@ -201,3 +201,85 @@ public class PirqTests
         Assert.True(g.Tm.Machine.PciDevices.Contains(0x18));
     }
 }
+
+/// <summary>MSI for the hardware domain's PCI functions (map_pirq of MAP_PIRQ_TYPE_MSI_SEG as Linux dom0 issues it).</summary>
+public class MsiTests
+{
+    private const ulong PHYSDEVOP_map_pirq = 13, EVTCHNOP_bind_pirq = 2;
+    private const ushort DOMID_SELF = 0x7FF0;
+    private const ulong A = ServiceGuest.Base;
+    private const uint Dev = 0x8000_0000u | (2u << 11);         // 00:02.0
+
+    /// <summary>A function with a 64-bit MSI capability at 0x80 (behind a power-management one at 0x40).</summary>
+    private static ServiceGuest Dom0WithMsiDevice()
+    {
+        var g = new ServiceGuest(id: 0, initial: true);
+        g.D.SharedInfoMfn = g.Tm.NewFrame(0);
+        var cfg = g.Tm.Host.PciConfig;
+        cfg[Dev] = 0x29228086;                                  // vendor 8086, device 2922
+        cfg[Dev | 0x04] = 0x0010_0007;                          // status: capabilities list
+        cfg[Dev | 0x34] = 0x40;
+        cfg[Dev | 0x40] = 0x0000_8001;                          // PM capability, next 0x80
+        cfg[Dev | 0x80] = 0x0080_0005;                          // MSI, next none, control: 64-bit
+        return g;
+    }
+
+    private static long MapMsi(ServiceGuest g, uint devfn, ulong tableBase = 0)
+    {
+        g.W16(A, DOMID_SELF);
+        g.W32(A + 4, 3);                                        // MAP_PIRQ_TYPE_MSI_SEG
+        g.W32(A + 8, 0xFFFFFFFF);                               // index -1
+        g.W32(A + 12, 0xFFFFFFFF);                              // pirq -1: allocate
+        g.W32(A + 16, 0);                                       // segment 0, bus 0
+        g.W32(A + 20, devfn);
+        g.W64(A + 32, tableBase);
+        return PhysdevOp.Do(g.V, PHYSDEVOP_map_pirq, A);
+    }
+
+    [Fact]
+    public void Map_writes_the_message_into_the_function_and_its_vector_raises_the_pirq()
+    {
+        var g = Dom0WithMsiDevice();
+        Assert.Equal(0, MapMsi(g, 2 << 3));
+        uint pirq = g.R32(A + 12);
+        Assert.Equal((uint)Pirqs.FirstMsiPirq, pirq);
+        var cfg = g.Tm.Host.PciConfig;
+        Assert.Equal(0xFEE00000u, cfg[Dev | 0x84]);              // the boot CPU (APIC ID 0), physical
+        Assert.Equal(0u, cfg[Dev | 0x88]);                       // upper address
+        uint vector = cfg[Dev | 0x8C] & 0xFFFF;
+        Assert.True(MsiRouting.VectorToSlot((int)vector, out int slot));
+        Assert.Equal(0x0080_0005u, cfg[Dev | 0x80]);             // the enable bit is Linux's to set
+
+        g.W32(A + 128, pirq);
+        g.W32(A + 132, 0);
+        Assert.Equal(0, EventChannelOp.Do(g.V, EVTCHNOP_bind_pirq, A + 128));
+        uint port = g.R32(A + 136);
+        Assert.Same(g.D, g.Tm.Machine.Msis.OnInterrupt(slot));
+        Assert.True(g.D.EventChannels.IsPending((int)port));
+        Assert.Empty(g.Tm.Host.GsiRoutes);                       // no IO-APIC line involved
+
+        Assert.Equal(0, MapMsi(g, 2 << 3));                      // a second message gets the next pirq and vector
+        Assert.Equal(pirq + 1, g.R32(A + 12));
+        Assert.NotEqual(vector, g.Tm.Host.PciConfig[Dev | 0x8C] & 0xFFFF);
+    }
+
+    [Fact]
+    public void Missing_functions_msi_x_and_functions_without_msi_are_refused()
+    {
+        var g = Dom0WithMsiDevice();
+        Assert.Equal(-19, MapMsi(g, 5 << 3));                    // nothing at 00:05.0: -ENODEV
+        Assert.Equal(-95, MapMsi(g, 2 << 3, tableBase: 0xFEBF0000));   // MSI-X: -EOPNOTSUPP
+        g.Tm.Host.PciConfig[Dev | 0x04] = 0x0000_0007;           // no capability list
+        Assert.Equal(-95, MapMsi(g, 2 << 3));
+        Assert.False(g.Tm.Host.PciConfig.ContainsKey(Dev | 0x84));   // no message was written
+    }
+
+    [Fact]
+    public void Other_domains_cannot_map_msis()
+    {
+        var g = new ServiceGuest(id: 1);
+        g.Tm.Host.PciConfig[Dev] = 0x29228086;
+        Assert.Equal(-1, MapMsi(g, 2 << 3));
+        Assert.DoesNotContain(g.Tm.Host.PortAccesses, a => !a.In);
+    }
+}
