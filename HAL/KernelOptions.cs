@@ -40,7 +40,8 @@ public enum OptionStatus
 /// <summary>
 /// The options Microhv reads from its command line:
 /// <c>microhv.log=quiet|info|debug</c> (default info), <c>microhv.selftest=pagefault|divide|timer|fpu|stackoverflow|none</c>
-/// (default none) and <c>microhv.exit=isa-debug-exit|none</c> (default none).
+/// (default none), <c>microhv.exit=isa-debug-exit|none</c> (default none) and <c>microhv.maxcpus=N</c>
+/// (1 to <see cref="MaxCpusLimit"/>; default: every processor the firmware lists).
 /// Any other word is an unknown option; later words override earlier ones.
 /// </summary>
 public struct KernelOptions
@@ -48,10 +49,14 @@ public struct KernelOptions
     public const string LogKey = "microhv.log";
     public const string SelfTestKey = "microhv.selftest";
     public const string ExitKey = "microhv.exit";
+    public const string MaxCpusKey = "microhv.maxcpus";
+    public const int MaxCpusLimit = 4096;
 
     public LogLevel Log;
     public SelfTest SelfTest;
     public ExitDevice Exit;
+    /// <summary>At most this many processors are started, the boot processor included; 0: no limit.</summary>
+    public int MaxCpus;
 
     public static KernelOptions Defaults
     {
@@ -61,6 +66,7 @@ public struct KernelOptions
             o.Log = LogLevel.Info;
             o.SelfTest = SelfTest.None;
             o.Exit = ExitDevice.None;
+            o.MaxCpus = 0;
             return o;
         }
     }
@@ -98,7 +104,26 @@ public struct KernelOptions
             else return OptionStatus.BadValue;
             return OptionStatus.Ok;
         }
+        if (line.BytesEqual(start, keyLength, MaxCpusKey))
+        {
+            if (!hasValue || !ParseDecimal(line, vs, vl, out int n) || n < 1 || n > MaxCpusLimit) return OptionStatus.BadValue;
+            MaxCpus = n;
+            return OptionStatus.Ok;
+        }
         return OptionStatus.UnknownOption;
+    }
+
+    private static bool ParseDecimal(CommandLine line, int start, int length, out int value)
+    {
+        value = 0;
+        if (length < 1 || length > 9) return false;
+        for (int i = 0; i < length; i++)
+        {
+            byte c = line.Bytes[start + i];
+            if (c < (byte)'0' || c > (byte)'9') return false;
+            value = value * 10 + (c - '0');
+        }
+        return true;
     }
 
     /// <summary>

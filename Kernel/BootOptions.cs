@@ -4,11 +4,13 @@ using Microhv.Kernel.Memory;
 
 namespace Microhv.Kernel;
 
-/// <summary>The kernel command line from GRUB, applied: log verbosity, self-test, exit device.
+/// <summary>The kernel command line from GRUB, applied: log verbosity, self-test, exit device, processor limit.
 /// Unknown words and bad values are reported and ignored; boot goes on.</summary>
 internal static class BootOptions
 {
     public static SelfTest SelfTest;
+    /// <summary>microhv.maxcpus: at most this many processors, the boot processor included; 0: all.</summary>
+    public static int MaxCpus;
     public static CommandLine Line;
 
     public static void Parse(Multiboot2Info info)
@@ -23,6 +25,7 @@ internal static class BootOptions
 
         Log.Verbosity = options.Log == LogLevel.Quiet ? Log.Quiet : options.Log == LogLevel.Debug ? Log.Debug : Log.Info;
         SelfTest = options.SelfTest;
+        MaxCpus = options.MaxCpus;
         QemuExit.Enabled = options.Exit == ExitDevice.IsaDebugExit;
 
         if (truncated) Log.Line("cmdline: longer than 1024 bytes; the rest is ignored");

@@ -66,6 +66,7 @@ internal static unsafe class KernelMain
         PowerOff.Initialize(BootInfo);
         Platform.Initialize(BootInfo);
         Clock.Start();
+        Smp.Processors.Start(BootInfo, ref *layout);
         if (Log.ShowInfo) Log.Line("fpu: x87/SSE enabled; FXSAVE state preserved across interrupts");
         Log.Line("Microhv ready");
         if (BootOptions.SelfTest != SelfTest.None)

@@ -20,29 +20,42 @@ internal static unsafe class Gdt
     public static ulong* Table;
     public static TaskStateSegment* Tss;
 
+    /// <summary>The boot processor's GDT and TSS, loaded.</summary>
     public static void Initialize(ulong kernelStackTop, ulong istStacks, ulong istStackSize)
     {
-        Table = (ulong*)Internal.Runtime.KernelHeap.AllocateAligned(Entries * 8, 4096);
-        Tss = (TaskStateSegment*)Internal.Runtime.KernelHeap.AllocateAligned((ulong)sizeof(TaskStateSegment), 64);
-
-        Table[HypervisorCs64 >> 3] = SegmentDescriptor.KernelCode64;
-        Table[HypervisorDs >> 3] = SegmentDescriptor.KernelData;
-        Table[Ring3Cs32 >> 3] = SegmentDescriptor.Encode(0, 0xF_FFFF, SegmentDescriptor.TypeCodeExecuteRead, true, 3, true, false, false, true, true);
-        Table[Ring3Ds >> 3] = SegmentDescriptor.UserData;
-        Table[Ring3Cs64 >> 3] = SegmentDescriptor.UserCode64;
-
-        Tss->Rsp0 = kernelStackTop;
         // IST1 #DF, IST2 NMI, IST3 #MC: each stack sits above its own unmapped guard page.
-        for (int i = 1; i <= 3; i++)
-            Tss->SetIst(i, istStacks + (ulong)i * istStackSize);
-        Tss->IoMapBase = (ushort)TaskStateSegment.Size;                  // no I/O bitmap: ring 3 port I/O faults
-        SystemSegmentDescriptor.Tss((ulong)Tss, (uint)TaskStateSegment.Size, out ulong low, out ulong high);
-        Table[TssSelector >> 3] = low;
-        Table[(TssSelector >> 3) + 1] = high;
+        Create(kernelStackTop, istStacks + istStackSize, istStacks + 2 * istStackSize, istStacks + 3 * istStackSize, out Table, out Tss);
+        Load(Table);
+    }
 
+    /// <summary>A GDT and TSS for one processor (the hypervisor's entries, its RSP0 and IST stacks), not loaded.</summary>
+    public static void Create(ulong kernelStackTop, ulong ist1Top, ulong ist2Top, ulong ist3Top, out ulong* table, out TaskStateSegment* tss)
+    {
+        table = (ulong*)Internal.Runtime.KernelHeap.AllocateAligned(Entries * 8, 4096);
+        tss = (TaskStateSegment*)Internal.Runtime.KernelHeap.AllocateAligned((ulong)sizeof(TaskStateSegment), 64);
+
+        table[HypervisorCs64 >> 3] = SegmentDescriptor.KernelCode64;
+        table[HypervisorDs >> 3] = SegmentDescriptor.KernelData;
+        table[Ring3Cs32 >> 3] = SegmentDescriptor.Encode(0, 0xF_FFFF, SegmentDescriptor.TypeCodeExecuteRead, true, 3, true, false, false, true, true);
+        table[Ring3Ds >> 3] = SegmentDescriptor.UserData;
+        table[Ring3Cs64 >> 3] = SegmentDescriptor.UserCode64;
+
+        tss->Rsp0 = kernelStackTop;
+        tss->SetIst(1, ist1Top);
+        tss->SetIst(2, ist2Top);
+        tss->SetIst(3, ist3Top);
+        tss->IoMapBase = (ushort)TaskStateSegment.Size;                  // no I/O bitmap: ring 3 port I/O faults
+        SystemSegmentDescriptor.Tss((ulong)tss, (uint)TaskStateSegment.Size, out ulong low, out ulong high);
+        table[TssSelector >> 3] = low;
+        table[(TssSelector >> 3) + 1] = high;
+    }
+
+    /// <summary>Loads <paramref name="table"/> on this CPU, reloads the segment registers and the task register.</summary>
+    public static void Load(ulong* table)
+    {
         byte* gdtr = stackalloc byte[10];
         *(ushort*)gdtr = Entries * 8 - 1;
-        *(ulong*)(gdtr + 2) = (ulong)Table;
+        *(ulong*)(gdtr + 2) = (ulong)table;
         Cpu.LoadGdt(gdtr, HypervisorCs64, HypervisorDs);
         Cpu.LoadTaskRegister(TssSelector);
     }

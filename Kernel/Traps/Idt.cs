@@ -33,7 +33,8 @@ internal static unsafe class Idt
         InterruptGate.Encode(stubs[vector], Gdt.HypervisorCs64, 0, InterruptGate.TypeInterrupt, 3, true, out Table[2 * vector], out Table[2 * vector + 1]);
     }
 
-    private static void Load()
+    /// <summary>Loads the shared IDT on this CPU.</summary>
+    public static void Load()
     {
         byte* idtr = stackalloc byte[10];
         *(ushort*)idtr = 256 * 16 - 1;

@@ -117,6 +117,23 @@ public class CommandLineTests
     }
 
     [Fact]
+    public void MaxCpusOption()
+    {
+        Assert.Equal(0, KernelOptions.Parse(Line(""), out KernelOptions o));
+        Assert.Equal(0, o.MaxCpus);
+        Assert.Equal(0, KernelOptions.Parse(Line("microhv.maxcpus=2"), out o));
+        Assert.Equal(2, o.MaxCpus);
+        Assert.Equal(0, KernelOptions.Parse(Line("microhv.maxcpus=4096 microhv.maxcpus=1"), out o));
+        Assert.Equal(1, o.MaxCpus);
+        foreach (var bad in new[] { "microhv.maxcpus=0", "microhv.maxcpus=-1", "microhv.maxcpus=4097", "microhv.maxcpus=two",
+                                    "microhv.maxcpus=", "microhv.maxcpus", "microhv.maxcpus=1234567890", "microhv.maxcpus=2x" })
+        {
+            Assert.Equal(1, KernelOptions.Parse(Line("microhv.maxcpus=3 " + bad), out o));
+            Assert.Equal(3, o.MaxCpus);
+        }
+    }
+
+    [Fact]
     public void UnknownWordsAndBadValuesAreReported()
     {
         var c = Line("microhv.log=debug foo microhv.selftest=explode bar=1 microhv.log microhv.LOG=quiet microhv.selftest=timer");

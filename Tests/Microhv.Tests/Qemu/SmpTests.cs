@@ -1,43 +1,105 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
+using System.Text.RegularExpressions;
 using Xunit;
 
 namespace Microhv.Tests.Qemu;
 
 /// <summary>
-/// The processors of the machine: ACPI's MADT as QEMU (SeaBIOS) describes one and four CPUs, with
-/// the I/O APIC and the five ISA interrupt source overrides QEMU's i440fx machine has.
+/// The processors of the machine: ACPI's MADT as QEMU (SeaBIOS) describes one and four CPUs, with the
+/// I/O APIC and the five ISA interrupt source overrides of QEMU's i440fx machine; every application
+/// processor started (INIT-SIPI-SIPI) and parked, or as many as microhv.maxcpus allows; and a guest
+/// that still passes every check while the other processors are up.
 /// </summary>
 [Trait("Category", "Qemu")]
 public class SmpTests
 {
     private const string Exit = "microhv.exit=isa-debug-exit";
-    private static readonly TimeSpan Step = TimeSpan.FromSeconds(60);
+    private const string Parked = "smp: application processors parked (interrupts off); the hypervisor is not yet concurrent: guests run on CPU 0";
+    private static readonly TimeSpan Step = TimeSpan.FromSeconds(90);
 
-    private static QemuMachine Boot(string cmdline, int cpus)
+    private static QemuMachine Boot(string iso, int cpus, int memoryMiB = 256)
     {
-        List<string> args = BootConfig.Args(KernelImages.IsoFor(cmdline));
+        List<string> args = BootConfig.Args(iso, memoryMiB: memoryMiB);
         args.Add("-smp"); args.Add(cpus.ToString());
         return QemuMachine.Start(KernelImages.WorkDir, args);
     }
 
-    [Fact]
-    public void MadtListsFourCpusTheIoApicAndItsOverrides()
+    private static void AssertNoLine(QemuMachine qemu, string prefix)
     {
-        using var qemu = Boot($"microhv.log=debug {Exit}", 4);
+        var found = qemu.Lines.Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+        Assert.True(found.Count == 0, $"unexpected '{prefix}' lines:\n{string.Join("\n", found)}\n{qemu.Describe()}");
+    }
+
+    [Fact]
+    public void FourCpusAreListedAndStarted()
+    {
+        using var qemu = Boot(KernelImages.IsoFor($"microhv.log=debug {Exit}"), 4);
         qemu.WaitForLine("acpi: MADT: 4 CPUs (APIC ids 0,1,2,3), IO-APIC 0 at 0xfec00000 GSI 0-23, 5 overrides", Step);
         qemu.WaitForLine("acpi: local APIC at 0xfee00000, 8259 PICs present", Step);
         qemu.WaitForLine("acpi: override bus 0 IRQ 0 -> GSI 2 flags 0x0", Step);
         qemu.WaitForLine("acpi: override bus 0 IRQ 11 -> GSI 11 flags 0xd", Step);
         qemu.WaitForLine("acpi: NMI on LINT1 of processor UID all flags 0x0", Step);
+        qemu.WaitForLine("smp: 4 CPUs: APIC 0 (BSP), 1, 2, 3 started", Step);
+        qemu.WaitForLine(Parked, Step);
+        qemu.WaitForLine(BootTests.Ready, Step);
+        // QEMU's own view: every processor left the BIOS and halts in the kernel's parking loop.
+        string cpus = qemu.MonitorCommand("info cpus");
+        Assert.Equal(4, Regex.Matches(cpus, @"CPU #\d").Count);
+        var gdts = new HashSet<string>();
+        for (int cpu = 0; cpu < 4; cpu++)
+        {
+            var reply = qemu.Qmp("human-monitor-command", new Dictionary<string, object> { ["command-line"] = "info registers", ["cpu-index"] = cpu });
+            string regs = reply.GetString();
+            gdts.Add(Regex.Match(regs, @"GDT=\s+([0-9a-f]+)").Groups[1].Value);
+            if (cpu == 0) continue;
+            Assert.Matches(@"RIP=ffff82d0[0-9a-f]{8} ", regs);                   // in the kernel image, not the BIOS
+            Assert.Matches(@"HLT=1", regs);
+            Assert.Matches(@"TR =e040 ", regs);                                   // its own TSS loaded
+            Assert.Matches(@"CR0=8001", regs);                                    // paging and write protection, as on CPU 0
+        }
+        Assert.Equal(4, gdts.Count);                                              // a GDT of its own each
+    }
+
+    [Fact]
+    public void MaxCpusLimitsTheProcessorsStarted()
+    {
+        using var qemu = Boot(KernelImages.IsoFor($"microhv.maxcpus=2 {Exit}"), 4);
+        qemu.WaitForLine("smp: 2 CPUs: APIC 0 (BSP), 1 started; 2 more left off by microhv.maxcpus=2", Step);
+        qemu.WaitForLine(Parked, Step);
         qemu.WaitForLine(BootTests.Ready, Step);
     }
 
     [Fact]
-    public void MadtOfOneCpu()
+    public void ABadMaxCpusIsReportedAndIgnored()
     {
-        using var qemu = Boot(Exit, 1);
-        qemu.WaitForLine("acpi: MADT: 1 CPU (APIC id 0), IO-APIC 0 at 0xfec00000 GSI 0-23, 5 overrides", Step);
+        using var qemu = Boot(KernelImages.IsoFor($"microhv.maxcpus=0 {Exit}"), 2);
+        qemu.WaitForLine("cmdline: unknown value in 'microhv.maxcpus=0' ignored", Step);
+        qemu.WaitForLine("smp: 2 CPUs: APIC 0 (BSP), 1 started", Step);
         qemu.WaitForLine(BootTests.Ready, Step);
+    }
+
+    [Fact]
+    public void OneCpu()
+    {
+        using var qemu = Boot(KernelImages.IsoFor(Exit), 1);
+        qemu.WaitForLine("acpi: MADT: 1 CPU (APIC id 0), IO-APIC 0 at 0xfec00000 GSI 0-23, 5 overrides", Step);
+        qemu.WaitForLine("smp: 1 CPU: APIC 0 (BSP)", Step);
+        qemu.WaitForLine(BootTests.Ready, Step);
+        AssertNoLine(qemu, "smp: application processors");
+    }
+
+    [Fact]
+    public void PvTestPassesEveryCheckWithFourCpus()
+    {
+        string guest = XenHypervisor.EnsurePvTest();
+        using var qemu = Boot(KernelImages.IsoWithModules($"microhv.log=info {Exit}", (guest, "name=pvtest")), 4, 512);
+        qemu.WaitForLine("smp: 4 CPUs: APIC 0 (BSP), 1, 2, 3 started", Step);
+        var summary = qemu.WaitForLine(new Regex(@"^pvtest: (\d+) passed, (\d+) failed$"), Step);
+        Assert.Equal("0", summary.Groups[2].Value);
+        Assert.True(int.Parse(summary.Groups[1].Value) >= 40, qemu.Describe());
+        qemu.WaitForLine("summary: domain 0 (pvtest): poweroff, code 0", Step);
+        Assert.Equal(1, qemu.WaitForExit(Step));
     }
 }

@@ -1,0 +1,126 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Microhv.HAL;
+using Microhv.Kernel.Console;
+using Microhv.Kernel.Timer;
+using Microhv.Kernel.Traps;
+
+namespace Microhv.Kernel.Smp;
+
+/// <summary>
+/// Starts the application processors the MADT lists (INIT-SIPI-SIPI through the local APIC, the SDM's
+/// MP initialization protocol), one at a time through the trampoline below 1 MiB. Each gets its own
+/// GDT, TSS and stacks, loads the shared IDT, enables its local APIC, and parks with interrupts off:
+/// the hypervisor is not yet concurrent, so guests run on CPU 0 only.
+/// </summary>
+internal static unsafe class Processors
+{
+    public const int MaxCpus = 64;
+    private const ulong StackSize = 32 * 1024, IstStackSize = 16 * 1024;
+    private const ulong PerCpuHeap = Gdt.Entries * 8 + StackSize + 3 * IstStackSize + 4096;
+
+    public static readonly PerCpu[] Cpus = new PerCpu[MaxCpus];
+    /// <summary>Processors online, CPU 0 (the boot processor) included.</summary>
+    public static int Count = 1;
+
+    private static readonly uint[] s_targets = new uint[MaxCpus - 1];
+    private static readonly uint[] s_failed = new uint[MaxCpus - 1];
+    // Written by the starting processor once it runs C#: its index. Only one starts at a time.
+    private static int s_arrived;
+
+    public static void Start(Multiboot2Info info, ref BootLayout layout)
+    {
+        Cpus[0].ApicId = CpuFeatures.Apic ? LocalApic.ApicId : 0;
+        Cpus[0].Online = true;
+        Cpus[0].StackTop = layout.StackTop;
+        Cpus[0].Gdt = Gdt.Table;
+        Cpus[0].Tss = Gdt.Tss;
+        if (!Platform.HasMadt || !CpuFeatures.Apic) return;      // Platform reported it: one CPU
+
+        int targets = ApStartup.SelectTargets(Platform.Madt, Cpus[0].ApicId, BootOptions.MaxCpus, s_targets, out int leftOff, out int unreachable);
+        int failed = 0;
+        if (targets > 0)
+        {
+            if (!ApStartup.FindTrampolinePage(info, out ulong page))
+            {
+                Log.Line("smp: no available page below 640 KiB for the start-up trampoline: 1 CPU");
+                return;
+            }
+            ApTrampoline.Install(page, layout.BootPml4Physical);
+            for (int i = 0; i < targets; i++)
+            {
+                if (!StartOne(s_targets[i])) s_failed[failed++] = s_targets[i];
+            }
+        }
+        Report(failed, leftOff, unreachable);
+    }
+
+    private static bool StartOne(uint apicId)
+    {
+        int cpu = Count;
+        if (Internal.Runtime.KernelHeap.Remaining < PerCpuHeap + (1 << 20)) return false;
+        ulong stack = (ulong)Internal.Runtime.KernelHeap.AllocateAligned(StackSize, 4096) + StackSize;
+        ulong ist = (ulong)Internal.Runtime.KernelHeap.AllocateAligned(3 * IstStackSize, 4096);
+        Gdt.Create(stack, ist + IstStackSize, ist + 2 * IstStackSize, ist + 3 * IstStackSize, out Cpus[cpu].Gdt, out Cpus[cpu].Tss);
+        Cpus[cpu].ApicId = apicId;
+        Cpus[cpu].StackTop = stack;
+        ApTrampoline.Prepare((ulong)cpu, stack);
+        Volatile(ref s_arrived, 0);
+
+        // INIT, 10 ms, STARTUP, 200 us, STARTUP again if it has not arrived (a STARTUP to a running CPU is ignored).
+        if (!LocalApic.SendInit(apicId)) return false;
+        Wait(10000);
+        if (!LocalApic.SendStartup(apicId, (uint)(ApTrampoline.Page >> 12))) return false;
+        Wait(200);
+        if (Read(ref s_arrived) == 0 && !LocalApic.SendStartup(apicId, (uint)(ApTrampoline.Page >> 12))) return false;
+        // Under TCG on a busy host a new virtual CPU can take a while: allow a second.
+        for (int i = 0; i < 1000 && Read(ref s_arrived) == 0; i++) Wait(1000);
+        if (Read(ref s_arrived) != cpu) return false;
+        Cpus[cpu].Online = true;
+        Count++;
+        return true;
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ap_main")]
+    private static void ApMain(ulong cpu)
+    {
+        Gdt.Load(Cpus[cpu].Gdt);
+        Idt.Load();
+        LocalApic.EnableThisCpu();
+        Volatile(ref s_arrived, (int)cpu);
+        Cpu.Stop();                                             // parked, interrupts off, until the scheduler uses it
+    }
+
+    private static void Report(int failed, int leftOff, int unreachable)
+    {
+        Log.Write("smp: "); Log.Dec((ulong)Count); Log.Write(Count == 1 ? " CPU: APIC " : " CPUs: APIC ");
+        Log.Dec(Cpus[0].ApicId); Log.Write(" (BSP)");
+        for (int i = 1; i < Count; i++) { Log.Write(", "); Log.Dec(Cpus[i].ApicId); }
+        if (Count > 1) Log.Write(" started");
+        if (failed > 0)
+        {
+            Log.Write("; APIC");
+            for (int i = 0; i < failed; i++) { Log.Write(i == 0 ? " " : ", "); Log.Dec(s_failed[i]); }
+            Log.Write(" did not start");
+        }
+        if (leftOff > 0)
+        {
+            Log.Write("; "); Log.Dec((ulong)leftOff); Log.Write(" more left off by ");
+            if (BootOptions.MaxCpus != 0) { Log.Write("microhv.maxcpus="); Log.Dec((ulong)BootOptions.MaxCpus); }
+            else { Log.Write("the limit of "); Log.Dec((ulong)MaxCpus); }
+        }
+        if (unreachable > 0) { Log.Write("; "); Log.Dec((ulong)unreachable); Log.Write(" with APIC ids past 254 (x2APIC only) not started"); }
+        Log.Line();
+        if (Count > 1) Log.Line("smp: application processors parked (interrupts off); the hypervisor is not yet concurrent: guests run on CPU 0");
+    }
+
+    private static void Wait(ulong microseconds)
+    {
+        ulong start = Cpu.ReadTsc(), ticks = Clock.TscHz / 1000000 * microseconds;
+        while (Cpu.ReadTsc() - start < ticks) Cpu.Pause();
+    }
+
+    // Real memory accesses the compiler cannot cache in a register: the flag is written by another CPU.
+    [MethodImpl(MethodImplOptions.NoInlining)] private static int Read(ref int location) => location;
+    [MethodImpl(MethodImplOptions.NoInlining)] private static void Volatile(ref int location, int value) => location = value;
+}
