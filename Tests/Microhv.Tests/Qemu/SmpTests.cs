@@ -19,9 +19,9 @@ public class SmpTests
     private const string Parked = "smp: application processors parked (interrupts off); the hypervisor is not yet concurrent: guests run on CPU 0";
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(90);
 
-    private static QemuMachine Boot(string iso, int cpus, int memoryMiB = 256)
+    private static QemuMachine Boot(string iso, int cpus, int memoryMiB = 256, Firmware firmware = Firmware.Bios)
     {
-        List<string> args = BootConfig.Args(iso, memoryMiB: memoryMiB);
+        List<string> args = BootConfig.Args(iso, firmware, memoryMiB: memoryMiB);
         args.Add("-smp"); args.Add(cpus.ToString());
         return QemuMachine.Start(KernelImages.WorkDir, args);
     }
@@ -78,6 +78,16 @@ public class SmpTests
         qemu.WaitForLine("cmdline: unknown value in 'microhv.maxcpus=0' ignored", Step);
         qemu.WaitForLine("smp: 2 CPUs: APIC 0 (BSP), 1 started", Step);
         qemu.WaitForLine(BootTests.Ready, Step);
+    }
+
+    [Fact]
+    public void TwoCpusUnderUefi()
+    {
+        // OVMF leaves low memory differently from SeaBIOS: the trampoline must still find its page.
+        using var qemu = Boot(KernelImages.IsoFor(Exit), 2, firmware: Firmware.Uefi);
+        qemu.WaitForLine("acpi: MADT: 2 CPUs (APIC ids 0,1), IO-APIC 0 at 0xfec00000 GSI 0-23, 5 overrides", BootTests.UefiBoot);
+        qemu.WaitForLine("smp: 2 CPUs: APIC 0 (BSP), 1 started", BootTests.UefiBoot);
+        qemu.WaitForLine(BootTests.Ready, BootTests.UefiBoot);
     }
 
     [Fact]
