@@ -33,7 +33,8 @@ public static class MemoryOp
                 return Reservation(v, op, arg);
             case XenMem.XENMEM_memory_map: return MemoryMap(v, arg);
             case XenMem.XENMEM_machine_memory_map:
-                if (!v.Domain.IsHardwareDomain) return -Errno.EPERM;
+                if (!v.Domain.IsHardwareDomain)
+                    return Io.DeviceRefusal.Refuse(v.Domain, Io.DeviceRefusal.MachineMemoryMap, "read the machine's memory map");
                 return MachineMemoryMap(v, arg);
             case XenMem.XENMEM_machphys_mapping: return MachphysMapping(v, arg);
             case XenMem.XENMEM_exchange:

@@ -21,7 +21,7 @@ public static class PlatformOp
         if (!GuestMemory.ReadU32(v, arg + Platform.op_cmd, out uint cmd)) return -Errno.EFAULT;
         if (!GuestMemory.ReadU32(v, arg + Platform.op_interface_version, out uint version)) return -Errno.EFAULT;
         if (version != Platform.XENPF_INTERFACE_VERSION) return -Errno.EACCES;
-        if (!v.Domain.IsHardwareDomain) return -Errno.EPERM;
+        if (!v.Domain.IsHardwareDomain) return Io.DeviceRefusal.Refuse(v.Domain, Io.DeviceRefusal.Platform, "use platform_op");
         switch (cmd)
         {
             case Platform.XENPF_firmware_info: return FirmwareInfo(v, arg);

@@ -9,7 +9,7 @@ namespace Microhv.Hypervisor.Io;
 /// </summary>
 public static class DeviceRefusal
 {
-    public const int Ports = 0, IoMemory = 1, Pirqs = 2, Platform = 3, Pci = 4, MemoryExchange = 5;
+    public const int Ports = 0, IoMemory = 1, Pirqs = 2, Platform = 3, Pci = 4, MemoryExchange = 5, MachineMemoryMap = 6;
 
     public static long Refuse(Domain d, int kind, string what)
     {

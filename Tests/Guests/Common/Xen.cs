@@ -12,7 +12,7 @@ public static class Xen
     public const ulong memory_op = 12, multicall = 13, update_va_mapping = 14, set_timer_op = 15;
     public const ulong xen_version = 17, console_io = 18, grant_table_op = 20, vm_assist = 21, iret = 23;
     public const ulong vcpu_op = 24, set_segment_base = 25, mmuext_op = 26, sched_op = 29, callback_op = 30;
-    public const ulong event_channel_op = 32;
+    public const ulong event_channel_op = 32, platform_op = 7, physdev_op = 33;
 
     // errno.h
     public const long EPERM = 1, ENOENT = 2, ESRCH = 3, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSYS = 38;

@@ -185,6 +185,13 @@ guest_wrmsr:                               ; void guest_wrmsr(uint msr, ulong va
     wrmsr
     ret
 
+global guest_inb
+guest_inb:                                 ; byte guest_inb(uint port): traps (#GP) and is emulated
+    mov edx, edi
+    xor eax, eax
+    in al, dx
+    ret
+
 ; Atomics for words the hypervisor writes concurrently (pending bits, selector).
 global guest_xchg64, guest_test_and_clear_bit, guest_pause
 guest_xchg64:                              ; ulong guest_xchg64(ulong* p, ulong v)

@@ -6,7 +6,8 @@ namespace Microhv.Guests.PvTest;
 /// preempted by the scheduler), <c>workload=yield</c> (sched_op yield in a loop),
 /// <c>workload=block</c> (sleeps on VIRQ_TIMER with SCHEDOP_poll), <c>workload=crash</c> (faults
 /// with no trap table: the hypervisor must kill this domain and nothing else), <c>workload=echo</c>
-/// (reads console input, echoes each line, powers off at "quit").
+/// (reads console input, echoes each line, powers off at "quit"), <c>workload=devices</c> (as a domain
+/// that is not the hardware domain, reaches for the machine's devices and must be refused).
 /// Each prints its result and shuts down with SHUTDOWN_poweroff (crash excepted).
 /// </summary>
 internal static unsafe class Workloads
@@ -24,6 +25,7 @@ internal static unsafe class Workloads
         else if (Is(value, "grant-offer")) GrantOffer();
         else if (Is(value, "grant-map")) GrantMap();
         else if (Is(value, "echo")) Echo();
+        else if (Is(value, "devices")) Devices();
         else { XenConsole.Line("pvtest: unknown workload"); Hypercall.Shutdown(Xen.SHUTDOWN_crash); }
         return true;
     }
@@ -38,6 +40,52 @@ internal static unsafe class Workloads
         }
         XenConsole.Write("pvtest: workload spin done, checksum "); XenConsole.Hex(sum); XenConsole.Line("");
         Hypercall.Shutdown(Xen.SHUTDOWN_poweroff);
+    }
+
+    /// <summary>
+    /// Everything a hardware domain may do, tried by a domain that is not one: a port read (all ones,
+    /// as Xen answers ports it does not grant), map_pirq, setup_gsi, a PTE naming MMIO, XENMEM_exchange,
+    /// the host's memory map and platform_op (each -EPERM). Powers off when every refusal was right.
+    /// </summary>
+    private static void Devices()
+    {
+        int refused = 0, tried = 0;
+        uint* buf = stackalloc uint[32];
+        for (int i = 0; i < 32; i++) buf[i] = 0;
+
+        buf[0] = 3;                                                         // physdev_set_iopl: ports allowed at all
+        Hypercall.Call2(Xen.physdev_op, 6, (ulong)buf);
+        Refused(ref tried, ref refused, "port 0x60", Cpu.InB(0x60) == 0xFF ? -Xen.EPERM : 0);
+
+        buf[0] = Xen.DOMID_SELF; buf[1] = 1; buf[2] = 9; buf[3] = 9;          // map_pirq {DOMID_SELF, GSI, 9, 9}
+        Refused(ref tried, ref refused, "map_pirq", Hypercall.Call2(Xen.physdev_op, 13, (ulong)buf));
+        buf[0] = 9; buf[1] = 0x0101;                                        // setup_gsi {9, level, active low}
+        Refused(ref tried, ref refused, "setup_gsi", Hypercall.Call2(Xen.physdev_op, 21, (ulong)buf));
+        // A PTE naming an MMIO frame (the IO-APIC's neighbourhood, above RAM) in our own window.
+        Refused(ref tried, ref refused, "map_mmio", Hypercall.UpdateVaMapping(Guest.WindowPage(Guest.WindowTest),
+            (0xFEBC0UL << 12) | Xen._PAGE_PRESENT | Xen._PAGE_RW | Xen._PAGE_USER, Xen.UVMF_INVLPG));
+
+        ulong* exch = stackalloc ulong[9];                                  // struct xen_memory_exchange, empty lists
+        for (int i = 0; i < 9; i++) exch[i] = 0;
+        ((ushort*)exch)[12] = Xen.DOMID_SELF; ((ushort*)exch)[28] = Xen.DOMID_SELF;
+        Refused(ref tried, ref refused, "memory_exchange", Hypercall.MemoryOp(11, exch));
+        ulong* map = stackalloc ulong[2];                                   // machine_memory_map {nr, buffer}
+        map[0] = 0; map[1] = 0;
+        Refused(ref tried, ref refused, "machine_memory_map", Hypercall.MemoryOp(10, map));
+        buf[0] = 55; buf[1] = 0x03000001; buf[2] = 0;                       // platform_op get_cpuinfo
+        Refused(ref tried, ref refused, "platform_op", Hypercall.Call1(Xen.platform_op, (ulong)buf));
+
+        XenConsole.Write("pvtest: workload devices: "); XenConsole.Dec(refused); XenConsole.Write(" of ");
+        XenConsole.Dec(tried); XenConsole.Line(" refused");
+        Hypercall.Shutdown(refused == tried ? Xen.SHUTDOWN_poweroff : Xen.SHUTDOWN_crash);
+    }
+
+    private static void Refused(ref int tried, ref int refused, string what, long rc)
+    {
+        tried++;
+        if (rc == -Xen.EPERM) { refused++; return; }
+        XenConsole.Write("pvtest: workload devices: "); XenConsole.Write(what); XenConsole.Write(" not refused, rc ");
+        XenConsole.Dec(rc); XenConsole.Line("");
     }
 
     private static void Yield()

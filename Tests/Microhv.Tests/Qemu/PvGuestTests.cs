@@ -102,6 +102,23 @@ public class PvGuestTests
         Assert.Equal(1, Exit(qemu));
     }
 
+    [Fact]
+    public void ADomainThatIsNotTheHardwareDomainIsRefusedTheDevices()
+    {
+        // Domain 1 tries a port, map_pirq, setup_gsi, a PTE naming MMIO, XENMEM_exchange, the host's
+        // memory map and platform_op: each refused (-EPERM; the port reads all ones), the hypervisor
+        // logs each kind once (map_pirq and setup_gsi are one kind), and both domains run to their end.
+        string guest = XenHypervisor.EnsurePvTest();
+        using var qemu = Boot((guest, "name=hwdom -- workload=yield"), (guest, "name=intruder -- workload=devices"));
+        qemu.WaitForLine("(d1) pvtest: workload devices: 7 of 7 refused", Step);
+        qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", Step);
+        foreach (string what in new[] { "map physical IRQs", "map I/O memory", "exchange memory", "read the machine's memory map", "use platform_op" })
+            Assert.Single(qemu.Lines, $"hwdom: d1 may not {what}: not the hardware domain (-EPERM; logged once)");
+        Assert.Contains("summary: domain 0 (hwdom): poweroff, code 0", qemu.Lines);
+        Assert.Contains("summary: domain 1 (intruder): poweroff, code 0", qemu.Lines);
+        Assert.Equal(1, Exit(qemu));
+    }
+
     [Theory]
     [InlineData(Firmware.Bios)]
     [InlineData(Firmware.Uefi)]
