@@ -10,8 +10,8 @@ namespace Microhv.Hypervisor;
 /// GSI, as Xen gives dom0), gets its trigger and polarity with setup_gsi, is bound to an event channel
 /// with EVTCHNOP_bind_pirq and acknowledged with eoi (Irq/). The EOI bitmap page is any domain's
 /// (Linux registers it as a domU too). Everything about devices is the hardware domain's alone: others
-/// get -EPERM and one log line. MSI is routed (Irq/MsiRouting); MSI-X is not offered (-EOPNOTSUPP), and
-/// Linux falls back to MSI or INTx.
+/// get -EPERM and one log line. MSI and MSI-X are routed (Irq/MsiRouting); multi-message MSI is not
+/// (-EOPNOTSUPP: Linux falls back to one message).
 /// </summary>
 public static class PhysdevOp
 {
@@ -92,8 +92,8 @@ public static class PhysdevOp
         return d.IsHardwareDomain ? 0 : DeviceRefusal.Refuse(d, DeviceRefusal.Pirqs, "map physical IRQs");
     }
 
-    /// <summary>map_pirq: GSIs (pirq = GSI) and MSIs of segment 0 (a free MSI pirq), the pirq written back.
-    /// MSI-X (a table base given) and multi-message MSI: -EOPNOTSUPP.</summary>
+    /// <summary>map_pirq: GSIs (pirq = GSI) and MSIs and MSI-X entries (a table base given) of segment 0 (a
+    /// free MSI pirq), the pirq written back. Multi-message MSI: -EOPNOTSUPP.</summary>
     private static long MapPirq(Vcpu v, ulong arg)
     {
         if (!GuestMemory.ReadU16(v, arg + Physdev.map_pirq_domid, out ushort domid)
@@ -115,11 +115,11 @@ public static class PhysdevOp
             {
                 if (!GuestMemory.ReadU32(v, arg + Physdev.map_pirq_bus, out uint bus)
                     || !GuestMemory.ReadU32(v, arg + Physdev.map_pirq_devfn, out uint devfn)
+                    || !GuestMemory.ReadU32(v, arg + Physdev.map_pirq_entry_nr, out uint entry)
                     || !GuestMemory.ReadU64(v, arg + Physdev.map_pirq_table_base, out ulong tableBase)) return -Errno.EFAULT;
-                if (tableBase != 0) return -Errno.EOPNOTSUPP;                     // MSI-X
                 uint segment = (int)type == Physdev.MAP_PIRQ_TYPE_MSI_SEG ? bus >> 16 : 0;
                 if (segment != 0 || (bus & 0xFF00) != 0 || devfn > 0xFF) return -Errno.EINVAL;
-                long pirq = v.Domain.Pirqs.MapMsi(bus & 0xFF, devfn);
+                long pirq = v.Domain.Pirqs.MapMsi(bus & 0xFF, devfn, tableBase, entry);
                 if (pirq < 0) return pirq;
                 return GuestMemory.WriteU32(v, arg + Physdev.map_pirq_pirq, (uint)pirq) ? 0 : -Errno.EFAULT;
             }

@@ -8,15 +8,17 @@ namespace Microhv.Hypervisor.Irq;
 /// MAP_PIRQ_TYPE_MSI, arch/x86/msi.c): the hypervisor picks a vector, writes the message (the boot
 /// CPU's local APIC address, fixed delivery, edge) into the function's MSI capability, and the vector
 /// raises the domain's pirq. Linux then sets the capability's enable bit itself and never writes the
-/// message (pci_msi_ignore_mask under Xen). An MSI is edge-triggered: no EOI, no masking. MSI-X is
-/// not offered (its table lives in the device's MMIO, which the hypervisor does not map): -EOPNOTSUPP,
-/// and Linux falls back to MSI or INTx. Pirqs of MSIs follow the GSIs' (Pirqs.FirstMsiPirq...).
+/// message (pci_msi_ignore_mask under Xen). An MSI is edge-triggered: no EOI, no masking. For MSI-X
+/// the message goes into the entry of the function's MSI-X table (in the BAR the domain names), which
+/// stays masked until the domain binds the pirq, and the table and PBA pages become read-only to the
+/// domain (Xen's msix table protection). Pirqs of MSIs follow the GSIs' (Pirqs.FirstMsiPirq...).
 /// </summary>
 public sealed class MsiRouting
 {
     /// <summary>Vectors FirstVector .. FirstVector + Slots - 1 carry MSIs (the GSIs' are 0x40-0x7F).</summary>
     public const int FirstVector = 0xA0, Slots = 32;
-    public const byte PCI_CAP_ID_MSI = 0x05;
+    public const byte PCI_CAP_ID_MSI = 0x05, PCI_CAP_ID_MSIX = 0x11;
+    private const uint MsixEntrySize = 16, MsixVectorCtrlMask = 1;
     private const uint PCI_STATUS_CAP_LIST = 0x10;
     private const ulong MsiAddressBase = 0xFEE00000;
 
@@ -24,6 +26,8 @@ public sealed class MsiRouting
     private readonly ushort[] _owner = new ushort[Slots];
     private readonly int[] _pirq = new int[Slots];
     private readonly uint[] _sbdf = new uint[Slots];
+    /// <summary>MSI-X: machine address of the slot's table entry (0: plain MSI).</summary>
+    private readonly ulong[] _msixEntry = new ulong[Slots];
     public ulong Delivered, Spurious;
 
     public MsiRouting(Machine machine)
@@ -49,20 +53,31 @@ public sealed class MsiRouting
     /// into the function. Returns the slot, or -ENODEV (no such function), -EOPNOTSUPP (no MSI
     /// capability), -ENOSPC (no free vector).
     /// </summary>
-    public long Map(ushort owner, int pirq, uint bus, uint devfn)
+    public long Map(ushort owner, int pirq, uint bus, uint devfn, ulong msixTableBase = 0, uint msixEntry = 0)
     {
         uint cf8 = 0x8000_0000u | (bus & 0xFF) << 16 | (devfn & 0xFF) << 8;
         if ((ConfigRead(cf8, 0, 2) & 0xFFFF) == 0xFFFF) return -Errno.ENODEV;
-        uint cap = FindCapability(cf8, PCI_CAP_ID_MSI);
+        uint cap = FindCapability(cf8, msixTableBase != 0 ? PCI_CAP_ID_MSIX : PCI_CAP_ID_MSI);
         if (cap == 0) return -Errno.EOPNOTSUPP;
         int slot = -1;
         for (int i = 0; i < Slots; i++) if (_pirq[i] < 0) { slot = i; break; }
         if (slot < 0) return -Errno.ENOSPC;
 
         uint control = ConfigRead(cf8, cap + 2, 2);
-        bool is64 = (control & 0x80) != 0;
         uint address = (uint)MsiAddressBase | (_machine.Host.PhysicalCpuApicId(0) & 0xFF) << 12;
         uint data = (uint)(FirstVector + slot);                 // fixed delivery, edge, this vector
+        _msixEntry[slot] = 0;
+        if (msixTableBase != 0)
+        {
+            long rc = MapMsix(cf8, cap, control, msixTableBase, msixEntry, address, data, out ulong entry);
+            if (rc != 0) return rc;
+            _msixEntry[slot] = entry;
+            _owner[slot] = owner;
+            _pirq[slot] = pirq;
+            _sbdf[slot] = PciDevices.Sbdf(0, bus & 0xFF, devfn & 0xFF);
+            return slot;
+        }
+        bool is64 = (control & 0x80) != 0;
         ConfigWrite(cf8, cap + 4, 4, address);
         if (is64)
         {
@@ -77,9 +92,58 @@ public sealed class MsiRouting
         return slot;
     }
 
+    /// <summary>
+    /// The MSI-X half of Map: entry <paramref name="index"/> of the table the capability places in the
+    /// BAR at <paramref name="tableBase"/> gets the message, masked; the table's and the PBA's pages
+    /// become read-only to the hardware domain.
+    /// </summary>
+    private long MapMsix(uint cf8, uint cap, uint control, ulong tableBase, uint index, uint address, uint data, out ulong entry)
+    {
+        entry = 0;
+        uint tableSize = (control & 0x7FF) + 1;
+        if (index >= tableSize) return -Errno.EINVAL;
+        uint table = ConfigRead(cf8, cap + 4, 4), pba = ConfigRead(cf8, cap + 8, 4);
+        ulong tableAt = tableBase + (table & ~7u);
+        entry = tableAt + index * MsixEntrySize;
+        HAL.PhysicalMemory mem = _machine.Memory;
+        if (!mem.Contains(entry, MsixEntrySize)) return -Errno.EINVAL;
+        mem.Write32(entry + 12, mem.Read32(entry + 12) | MsixVectorCtrlMask);    // masked while it changes
+        mem.Write32(entry, address);
+        mem.Write32(entry + 4, 0);
+        mem.Write32(entry + 8, data);
+        ProtectReadOnly(tableAt, tableSize * MsixEntrySize);
+        if ((pba & 7) == (table & 7)) ProtectReadOnly(tableBase + (pba & ~7u), (tableSize + 63) / 64 * 8);
+        return 0;
+    }
+
+    private void ProtectReadOnly(ulong address, ulong length)
+    {
+        ulong first = address >> 12, last = (address + length - 1) >> 12;
+        if (!_machine.IoMem.IsReadOnly(first) || !_machine.IoMem.IsReadOnly(last))
+            _machine.IoMem.ReadOnly(first, last, "MSI-X table or PBA");
+    }
+
+    /// <summary>The domain bound the pirq: an MSI-X entry is unmasked (a plain MSI is enabled by the domain itself).</summary>
+    public void Unmask(int slot) => SetMsixMask(slot, false);
+
+    /// <summary>The pirq's event channel was closed: an MSI-X entry is masked again.</summary>
+    public void Mask(int slot) => SetMsixMask(slot, true);
+
+    private void SetMsixMask(int slot, bool masked)
+    {
+        if (slot < 0 || slot >= Slots || _msixEntry[slot] == 0) return;
+        HAL.PhysicalMemory mem = _machine.Memory;
+        ulong ctrl = _msixEntry[slot] + 12;
+        uint value = mem.Read32(ctrl);
+        mem.Write32(ctrl, masked ? value | MsixVectorCtrlMask : value & ~MsixVectorCtrlMask);
+    }
+
     public void Unmap(int slot)
     {
-        if (slot >= 0 && slot < Slots) _pirq[slot] = -1;
+        if (slot < 0 || slot >= Slots) return;
+        SetMsixMask(slot, true);
+        _pirq[slot] = -1;
+        _msixEntry[slot] = 0;
     }
 
     /// <summary>The slot's vector fired (the kernel EOIs the local APIC): its owner's pirq event.</summary>

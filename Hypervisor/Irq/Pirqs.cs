@@ -33,12 +33,12 @@ public sealed class Pirqs
     private bool IsMapped(int pirq) => IsValid(pirq) && (_gsi[pirq] >= 0 || _msi[pirq] >= 0);
 
     /// <summary>map_pirq of type MSI: the lowest free MSI pirq, its message written into the function. Returns the pirq or an errno.</summary>
-    public long MapMsi(uint bus, uint devfn)
+    public long MapMsi(uint bus, uint devfn, ulong msixTableBase = 0, uint msixEntry = 0)
     {
         int pirq = -1;
         for (int p = FirstMsiPirq; p < Count; p++) if (_msi[p] < 0) { pirq = p; break; }
         if (pirq < 0) return -Errno.ENOSPC;
-        long slot = _domain.Machine.Msis.Map(_domain.DomainId, pirq, bus, devfn);
+        long slot = _domain.Machine.Msis.Map(_domain.DomainId, pirq, bus, devfn, msixTableBase, msixEntry);
         if (slot < 0) return slot;
         _msi[pirq] = (int)slot;
         return pirq;
@@ -82,7 +82,8 @@ public sealed class Pirqs
         if (_port[pirq] != 0) return -Errno.EBUSY;
         if (_msi[pirq] >= 0)
         {
-            _port[pirq] = port;                               // the message is live already; edge: no EOI bit
+            _port[pirq] = port;                               // edge: no EOI bit
+            _domain.Machine.Msis.Unmask(_msi[pirq]);          // an MSI-X entry goes live now
             return 0;
         }
         IrqRouting r = _domain.Machine.Irqs;
@@ -97,6 +98,7 @@ public sealed class Pirqs
     {
         if (!IsValid(pirq) || _port[pirq] == 0) return;
         if (_gsi[pirq] >= 0) _domain.Machine.Irqs.Unbind(_gsi[pirq]);
+        else if (_msi[pirq] >= 0) _domain.Machine.Msis.Mask(_msi[pirq]);
         _port[pirq] = 0;
         SetEoiBit(pirq, false);
     }

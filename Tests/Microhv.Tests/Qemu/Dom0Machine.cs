@@ -56,5 +56,8 @@ public static class Dom0Machine
         "-device", "ide-hd,drive=d0,bus=ahci.0",
         "-netdev", "user,id=n0,restrict=on",
         "-device", "e1000,netdev=n0",
+        // A second card with MSI-X (00:04.0), brought up by the scenario to check that interrupt path.
+        "-netdev", "user,id=n1,restrict=on",
+        "-device", "e1000e,netdev=n1",
     };
 }

@@ -268,10 +268,49 @@ public class MsiTests
     {
         var g = Dom0WithMsiDevice();
         Assert.Equal(-19, MapMsi(g, 5 << 3));                    // nothing at 00:05.0: -ENODEV
-        Assert.Equal(-95, MapMsi(g, 2 << 3, tableBase: 0xFEBF0000));   // MSI-X: -EOPNOTSUPP
+        Assert.Equal(-95, MapMsi(g, 2 << 3, tableBase: 0xFEBF0000));   // MSI-X asked of a function without it
         g.Tm.Host.PciConfig[Dev | 0x04] = 0x0000_0007;           // no capability list
         Assert.Equal(-95, MapMsi(g, 2 << 3));
         Assert.False(g.Tm.Host.PciConfig.ContainsKey(Dev | 0x84));   // no message was written
+    }
+
+    [Fact]
+    public void Msix_entries_get_the_message_masked_until_bound_and_the_table_turns_read_only()
+    {
+        var g = Dom0WithMsiDevice();
+        const uint Msix = 0x8000_0000u | (4u << 11);           // 00:04.0, an MSI-X function
+        const ulong Bar = 0x3F0000;                             // its table BAR, in the test machine's memory
+        var cfg = g.Tm.Host.PciConfig;
+        cfg[Msix] = 0x10D38086;                                 // e1000e
+        cfg[Msix | 0x04] = 0x0010_0007;
+        cfg[Msix | 0x34] = 0x90;
+        cfg[Msix | 0x90] = 0x0003_0011;                         // MSI-X, 4 entries
+        cfg[Msix | 0x94] = 0x0000_0000;                         // table at BAR + 0 (BIR 0)
+        cfg[Msix | 0x98] = 0x0000_0800;                         // PBA at BAR + 0x800 (BIR 0)
+        for (ulong i = 0; i < 4; i++) g.Tm.Memory.Write32(Bar + i * 16 + 12, 1);   // reset state: masked
+        g.W32(A + 24, 1);                                       // entry_nr 1
+        Assert.Equal(0, MapMsi(g, 4 << 3, tableBase: Bar));
+        uint pirq = g.R32(A + 12);
+        ulong entry = Bar + 16;
+        Assert.Equal(0xFEE00000u, g.Tm.Memory.Read32(entry));
+        Assert.Equal(0u, g.Tm.Memory.Read32(entry + 4));
+        Assert.True(MsiRouting.VectorToSlot((int)g.Tm.Memory.Read32(entry + 8), out int slot));
+        Assert.Equal(1u, g.Tm.Memory.Read32(entry + 12) & 1);   // masked until bound
+        Assert.True(g.Tm.Machine.IoMem.IsReadOnly(Bar >> 12));  // the table page (and the PBA's) read-only to dom0
+
+        g.W32(A + 128, pirq);
+        g.W32(A + 132, 0);
+        Assert.Equal(0, EventChannelOp.Do(g.V, EVTCHNOP_bind_pirq, A + 128));
+        Assert.Equal(0u, g.Tm.Memory.Read32(entry + 12) & 1);
+        uint port = g.R32(A + 136);
+        g.Tm.Machine.Msis.OnInterrupt(slot);
+        Assert.True(g.D.EventChannels.IsPending((int)port));
+        g.W32(A + 140, port);
+        Assert.Equal(0, EventChannelOp.Do(g.V, 3, A + 140));    // EVTCHNOP_close masks the entry again
+        Assert.Equal(1u, g.Tm.Memory.Read32(entry + 12) & 1);
+
+        g.W32(A + 24, 4);                                       // beyond the table
+        Assert.Equal(-22, MapMsi(g, 4 << 3, tableBase: Bar));
     }
 
     [Fact]
