@@ -42,13 +42,23 @@ public static class ConsoleRing
 
     /// <summary>One guest byte to the hypervisor console, with "(dN) " before the first byte of each line;
     /// the hardware domain's console is the machine's, so its bytes go out as they are (Xen's
-    /// guest_console_write writes dom0's directly, "as it could be interactive").</summary>
+    /// guest_console_write writes dom0's directly, "as it could be interactive"). A line another domain
+    /// left open is ended first (its rest gets a prefix of its own), so one domain's unterminated output
+    /// never swallows another's line, as Xen's per-domain line buffer ensures.</summary>
     internal static void Put(Domain d, byte b)
     {
-        HypervisorHost host = d.Machine.Host;
+        Machine m = d.Machine;
+        HypervisorHost host = m.Host;
+        Domain open = m.ConsoleLineOpenBy;
+        if (open != null && open != d && open.ConsoleMidLine)
+        {
+            host.ConsoleWrite((byte)'\n');
+            open.ConsoleMidLine = false;
+        }
         if (!d.ConsoleMidLine && !d.IsHardwareDomain) WritePrefix(host, d.DomainId);
         host.ConsoleWrite(b);
         d.ConsoleMidLine = b != (byte)'\n';
+        m.ConsoleLineOpenBy = d.ConsoleMidLine ? d : null;
     }
 
     private static void WritePrefix(HypervisorHost host, ushort id)

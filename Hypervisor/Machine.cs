@@ -21,6 +21,8 @@ public sealed class Machine
     /// <summary>Where serial input goes (a domain or the debug keys).</summary>
     public readonly ConsoleInput ConsoleInput;
     public int DomainCount;
+    /// <summary>The domain whose console line is open (its last byte was no newline), or null.</summary>
+    public Domain ConsoleLineOpenBy;
 
     /// <summary>The firmware's memory map, the ports and the I/O memory Microhv keeps for itself (filled by the kernel at boot).</summary>
     public readonly Io.E820Map HostMemoryMap = new Io.E820Map();

@@ -29,6 +29,21 @@ public class ConsoleIoTests
     }
 
     [Fact]
+    public void A_line_left_open_by_one_domain_does_not_swallow_another_domains_line()
+    {
+        // Found by the fuzzer (seeds 1 and 2): a domain's console_io of bytes without a newline, then
+        // another domain's line, printed the second line's text inside the first one's.
+        var d1 = new ServiceGuest(id: 1);
+        var d2 = new ServiceGuest(id: 2, machine: d1.Tm);
+        d1.Write(ServiceGuest.Base, "junk");
+        d2.Write(ServiceGuest.Base, "fuzz: done\n");
+        Assert.Equal(0, ConsoleIo.Do(d1.V, CONSOLEIO_write, 4, ServiceGuest.Base));
+        Assert.Equal(0, ConsoleIo.Do(d2.V, CONSOLEIO_write, 11, ServiceGuest.Base));
+        Assert.Equal(0, ConsoleIo.Do(d1.V, CONSOLEIO_write, 4, ServiceGuest.Base));
+        Assert.Equal("(d1) junk\n(d2) fuzz: done\n(d1) junk", d1.ConsoleText);
+    }
+
+    [Fact]
     public void Write_across_a_page_boundary_copies_both_pages()
     {
         var g = new ServiceGuest();

@@ -17,7 +17,7 @@ public sealed class ServiceGuest
     public const ulong ReadOnlyPage = Base + Pages * 4096UL;
     public const ulong Unmapped = 0x7000_0000;
 
-    public readonly TestMachine Tm = new();
+    public readonly TestMachine Tm;
     public readonly Domain D;
     public readonly ulong[] Mfns = new ulong[Pages];
 
@@ -28,8 +28,10 @@ public sealed class ServiceGuest
         public override bool TryAllocateFrame(out ulong pa) { pa = _tm.NewFrame(_owner) * 4096; return true; }
     }
 
-    public ServiceGuest(ushort id = 1, bool initial = false)
+    /// <summary><paramref name="machine"/>: another guest's machine, for two domains side by side.</summary>
+    public ServiceGuest(ushort id = 1, bool initial = false, TestMachine machine = null)
     {
+        Tm = machine ?? new TestMachine();
         D = Tm.AddDomain(id, initial);
         var frames = new OwnedFrames(Tm, id);
         Assert.Equal(MapStatus.Ok, PageTable.Create(Tm.Memory, frames, out PageTable pt));
