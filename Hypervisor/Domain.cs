@@ -74,6 +74,8 @@ public sealed class Domain
     }
 
     public bool IsAlive => State == DomainState.Running;
+    /// <summary>Dead and its frames given back (DomainRelinquish.cs).</summary>
+    public bool Relinquished;
 
     /// <summary>Machine frame of guest frame <paramref name="pfn"/>, or false if the domain has no such frame.</summary>
     public bool PfnToMfn(ulong pfn, out ulong mfn)

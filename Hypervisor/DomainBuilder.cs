@@ -339,16 +339,8 @@ public static class DomainBuilder
         d.SharedInfoMfn = 0;
     }
 
-    private static void ReleaseFrame(Machine m, ulong mfn)
-    {
-        m.FrameTable.SetType(mfn, FrameType.None, 0);
-        m.FrameTable.SetRefCount(mfn, 0);
-        m.FrameTable.SetPinned(mfn, false);
-        m.FrameTable.SetOwner(mfn, FrameTable.OwnerNone);
-        GiveBack(m, mfn << Layout.PageShift);
-    }
+    private static void ReleaseFrame(Machine m, ulong mfn) => DomainRelinquish.FreeFrame(m, mfn);
 
-    /// <summary>Only the bitmap allocator can take frames back; a bare FrameSource keeps them (leaked, never reused by a guest).</summary>
     private static void GiveBack(Machine m, ulong address)
     {
         FrameAllocator allocator = m.Frames as FrameAllocator;

@@ -25,8 +25,8 @@ public static class GrantTableOp
             case Gnttab.GNTTABOP_query_size: return n != 1 ? -Errno.EINVAL : QuerySize(v, uop);
             case Gnttab.GNTTABOP_set_version: return n != 1 ? -Errno.EINVAL : SetVersion(v, uop);
             case Gnttab.GNTTABOP_get_version: return n != 1 ? -Errno.EINVAL : GetVersion(v, uop);
-            case Gnttab.GNTTABOP_map_grant_ref: return Each(v, uop, n, Gnttab.map_size, true);
-            case Gnttab.GNTTABOP_unmap_grant_ref: return Each(v, uop, n, Gnttab.unmap_size, false);
+            case Gnttab.GNTTABOP_map_grant_ref: return Each(v, cmd, uop, n, Gnttab.map_size, true);
+            case Gnttab.GNTTABOP_unmap_grant_ref: return Each(v, cmd, uop, n, Gnttab.unmap_size, false);
             default: return -Errno.ENOSYS;
         }
     }
@@ -107,12 +107,14 @@ public static class GrantTableOp
         return GuestMemory.WriteU32(v, op + Gnttab.get_version_version, gt == null ? 1u : gt.Version) ? 0 : -Errno.EFAULT;
     }
 
-    /// <summary>map/unmap over an array of <paramref name="count"/> operations; a bad operation pointer is -EFAULT.</summary>
-    private static long Each(Vcpu v, ulong uop, uint count, int size, bool map)
+    /// <summary>map/unmap over an array of <paramref name="count"/> operations; a bad operation pointer
+    /// is -EFAULT. Preemptible as in Xen: the rest of the array becomes a continuation.</summary>
+    private static long Each(Vcpu v, ulong cmd, ulong uop, uint count, int size, bool map)
     {
         for (uint i = 0; i < count; i++)
         {
             ulong op = uop + (ulong)i * (ulong)size;
+            if (i != 0 && Continuation.PreemptCheck(v)) return Continuation.Create(v, Xen.__HYPERVISOR_grant_table_op, cmd, op, count - i);
             long rc = map ? MapGrantRef(v, op) : UnmapGrantRef(v, op);
             if (rc != 0) return rc;
         }
@@ -201,7 +203,7 @@ public static class GrantTableOp
 
     /// <summary>Drops one pin and clears GTF_writing / GTF_reading in the granter's entry when the last
     /// writable pin / the last pin goes, so the granter sees the frame is no longer accessed.</summary>
-    private static void ReleasePin(GrantTable rgt, uint gref, bool readOnly)
+    internal static void ReleasePin(GrantTable rgt, uint gref, bool readOnly)
     {
         rgt.Unpin(gref, readOnly);
         ushort clear = 0;
@@ -232,7 +234,7 @@ public static class GrantTableOp
         GrantTable lgt = GrantTable.Of(ld);
         if (lgt == null || !lgt.GetMapping(handle, out ushort dom, out uint gref, out ulong mfn, out uint flags))
             return Gnttab.GNTST_bad_handle;
-        // Domains are never removed, so the granter is found; Xen crashes the mapper when it is gone.
+        // Domains are never removed (a dead one keeps its grant table while its grants are mapped), so the granter is found.
         Domain rd = m.FindDomain(dom);
         GrantTable rgt = rd == null ? null : GrantTable.Of(rd);
         if (rgt == null) return Gnttab.GNTST_general_error;
@@ -248,6 +250,7 @@ public static class GrantTableOp
         if (!readOnly) Mm.PageTypes.PutPageType(m, mfn);
         Mm.PageTypes.PutPage(m, mfn);
         ReleasePin(rgt, gref, readOnly);
+        DomainRelinquish.AfterUnmap(rd, mfn);     // a dead granter's frame goes back once unmapped
         return Gnttab.GNTST_okay;
     }
 }

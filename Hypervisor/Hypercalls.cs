@@ -6,13 +6,16 @@ namespace Microhv.Hypervisor;
 /// <summary>
 /// The hypercall dispatcher: number in RAX, arguments in RDI, RSI, RDX, R10, R8 (Xen's x86-64
 /// convention), result back in RAX, a negative errno on failure. Every call is counted per domain.
-/// A number with no handler in <see cref="HypercallTable"/> returns -ENOSYS, like Xen does.
+/// A number with no handler in <see cref="HypercallTable"/> returns -ENOSYS, like Xen does. A long
+/// call may end in a continuation (Continuation.cs): the guest then re-issues it with advanced arguments.
 /// </summary>
 public static unsafe class Hypercalls
 {
     public static void Dispatch(Vcpu v, ref TrapFrame regs)
     {
-        regs.Rax = (ulong)Call(v, ref regs, regs.Rax, regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8);
+        Continuation.Begin(v);
+        long result = Call(v, ref regs, regs.Rax, regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8);
+        if (!Continuation.Apply(v, ref regs)) regs.Rax = (ulong)result;   // a continuation re-issues the call instead
     }
 
     /// <summary>One hypercall, counted; multicall calls this for each of its entries.</summary>

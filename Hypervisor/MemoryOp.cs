@@ -232,9 +232,7 @@ public static class MemoryOp
         if (!CanGiveBack(d, mfn) || !FindPfn(d, mfn, out ulong pfn)) return false;
         FrameTable ft = d.Machine.FrameTable;
         d.P2m[pfn] = Domain.Invalid;
-        d.Machine.SetM2p(mfn, XenMem.INVALID_M2P_ENTRY);
-        ft.SetOwner(mfn, FrameTable.OwnerNone);
-        ft.SetType(mfn, FrameType.None, 0);
+        DomainRelinquish.FreeFrame(d.Machine, mfn);
         if (d.NrPages > 0) d.NrPages--;
         return true;
     }

@@ -10,6 +10,9 @@ namespace Microhv.Hypervisor;
 /// so a hostile count never reads past what the guest has mapped. A nested multicall gets -EINVAL,
 /// as Xen refuses re-entry; so does iret, which replaces the whole register frame and cannot be
 /// batched. The batch stops when the domain stops running (it shut down or crashed mid-batch).
+/// Like Xen, it is preemptible: between entries, and when an entry's call ends in a continuation
+/// (whose arguments are then written back into the entry), the multicall continues itself from
+/// that entry, so neither the count nor one entry's work is unbounded.
 /// </summary>
 public static class Multicall
 {
@@ -24,6 +27,7 @@ public static class Multicall
         {
             if (d.State == DomainState.Shutdown || d.State == DomainState.Crashed) break;
             ulong entry = calls + (ulong)i * EntrySize;
+            if (i != 0 && Continuation.PreemptCheck(v)) return Continuation.Create(v, Xen.__HYPERVISOR_multicall, entry, nr - i);
             if (!GuestMemory.ReadU64(v, entry + OffsetOp, out ulong op)) return -Errno.EFAULT;
             long result;
             if (!HypercallTable.AllowedInMulticall(op)) result = -Errno.EINVAL;
@@ -36,9 +40,24 @@ public static class Multicall
                 if (!GuestMemory.ReadU64(v, entry + OffsetArgs + 24, out ulong a4)) return -Errno.EFAULT;
                 if (!GuestMemory.ReadU64(v, entry + OffsetArgs + 32, out ulong a5)) return -Errno.EFAULT;
                 result = Hypercalls.Call(v, ref regs, op, a1, a2, a3, a4, a5);
+                if (v.PendingCall.Pending) return ContinueAt(v, entry, nr - i);
             }
             if (!GuestMemory.WriteU64(v, entry + OffsetResult, (ulong)result)) return -Errno.EFAULT;
         }
         return 0;
+    }
+
+    /// <summary>The entry's call recorded a continuation: its new arguments go back into the entry
+    /// and the multicall is continued from it (Xen's MCSF_call_preempted). If the entry cannot be
+    /// rewritten the continuation is dropped and the multicall fails with -EFAULT.</summary>
+    private static long ContinueAt(Vcpu v, ulong entry, uint left)
+    {
+        PendingContinuation c = v.PendingCall;
+        v.PendingCall.Pending = false;
+        if (!GuestMemory.WriteU64(v, entry + OffsetArgs, c.A1) || !GuestMemory.WriteU64(v, entry + OffsetArgs + 8, c.A2)
+            || !GuestMemory.WriteU64(v, entry + OffsetArgs + 16, c.A3) || !GuestMemory.WriteU64(v, entry + OffsetArgs + 24, c.A4)
+            || !GuestMemory.WriteU64(v, entry + OffsetArgs + 32, c.A5))
+            return -Errno.EFAULT;
+        return Continuation.Create(v, Xen.__HYPERVISOR_multicall, entry, left);
     }
 }

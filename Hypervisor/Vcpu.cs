@@ -65,4 +65,8 @@ public sealed class Vcpu
 
     /// <summary>Machine address of this vCPU's vcpu_info (inside shared_info by default).</summary>
     public ulong VcpuInfoAddress;
+
+    /// <summary>The running hypercall's remaining work budget and the continuation it recorded (Continuation.cs).</summary>
+    public int PreemptBudget = Continuation.Budget;
+    public PendingContinuation PendingCall;
 }

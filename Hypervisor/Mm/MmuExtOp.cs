@@ -9,7 +9,7 @@ namespace Microhv.Hypervisor.Mm;
 /// of 24 bytes. Pinning holds a validated page-table type on a frame; NEW_BASEPTR /
 /// NEW_USER_BASEPTR switch the vCPU's kernel and user L4s; the rest flush the TLB, set the LDT and
 /// clear or copy pages. Stops at the first failure and adds the number done to *done (a u32), as
-/// Xen does. Microhv has one vCPU per domain on one CPU, so the MULTI and ALL flushes are local ones.
+/// Xen does; a long batch is preempted with a continuation (Continuation.cs). Microhv has one vCPU per domain on one CPU, so the MULTI and ALL flushes are local ones.
 /// </summary>
 public static class MmuExtOp
 {
@@ -37,6 +37,12 @@ public static class MmuExtOp
         for (; i < n; i++)
         {
             ulong at = ops + (ulong)i * OpSize;
+            if (i != 0 && Continuation.PreemptCheck(v))
+            {
+                Continuation.Create(v, Xen.__HYPERVISOR_mmuext_op, at, (n - i) | Preempted, doneOut, foreignDom);
+                rc = 0;
+                break;
+            }
             uint cmd;
             ulong arg1, arg2;
             if (cursor.Translate(v, at, OpSize, false, out ulong ma))

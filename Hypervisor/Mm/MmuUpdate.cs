@@ -8,9 +8,8 @@ namespace Microhv.Hypervisor.Mm;
 /// ptr's low 3 bits. MMU_NORMAL_PT_UPDATE / MMU_PT_UPDATE_PRESERVE_AD write val into the entry at
 /// machine address ptr after validating it for the table's level; MMU_MACHPHYS_UPDATE records
 /// machine frame ptr >> 12 as guest frame val. Processing stops at the first failure, whose errno
-/// is returned; the number of requests done is added to *done (a u32) either way. Xen preempts long
-/// batches with continuations; Microhv runs the batch to the end (each request reads guest memory,
-/// so a bogus count stops at the first unmapped request).
+/// is returned; the number of requests done is added to *done (a u32) either way. A long batch is
+/// preempted with a continuation (MMU_UPDATE_PREEMPTED in the count), as in Xen (Continuation.cs).
 /// </summary>
 public static class MmuUpdate
 {
@@ -42,6 +41,11 @@ public static class MmuUpdate
             for (; i < n; i++)
             {
                 ulong at = reqs + (ulong)i * RequestSize;
+                if (i != 0 && Continuation.PreemptCheck(v))
+                {
+                    Continuation.Create(v, Xen.__HYPERVISOR_mmu_update, at, (n - i) | Preempted, doneOut, foreignDom);
+                    break;
+                }
                 ulong ptr, val;
                 if (requests.Translate(v, at, RequestSize, false, out ulong ma))
                 {

@@ -1,3 +1,4 @@
+using Microhv.HAL;
 using Microhv.Hypervisor;
 using Microhv.Hypervisor.Public;
 using Microhv.Kernel.Console;
@@ -8,6 +9,9 @@ namespace Microhv.Kernel.Pv;
 /// name), then the machine stops — QEMU exits through isa-debug-exit when asked.</summary>
 internal static class DomainSummary
 {
+    /// <summary>Free frames before the first domain was built; every frame a domain held must be back at the end.</summary>
+    public static ulong FreeFramesAtStart;
+
     public static void PrintAndExit(Machine m)
     {
         bool allPoweroff = true;
@@ -37,6 +41,15 @@ internal static class DomainSummary
         Log.Write("summary: "); Log.Dec(PvCpu.Entry.Traps); Log.Write(" traps, "); Log.Dec(PvCpu.Entry.Hypercalls); Log.Write(" hypercalls, ");
         Log.Dec(m.Scheduler.Switches); Log.Write(" vCPU switches; managed heap "); Log.Dec(PvCpu.HeapAtStart);
         Log.Write(" bytes at guest start, +"); Log.Dec(heap - PvCpu.HeapAtStart); Log.Line(" while guests ran");
+        FrameAllocator frames = m.Frames as FrameAllocator;
+        if (frames != null)
+        {
+            Log.Write("summary: frames: "); Log.Dec(FreeFramesAtStart); Log.Write(" free before the domains were built, ");
+            Log.Dec(frames.FreeFrames); Log.Write(" after the last one ended");
+            if (frames.FreeFrames < FreeFramesAtStart) { Log.Write(" ("); Log.Dec(FreeFramesAtStart - frames.FreeFrames); Log.Write(" not returned)"); }
+            if (frames.FreeFrames > FreeFramesAtStart) { Log.Write(" ("); Log.Dec(frames.FreeFrames - FreeFramesAtStart); Log.Write(" more: freed twice)"); }
+            Log.Line();
+        }
         if (QemuExit.Enabled)
         {
             Log.Line("Microhv: powering off (isa-debug-exit)");

@@ -121,6 +121,8 @@ internal static unsafe class PvCpu
             Cpu.WriteMsr(FsBaseMsr, exit.FsBase);
             Cpu.WriteMsr(GsBaseMsr, exit.GsBase);
         }
+        // Off a dead domain's page tables now (CR3 was switched): its frames go back to the pool.
+        if (exit.Has(ExitActions.Switch)) DomainRelinquish.ReleaseDead(Machine, Entry.Current);
         if (exit.Has(ExitActions.AllEnded)) DomainSummary.PrintAndExit(Machine);
         if (exit.Has(ExitActions.ArmTimer) && Clock.DeadlineMode) Clock.ArmFor(exit.TimerDeadline, Machine.Host.SystemTimeNs());
     }

@@ -35,6 +35,7 @@ internal static unsafe class PvSetup
         PvCpu.Machine = machine;
         PvCpu.Entry = new GuestEntry(machine);
 
+        DomainSummary.FreeFramesAtStart = frames.FreeFrames;
         DomainLoader.LoadAll(machine, info);
         if (machine.DomainCount == 0)
         {

@@ -19,6 +19,8 @@ public class PvGuestTests
     private const string Cmdline = "microhv.log=info microhv.exit=isa-debug-exit";
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(120);
     private static readonly Regex CheckLine = new(@"^check (\S+): (PASS|FAIL)(.*)$");
+    /// <summary>Every frame a domain held, shut down or crashed, is free again once the last one ended.</summary>
+    private static readonly Regex FramesBalanced = new(@"^summary: frames: (\d+) free before the domains were built, \1 after the last one ended$");
 
     private static QemuMachine Boot(params (string, string)[] modules)
         => QemuMachine.Start(KernelImages.WorkDir, BootConfig.Args(KernelImages.IsoWithModules(Cmdline, modules), memoryMiB: 512));
@@ -57,6 +59,7 @@ public class PvGuestTests
             Assert.Contains($"summary: domain {d}: poweroff, code 0", lines);
         // No allocation on the hypercall and trap paths: the managed heap did not grow while four guests ran.
         Assert.Contains(lines, l => Regex.IsMatch(l, @"^summary: \d+ traps, \d+ hypercalls, \d+ vCPU switches; managed heap \d+ bytes at guest start, \+0 while guests ran$"));
+        Assert.Contains(lines, l => FramesBalanced.IsMatch(l));
         // Concurrency, not a sequence: the spinning domain's rounds interleave with other domains' output.
         int firstRound = lines.ToList().FindIndex(l => l == "(d1) pvtest: workload spin: round 1");
         int lastRound = lines.ToList().FindIndex(l => l == "(d1) pvtest: workload spin: round 3");
@@ -84,6 +87,7 @@ public class PvGuestTests
         Assert.Contains("summary: domain 0 (checks): poweroff, code 0", lines);
         Assert.Contains(lines, l => l.StartsWith("summary: domain 1 (crasher): crashed"));
         Assert.Contains("summary: domain 2 (spin): poweroff, code 0", lines);
+        Assert.Contains(lines, l => FramesBalanced.IsMatch(l));     // the crashed domain's frames too
         Assert.Equal(3, Exit(qemu));
     }
 
@@ -99,6 +103,7 @@ public class PvGuestTests
         qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", Step);
         Assert.Contains("summary: domain 0 (mapper): poweroff, code 0", qemu.Lines);
         Assert.Contains("summary: domain 1 (offerer): poweroff, code 0", qemu.Lines);
+        Assert.Contains(qemu.Lines, l => FramesBalanced.IsMatch(l));
         Assert.Equal(1, Exit(qemu));
     }
 

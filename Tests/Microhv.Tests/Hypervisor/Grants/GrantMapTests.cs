@@ -104,6 +104,40 @@ public class GrantMapTests
     }
 
     [Fact]
+    public void A_dead_granter_keeps_a_frame_another_domain_maps_until_it_is_unmapped()
+    {
+        ulong frame = A.Data[0], other = A.Data[1];
+        Grant(7, GTF_permit_access, 2, frame);
+        Assert.Equal(GNTST_okay, Map(HostVa, GNTMAP_host_map, 7, 1, out uint handle));
+        A.Dom.State = DomainState.Shutdown;
+        DomainRelinquish.ReleaseDead(T.Machine, B.V);
+        Assert.True(A.Dom.Relinquished);
+        Assert.Equal(FrameTable.OwnerNone, T.FrameTable.OwnerOf(other));     // the rest went back
+        Assert.Equal((ushort)1, T.FrameTable.OwnerOf(frame));               // B still maps this one
+        Assert.Equal((ushort)1, T.FrameTable.OwnerOf(Gt.Frames[0]));        // and the grant entry it pins
+        Assert.True(GuestMemory.WriteU32(B.V, HostVa, 0x1234));
+        Assert.Equal(GNTST_okay, Unmap(HostVa, handle));
+        Assert.Equal(FrameTable.OwnerNone, T.FrameTable.OwnerOf(frame));
+        Assert.Equal(FrameTable.OwnerNone, T.FrameTable.OwnerOf(Gt.Frames[0]));
+    }
+
+    [Fact]
+    public void A_dead_mapper_releases_its_mappings_of_another_domains_grants()
+    {
+        ulong frame = A.Data[0];
+        Grant(7, GTF_permit_access, 2, frame);
+        uint refs = A.RefCount(frame), types = A.TypeCount(frame);
+        Assert.Equal(GNTST_okay, Map(HostVa, GNTMAP_host_map, 7, 1, out _));
+        B.Dom.Crash("test");
+        DomainRelinquish.ReleaseDead(T.Machine, A.V);
+        Assert.Equal(refs, A.RefCount(frame));
+        Assert.Equal(types, A.TypeCount(frame));
+        Assert.Equal(GTF_permit_access, GrantFlags(7));                     // GTF_reading/writing cleared
+        Assert.Equal((ushort)1, T.FrameTable.OwnerOf(frame));
+        Assert.False(A.Dom.Relinquished);                                   // the living domain keeps everything
+    }
+
+    [Fact]
     public void Hypercall_arguments_may_live_in_a_granted_page()
     {
         Grant(3, GTF_permit_access, 2, A.Spare[0]);

@@ -1,0 +1,118 @@
+using Microhv.HAL;
+using Microhv.Hypervisor.Public;
+
+namespace Microhv.Hypervisor;
+
+/// <summary>
+/// What a dead domain gives back (Xen's domain_relinquish_resources, which the toolstack triggers
+/// when it destroys a domain; Microhv has no toolstack and does it as soon as a shut-down or crashed
+/// domain's vCPU has left the CPU). First its own grant mappings of other domains' pages are undone
+/// (gnttab_release_mappings: pins, type and general references), then every frame it owns returns to
+/// the machine's pool — except, as in Xen, a frame another domain still maps through a grant: that
+/// one stays, with the dead domain's grant table, until the last such mapping is unmapped.
+/// Its event channels are closed, so peers see their ports unbound and nobody writes its pages again.
+/// </summary>
+public static class DomainRelinquish
+{
+    /// <summary>Relinquishes every dead domain that has not been yet and is not <paramref name="current"/>'s
+    /// (the kernel calls this after a vCPU switch, when the CPU no longer runs on the dead one's tables).</summary>
+    public static void ReleaseDead(Machine m, Vcpu current)
+    {
+        for (int i = 0; i < m.DomainCount; i++)
+        {
+            Domain d = m.Domains[i];
+            if (d == null || d.Relinquished || d.IsAlive || d.State == DomainState.Building) continue;
+            if (current != null && current.Domain == d) continue;
+            Relinquish(d);
+        }
+    }
+
+    public static void Relinquish(Domain d)
+    {
+        if (d.Relinquished) return;
+        d.Relinquished = true;
+        Machine m = d.Machine;
+        ReleaseMappings(d);
+        if (d.EventChannels != null) d.EventChannels.Reset();
+        d.SharedInfoMfn = 0;
+        d.ConsoleRingMfn = 0;
+        d.Vcpu.VcpuInfoAddress = 0;
+        FrameTable ft = m.FrameTable;
+        GrantTable gt = GrantTable.Of(d);
+        bool granted = gt != null && AnyPinned(gt);      // rare: then each frame is checked against the pins
+        for (ulong mfn = 0; mfn < ft.FrameCount; mfn++)
+            if (ft.OwnerOf(mfn) == d.DomainId && !(granted && StillGranted(d, mfn))) FreeFrame(m, mfn);
+        if (d.P2m != null) for (int pfn = 0; pfn < d.P2m.Length; pfn++) d.P2m[pfn] = Domain.Invalid;
+    }
+
+    /// <summary>After another domain unmapped <paramref name="mfn"/> of dead domain <paramref name="granter"/>:
+    /// the frame, and once no grant is mapped any more the grant table's frames, go back to the pool.</summary>
+    public static void AfterUnmap(Domain granter, ulong mfn)
+    {
+        if (!granter.Relinquished) return;
+        Machine m = granter.Machine;
+        if (m.FrameTable.OwnerOf(mfn) == granter.DomainId && !StillGranted(granter, mfn)) FreeFrame(m, mfn);
+        GrantTable gt = GrantTable.Of(granter);
+        if (gt == null || AnyPinned(gt)) return;
+        for (int i = 0; i < gt.NrFrames; i++)
+            if (m.FrameTable.OwnerOf(gt.Frames[i]) == granter.DomainId) FreeFrame(m, gt.Frames[i]);
+    }
+
+    /// <summary>Gives a frame back to the machine's pool: no owner, type or references; its M2P entry invalid.</summary>
+    public static void FreeFrame(Machine m, ulong mfn)
+    {
+        FrameTable ft = m.FrameTable;
+        ft.SetType(mfn, FrameType.None, 0);
+        ft.SetRefCount(mfn, 0);
+        ft.SetPinned(mfn, false);
+        ft.SetOwner(mfn, FrameTable.OwnerNone);
+        m.SetM2p(mfn, XenMem.INVALID_M2P_ENTRY);
+        // Only the bitmap allocator can take frames back; a bare FrameSource keeps them (never reused).
+        FrameAllocator allocator = m.Frames as FrameAllocator;
+        if (allocator != null) allocator.Free(mfn << Layout.PageShift);
+    }
+
+    /// <summary>True while another domain maps this frame through one of the dead domain's grants, or
+    /// while it is a frame of a grant table some mapping still pins (its entries are still written).</summary>
+    private static bool StillGranted(Domain d, ulong mfn)
+    {
+        GrantTable gt = GrantTable.Of(d);
+        if (gt == null) return false;
+        bool anyPinned = false;
+        for (uint r = 0; r < gt.NrEntries; r++)
+        {
+            if (!gt.IsPinned(r)) continue;
+            anyPinned = true;
+            if (gt.ActiveMfn(r) == mfn) return true;
+        }
+        return anyPinned && GrantTable.IsGrantFrame(d, mfn);
+    }
+
+    private static bool AnyPinned(GrantTable gt)
+    {
+        for (uint r = 0; r < gt.NrEntries; r++) if (gt.IsPinned(r)) return true;
+        return false;
+    }
+
+    /// <summary>gnttab_release_mappings: every mapping the dead domain holds of another domain's grant
+    /// drops its references and its pin, as an unmap would (the dead domain's page tables are gone).</summary>
+    private static void ReleaseMappings(Domain d)
+    {
+        GrantTable gt = GrantTable.Of(d);
+        if (gt == null) return;
+        Machine m = d.Machine;
+        for (uint h = 0; h < GrantTable.MaptrackCapacity; h++)
+        {
+            if (!gt.GetMapping(h, out ushort dom, out uint gref, out ulong mfn, out uint flags)) continue;
+            gt.SetMappingFlags(h, 0);
+            if ((flags & Gnttab.GNTMAP_host_map) == 0) continue;
+            Domain rd = m.FindDomain(dom);
+            GrantTable rgt = rd == null ? null : GrantTable.Of(rd);
+            bool readOnly = (flags & Gnttab.GNTMAP_readonly) != 0;
+            if (!readOnly) Mm.PageTypes.PutPageType(m, mfn);
+            Mm.PageTypes.PutPage(m, mfn);
+            if (rgt != null && gref < rgt.NrEntries) GrantTableOp.ReleasePin(rgt, gref, readOnly);
+            if (rd != null) AfterUnmap(rd, mfn);
+        }
+    }
+}
