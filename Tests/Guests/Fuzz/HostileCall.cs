@@ -1,0 +1,62 @@
+namespace Microhv.Guests.Fuzz;
+
+/// <summary>One hypercall: number and five arguments, and what it may have undone of the fuzzer's
+/// own set-up (its trap table, its callbacks), to re-install after it.</summary>
+internal struct HostileCall
+{
+    public ulong Nr, A1, A2, A3, A4, A5;
+    public bool RestoreTraps, RestoreCallbacks;
+}
+
+/// <summary>
+/// Chooses the next hostile hypercall. Numbers 0–63 with biased arguments, except that the ones
+/// whose random form could destroy the fuzzer itself are always built structurally (their
+/// requests name only sandbox targets: Calls*.cs), and a few are never made. Never made, because
+/// on Xen too they would legitimately end or freeze the caller: iret (23: jumps to a frame from the
+/// stack), sched_op/sched_op_compat block, shutdown and watchdog, vcpu_op down of vCPU 0, poll
+/// without a timeout. Allowed but re-installed after: set_trap_table, set_callbacks, callback_op.
+/// </summary>
+internal static unsafe class Generator
+{
+    public static void Next(ref HostileCall c, int depth)
+    {
+        c = default;
+        int nr = Rng.Int(64);
+        c.Nr = (ulong)nr;
+        switch (nr)
+        {
+            case 1: MmCalls.MmuUpdate(ref c); return;
+            case 13:
+                if (depth == 0) { MulticallBuilder.Build(ref c); return; }
+                c.Nr = 17; c.A1 = Rng.Below(12); c.A2 = Sandbox.Va(); return;   // no nesting: xen_version instead
+            case 14: MmCalls.UpdateVaMapping(ref c, false); return;
+            case 22: MmCalls.UpdateVaMapping(ref c, true); return;
+            case 26: MmCalls.MmuextOp(ref c); return;
+            case 12: DomainCalls.MemoryOp(ref c); return;
+            case 20: DomainCalls.GrantTableOp(ref c); return;
+            case 16: case 32: DomainCalls.EventChannelOp(ref c); return;
+            case 24: DomainCalls.VcpuOp(ref c); return;
+            case 6: case 29: DomainCalls.SchedOp(ref c); return;
+            case 19: case 33: DomainCalls.PhysdevOp(ref c); return;
+            case 23: c.Nr = 17; c.A1 = 0; c.A2 = 0; return;                        // never iret: xen_version instead
+        }
+        c.A1 = Sandbox.Value(); c.A2 = Sandbox.Value(); c.A3 = Sandbox.Value(); c.A4 = Sandbox.Value(); c.A5 = Sandbox.Value();
+        if (nr == 0 || nr == 3) c.RestoreTraps = true;
+        if (nr == 4 || nr == 30 || nr == 28) c.RestoreCallbacks = true;
+        if (nr == 0 && Rng.OneIn(2)) c.A1 = (ulong)TrapTableJunk();
+    }
+
+    /// <summary>A trap table of random entries (vector, flags, selector, address), not always terminated.</summary>
+    private static unsafe ulong* TrapTableJunk()
+    {
+        int n = 1 + Rng.Int(8);
+        ulong* t = Arena.Alloc((ulong)n * 16 + 16);
+        for (int i = 0; i < n; i++)
+        {
+            t[2 * i] = Rng.Below(300) | Rng.Below(8) << 8 | (Rng.OneIn(2) ? 0xE033UL : Rng.Below(0x10000)) << 16;
+            t[2 * i + 1] = Sandbox.Va();
+        }
+        if (Rng.OneIn(2)) { t[2 * n] = 0; t[2 * n + 1] = 0; }
+        return t;
+    }
+}

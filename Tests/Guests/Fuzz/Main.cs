@@ -1,0 +1,182 @@
+using System.Runtime.InteropServices;
+
+namespace Microhv.Guests.Fuzz;
+
+/// <summary>
+/// The hostile-guest fuzzer's entry. Command line (start_info.cmd_line): <c>seed=S calls=N</c>
+/// (default 1 and 100000), <c>log=1</c> to print every call before it is made (<c>logfrom=K</c>:
+/// from call K on), <c>mode=canary fuzzers=N wait=S</c> for the canary domain instead. Each call is a
+/// hostile hypercall (one in eight a privileged or faulting instruction) drawn from (seed, call
+/// number); at the end the fuzzer tells the canary it is done and prints
+/// <c>fuzz: seed S: N calls done</c>, then powers off.
+/// </summary>
+internal static unsafe class FuzzMain
+{
+    private static ulong s_seed = 1, s_calls = 100000, s_logFrom = ~0UL, s_n;
+    private static HostileCall s_call;
+    private static ulong s_probe, s_pa, s_pb, s_pc;
+    private static long s_result;
+    private static ulong s_hypercalls, s_probes, s_ok, s_leaks;
+
+    [UnmanagedCallersOnly(EntryPoint = "fuzz_main")]
+    private static void Main(byte* startInfo, GuestLayout* layout)
+    {
+        Internal.Runtime.KernelHeap.Initialize((byte*)layout->HeapStart, (byte*)layout->HeapEnd);
+        Internal.Runtime.Failure.Handler = &RuntimeFailure;
+        Guest.Initialize(startInfo, layout);
+        Internal.Runtime.ModuleStartup.Initialize((void**)layout->ModulesStart, (void**)layout->ModulesEnd);
+        long trapRc = FuzzTraps.Install();
+        long windowRc = Guest.CreateWindow();
+        long sharedRc = Guest.WindowL1 != null ? Guest.MapSharedInfo() : -1;
+        XenConsole.Initialize();
+        if (trapRc != 0 || windowRc != 0 || sharedRc != 0) Fail("fuzz: set-up failed (trap table, window or shared_info)");
+        FuzzTraps.InstallCallbacks();
+
+        byte* cmd = startInfo + Xen.SI_cmd_line;
+        if (Options.IsCanary(cmd))
+        {
+            Canary.Run((int)Options.Number(cmd, "fuzzers=", 1), Options.Number(cmd, "wait=", 600));
+            return;
+        }
+        s_seed = Options.Number(cmd, "seed=", 1);
+        s_calls = Options.Number(cmd, "calls=", 100000);
+        if (Options.Number(cmd, "log=", 0) != 0) s_logFrom = Options.Number(cmd, "logfrom=", 0);
+        if (Guest.NrPages < 2048) Fail("fuzz: needs pages=2048 or more (its spare frames must lie outside the bootstrap mapping)");
+        if (!Sandbox.Initialize()) Fail("fuzz: cannot map the scratch pages");
+
+        XenConsole.Write("fuzz: seed "); XenConsole.Udec(s_seed); XenConsole.Write(", "); XenConsole.Udec(s_calls); XenConsole.Line(" calls");
+        for (s_n = 0; s_n < s_calls; s_n++)
+        {
+            Rng.Start(s_seed, s_n);
+            Arena.Reset();
+            FuzzTraps.InCall = true;
+            if (Rng.OneIn(8))
+            {
+                PrivOps.Choose(out s_probe, out s_pa, out s_pb, out s_pc);
+                if (s_n >= s_logFrom) Log.Probe(s_seed, s_n, s_probe, s_pa, s_pb, s_pc);
+                FuzzTraps.InProbe = true;
+                Cpu.CheckRun(&RunProbe);
+                FuzzTraps.InProbe = false;
+                s_probes++;
+            }
+            else
+            {
+                Generator.Next(ref s_call, 0);
+                if (s_n >= s_logFrom) Log.Call(s_seed, s_n, ref s_call);
+                ulong before = FuzzTraps.Unexpected;
+                s_result = -9999;
+                Cpu.CheckRun(&RunCall);
+                if (FuzzTraps.Unexpected != before) Log.UnexpectedTrap(s_seed, s_n, ref s_call);
+                s_hypercalls++;
+                if (s_result == 0) s_ok++;
+                AfterCall();
+            }
+            FuzzTraps.InCall = false;
+            CheckOwnMappings();
+            if ((s_n & 4095) == 4095) LookForLeaks();
+            if ((s_n + 1) % 100000 == 0 && s_n + 1 != s_calls)
+            {
+                XenConsole.Write("fuzz: seed "); XenConsole.Udec(s_seed); XenConsole.Write(": "); XenConsole.Udec(s_n + 1); XenConsole.Line(" calls");
+            }
+        }
+        // Our console_io writes may have left a line open on the hypervisor console: end it first.
+        byte newline = (byte)'\n';
+        Hypercall.ConsoleWrite(&newline, 1);
+        XenConsole.Write("fuzz: seed "); XenConsole.Udec(s_seed); XenConsole.Write(": "); XenConsole.Udec(s_calls); XenConsole.Line(" calls done");
+        XenConsole.Write("fuzz: stats: "); XenConsole.Udec(s_hypercalls); XenConsole.Write(" hypercalls ("); XenConsole.Udec(s_ok);
+        XenConsole.Write(" returned 0), "); XenConsole.Udec(s_probes); XenConsole.Write(" instructions, "); XenConsole.Udec(FuzzTraps.Traps);
+        XenConsole.Write(" traps, "); XenConsole.Udec(FuzzTraps.Unexpected); XenConsole.Write(" unexpected, "); XenConsole.Udec(s_leaks); XenConsole.Line(" leaks");
+        TellCanary();
+        Hypercall.Shutdown(Xen.SHUTDOWN_poweroff);
+    }
+
+    private static void RunCall()
+    {
+        HostileCall c = s_call;
+        if (c.RestoreTraps) { s_result = FencedHypercall(&c.Nr, (ulong)FuzzTraps.Table); return; }
+        s_result = Rng.OneIn(8) ? Int82(c.Nr, c.A1, c.A2, c.A3, c.A4, c.A5) : Hypercall.Raw(c.Nr, c.A1, c.A2, c.A3, c.A4, c.A5);
+    }
+
+    private static void RunProbe() => PrivOps.Probe(s_probe, s_pa, s_pb, s_pc);
+
+    [System.Runtime.RuntimeImport("*", "fuzz_int82")] [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.InternalCall)]
+    private static extern long Int82(ulong nr, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5);
+
+    [System.Runtime.RuntimeImport("*", "fuzz_fenced_hypercall")] [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.InternalCall)]
+    private static extern long FencedHypercall(ulong* call, ulong trapTable);
+
+    /// <summary>Re-installs what the call may have replaced, and notes where vcpu_info went.</summary>
+    private static void AfterCall()
+    {
+        HostileCall c = s_call;
+        if (c.RestoreCallbacks) FuzzTraps.InstallCallbacks();
+        if (c.Nr == 24 && c.A1 == 10 && s_result == 0)
+        {
+            ulong mfn = Cpu.Read64(c.A3), offset = Cpu.Read64(c.A3 + 8) & 0xFFFFFFFF;
+            FuzzTraps.MovedVcpuInfo = mfn == Sandbox.ScratchMfn[Sandbox.VictimPage] ? Sandbox.ScratchPage(Sandbox.VictimPage) + offset : 0;
+        }
+    }
+
+    /// <summary>No call may take away the window's own slots (shared_info, console, scratch): our
+    /// requests never name them, so a change is the hypervisor's doing. Reported, then the failure stops us.</summary>
+    private static void CheckOwnMappings()
+    {
+        for (int slot = Sandbox.ScratchSlot; slot < Sandbox.ScratchSlot + Sandbox.ScratchPages; slot++)
+        {
+            ulong pte = Cpu.Read64((ulong)&Guest.WindowL1[slot]);
+            if ((pte & 0x000FFFFFFFFFF001UL) == (Sandbox.ScratchMfn[slot - Sandbox.ScratchSlot] << 12 | 1)) continue;
+            XenConsole.Write("fuzz: seed "); XenConsole.Udec(s_seed); XenConsole.Write(" call "); XenConsole.Udec(s_n);
+            XenConsole.Write(": our window slot "); XenConsole.Dec(slot); XenConsole.Write(" changed to "); XenConsole.Hex(pte);
+            XenConsole.Write(" after "); Log.Call(s_seed, s_n, ref s_call);
+            Hypercall.Shutdown(Xen.SHUTDOWN_crash);
+        }
+    }
+
+    /// <summary>Whatever the hypervisor let us map or copy into scratch must not be the canary's.</summary>
+    private static void LookForLeaks()
+    {
+        for (int i = Sandbox.ArenaPages; i < Sandbox.ScratchPages; i++)
+        {
+            if (!Canary.Leaked((ulong*)Sandbox.ScratchPage(i))) continue;
+            s_leaks++;
+            XenConsole.Write("fuzz: seed "); XenConsole.Udec(s_seed); XenConsole.Write(" near call "); XenConsole.Udec(s_n);
+            XenConsole.Line(": the canary's pattern is in our scratch memory");
+        }
+    }
+
+    /// <summary>Binds the event channel the canary offered us and signals it.</summary>
+    private static void TellCanary()
+    {
+        uint* bind = stackalloc uint[3];
+        uint* send = stackalloc uint[1];
+        uint* reset = stackalloc uint[1];
+        for (int attempt = 0; attempt < 2; attempt++)
+        {
+            for (uint port = 1; port < 64; port++)
+            {
+                bind[0] = 0; bind[1] = port; bind[2] = 0;   // remote_dom 0, remote_port
+                if (Hypercall.EventChannelOp(Xen.EVTCHNOP_bind_interdomain, bind) != 0) continue;
+                send[0] = bind[2];
+                Hypercall.EventChannelOp(Xen.EVTCHNOP_send, send);
+                return;
+            }
+            reset[0] = 0x7FF0;                              // EVTCHNOP_reset of our own channels, then again
+            Hypercall.EventChannelOp(10, reset);
+        }
+        XenConsole.Line("fuzz: no canary to tell");
+    }
+
+    private static void Fail(string why)
+    {
+        XenConsole.Line(why);
+        Hypercall.Shutdown(Xen.SHUTDOWN_crash);
+    }
+
+    private static void RuntimeFailure(int code, ulong detail)
+    {
+        XenConsole.Write("fuzz: runtime failure ");
+        XenConsole.Dec(code);
+        XenConsole.Line("");
+        Hypercall.Shutdown(Xen.SHUTDOWN_crash);
+    }
+}
