@@ -295,7 +295,8 @@ public static class DomainBuilder
         return DomainBuildStatus.Ok;
     }
 
-    /// <summary>The ring page libxenguest gives a non-initial domain, with its event channel to the hypervisor.</summary>
+    /// <summary>The ring page libxenguest gives a non-initial domain, with its event channel to the hypervisor,
+    /// held writable for the hypervisor's writes.</summary>
     private static void SetUpConsoleRing(Machine m, Domain d, in DomainBuildLayout layout)
     {
         if (layout.VConsoleStart == 0) return;
@@ -307,6 +308,9 @@ public static class DomainBuilder
         m.Memory.Write32(si + StartInfo.console_domU_evtchn, (uint)port);
         d.ConsoleRingMfn = mfn;
         d.ConsoleEvtchn = port;
+        // The backend's own writable reference (xenconsoled keeps the ring mapped): the hypervisor writes
+        // out_cons and in[] by machine address, so the page must never become a page table or descriptor page.
+        PageTypes.GetPageAndType(m, d, mfn, FrameType.Writable);
     }
 
     /// <summary>Xen's initial registers: rip = entry, rsi = start_info, rsp = top of the boot stack, flat ring-3 selectors.</summary>

@@ -76,6 +76,10 @@ public sealed class GrantTable
             if (!m.FrameTable.IsValid(mfn)) return false;
             m.Memory.Fill(pa, 0, Layout.PageSize);
             m.FrameTable.SetOwner(mfn, Domain.DomainId);
+            // Shared with the guest as Xen's share_xen_page_with_guest does: writable for good, so the
+            // hypervisor's writes of grant flags never land in a page table the guest made of it.
+            m.FrameTable.SetType(mfn, FrameType.Writable, 1);
+            m.FrameTable.SetValidated(mfn, true);
             Frames[NrFrames++] = mfn;
         }
         return true;

@@ -315,6 +315,11 @@ public class DomainBuilderTests
         Assert.Equal(consoleMfn, bm.Memory.Peek64(si + SI.console_domU_mfn));
         Assert.Equal((uint)d.ConsoleEvtchn, BitConverter.ToUInt32(bm.Memory.Bytes, (int)si + SI.console_domU_evtchn));
         Assert.Equal(P | W | U | A, Flags(bm, d, KernelBase + 0x100_6000));
+        // Microhv writes the ring by machine address: it keeps a writable type the guest cannot turn
+        // into a page table (issue 14: every write on the hypervisor's own initiative honours the page's type).
+        Assert.Equal(FrameType.Writable, bm.FrameTable.TypeOf(consoleMfn));
+        Assert.Equal(2u, bm.FrameTable.TypeCount(consoleMfn));
+        Assert.NotEqual(0, Microhv.Hypervisor.Mm.PageTypes.GetPageType(bm.Machine, d, consoleMfn, FrameType.L1PageTable));
     }
 
     private static ulong Flags(BuilderMachine bm, Domain d, ulong va)

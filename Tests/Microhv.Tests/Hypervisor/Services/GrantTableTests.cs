@@ -42,6 +42,17 @@ public class GrantTableTests
     }
 
     [Fact]
+    public void Grant_table_frames_stay_writable_so_they_cannot_become_page_tables()
+    {
+        // Microhv writes GTF_reading/GTF_writing into them by machine address (issue 14).
+        var g = Guest();
+        ulong frame = GrantTable.Of(g.D).Frames[0];
+        Assert.Equal(FrameType.Writable, g.Tm.FrameTable.TypeOf(frame));
+        Assert.NotEqual(0, Microhv.Hypervisor.Mm.PageTypes.GetPageType(g.Tm.Machine, g.D, frame, FrameType.L1PageTable));
+        Assert.NotEqual(0, Microhv.Hypervisor.Mm.PageTypes.GetPageType(g.Tm.Machine, g.D, frame, FrameType.SegDesc));
+    }
+
+    [Fact]
     public void Setup_table_reports_errors_in_status()
     {
         var g = Guest();
