@@ -273,6 +273,29 @@ public class GuestTrapsTests
     }
 
     [Fact]
+    public void AMulticallOfZeroEntriesClearsTheTrapTableSoALaterNmIsTheGuestsOwnFatalFault()
+    {
+        // Issue 14's "#NM charged to the guest right after multicall(list=0x10, nr_calls=0xfffffffe)",
+        // reproduced by the fuzzer (seed 1, call 605: a list in its own zero-filled memory, then
+        // fpu_taskswitch(1)): entries of zeros are set_trap_table(NULL), which clears the table as in
+        // Xen, so the guest's next FPU instruction raises an #NM it has no handler for. Xen kills
+        // the domain the same way; an #NM raised by the hypervisor itself is FATAL, never the guest's.
+        var g = new TrapsGuest();
+        g.Trap(7, Handler);
+        ulong list = TrapsGuest.Va(TrapsGuest.ArgsSlot);
+        g.Write64(list, 5); g.Write64(list + 16, 1);                // fpu_taskswitch(1)
+        for (ulong i = 64; i < 128; i += 8) g.Write64(list + i, 0); // set_trap_table(NULL)
+        TrapFrame mc = g.KernelFrame();
+        Assert.Equal(0, Multicall.Do(g.V, ref mc, list, 2));
+        Assert.True(g.V.FpuTaskSwitched);
+        Assert.Equal(0UL, g.V.TrapTable[7].Address);
+        var regs = At(g, 7, 0, 0x0F, 0x28, 0xC1);                   // movaps xmm0, xmm1
+        GuestTraps.HandleException(g.V, ref regs, 0);
+        Assert.Equal(DomainState.Crashed, g.D.State);
+        Assert.Equal("fatal #NM (vector 7): no guest handler", g.D.CrashReason);
+    }
+
+    [Fact]
     public void DeviceNotAvailableIsBouncedOnceWhenTheGuestSetTs()
     {
         var g = new TrapsGuest();
