@@ -67,9 +67,7 @@ public static class DomainRelinquish
         ft.SetPinned(mfn, false);
         ft.SetOwner(mfn, FrameTable.OwnerNone);
         m.SetM2p(mfn, XenMem.INVALID_M2P_ENTRY);
-        // Only the bitmap allocator can take frames back; a bare FrameSource keeps them (never reused).
-        FrameAllocator allocator = m.Frames as FrameAllocator;
-        if (allocator != null) allocator.Free(mfn << Layout.PageShift);
+        m.Frames.TryFreeFrame(mfn << Layout.PageShift);   // a source that cannot take it back loses it (never reused)
     }
 
     /// <summary>True while another domain maps this frame through one of the dead domain's grants, or

@@ -31,7 +31,7 @@ internal static unsafe class MmCalls
             req[2 * i + 1] = val;
         }
         c.A1 = Rng.OneIn(16) ? Sandbox.Va() : (ulong)req;
-        c.A2 = Rng.OneIn(6) ? Sandbox.Count() : (ulong)n | (Rng.OneIn(10) ? 0x80000000UL : 0);   // MMU_UPDATE_PREEMPTED
+        c.A2 = Rng.OneIn(6) ? Sandbox.Count() : (ulong)(uint)n | (Rng.OneIn(10) ? 0x80000000UL : 0);   // MMU_UPDATE_PREEMPTED
         c.A3 = Rng.OneIn(3) ? 0 : Sandbox.Va();
         c.A4 = Rng.OneIn(2) ? 0x7FF0 : Sandbox.DomId() | (Rng.OneIn(4) ? Rng.Below(8) << 16 : 0);
     }
@@ -85,7 +85,7 @@ internal static unsafe class MmCalls
             op[3 * i + 2] = arg2;
         }
         c.A1 = Rng.OneIn(16) ? Sandbox.Va() : (ulong)op;
-        c.A2 = Rng.OneIn(6) ? Sandbox.Count() : (ulong)n | (Rng.OneIn(10) ? 0x80000000UL : 0);
+        c.A2 = Rng.OneIn(6) ? Sandbox.Count() : (ulong)(uint)n | (Rng.OneIn(10) ? 0x80000000UL : 0);
         c.A3 = Rng.OneIn(3) ? 0 : Sandbox.Va();
         c.A4 = Rng.OneIn(2) ? 0x7FF0 : Sandbox.DomId();
     }
