@@ -14,7 +14,10 @@ internal struct HostileCall
 /// requests name only sandbox targets: Calls*.cs), and a few are never made. Never made, because
 /// on Xen too they would legitimately end or freeze the caller: iret (23: jumps to a frame from the
 /// stack), sched_op/sched_op_compat block, shutdown and watchdog, vcpu_op down of vCPU 0, poll
-/// without a timeout. Allowed but re-installed after: set_trap_table, set_callbacks, callback_op.
+/// without a timeout. Allowed but undone after: set_trap_table (cleared, then ours re-installed,
+/// so no junk entry survives for an INT n to jump through), set_callbacks, callback_op. Privileged
+/// instructions never far-jump to a selector that could be 32-bit code (PrivOps.cs), and no request
+/// names a live mapping of ours (MmCalls.cs) or lets a count run into junk (Arena.AllocList).
 /// </summary>
 internal static unsafe class Generator
 {

@@ -51,8 +51,11 @@ internal static unsafe class PrivOps
                 }
                 break;
             case Iretq: case CallFar: case Retf:
-                a = Rng.OneIn(3) ? 0xE033 : Rng.OneIn(2) ? Rng.Below(0x10000) : 0xE02B;
-                b = Rng.OneIn(2) ? 0xE02B : Rng.Below(0x10000);
+                // Never a selector that could name a usable code segment but the 64-bit one: Xen's GDT has
+                // 32-bit ring-1 and ring-3 ones (0xe019, 0xe023), and set_gdt may have added more, and a far
+                // transfer into compatibility mode truncates RIP and RSP (legitimately fatal, seed 2).
+                a = Rng.OneIn(3) ? 0xE033 : Rng.OneIn(3) ? 0xE02B : Rng.OneIn(2) ? 0 : 0xF000 + Rng.Below(0x1000);
+                b = Rng.OneIn(2) ? 0xE02B : Rng.OneIn(2) ? 0 : 0xF000 + Rng.Below(0x1000);
                 break;
             case Popf: b = (Rng.Next() & 0x3FFFFF & ~(1UL << 18 | 1UL << 10 | 1UL << 14)) | 2; break;   // no AC, DF or NT
             case Jmp:

@@ -262,8 +262,9 @@ section .note.GNU-stack noalloc noexec nowrite progbits
 
 section .text
 ; long fuzz_fenced_hypercall(ulong* call {nr, a1..a5}, ulong trapTable): the call, then at once
-; fpu_taskswitch(0) and set_trap_table(trapTable), before any compiled code can raise #NM or
-; another trap: the call may have cleared the trap table (set_trap_table(NULL) does) and set TS.
+; fpu_taskswitch(0), set_trap_table(NULL) and set_trap_table(trapTable), before any compiled code can
+; raise #NM or another trap: the call may have cleared the table (set_trap_table(NULL) does), set TS,
+; or merged junk entries for other vectors (an INT n through one jumps anywhere, even into 32-bit code).
 global fuzz_fenced_hypercall
 fuzz_fenced_hypercall:
     push r12
@@ -278,6 +279,9 @@ fuzz_fenced_hypercall:
     syscall
     mov r12, rax
     mov eax, 5                            ; fpu_taskswitch(0)
+    xor edi, edi
+    syscall
+    xor eax, eax                          ; set_trap_table(NULL): junk entries for other vectors go too
     xor edi, edi
     syscall
     xor eax, eax                          ; set_trap_table(ours)

@@ -239,6 +239,39 @@ public sealed class TimerTests
     }
 
     [Fact]
+    public void RunstateAreaFollowsTheMappingAtEachWriteNeverTheFrameItOnceHad()
+    {
+        // Issue 14: a page became not-present after the guest rewrote the tables around its runstate
+        // area. Every refresh translates the address through the current tables with their current
+        // permissions: remapped read-only, the area is not written; remapped onto another page, that
+        // page gets it; unmapped, nothing is written; the frame it once had, never again.
+        var g = _a.G;
+        const ulong P = Microhv.Tests.Hypervisor.Mm.MmGuest.P, RW = Microhv.Tests.Hypervisor.Mm.MmGuest.RW,
+            US = Microhv.Tests.Hypervisor.Mm.MmGuest.US, A = Microhv.Tests.Hypervisor.Mm.MmGuest.A, D = Microhv.Tests.Hypervisor.Mm.MmGuest.D;
+        ulong va = Microhv.Tests.Hypervisor.Mm.MmGuest.Va(3);            // D[2]
+        ulong oldMa = g.Data[2] * 4096, roMa = g.Data[3] * 4096, rwMa = g.Data[0] * 4096;
+        _a.Arg64(runstate_area_addr, va);
+        Assert.Equal(0, _a.VcpuOp(VCPUOP_register_runstate_memory_area));
+        _t.Memory.Fill(oldMa, 0x55, runstate_size);
+        _t.Memory.Fill(roMa, 0x66, runstate_size);
+
+        g.Set(g.L1, 3, (g.Data[3] << 12) | P | US | A);                 // the tables are not adopted here: plain stores
+        Tick(200 * Ms);
+        Assert.Equal(0x6666666666666666UL, _t.Memory.Read64(roMa + runstate_time));
+        Assert.Equal(0x5555555555555555UL, _t.Memory.Read64(oldMa + runstate_time));
+
+        g.Set(g.L1, 3, (g.Data[0] << 12) | P | RW | US | A | D);
+        Tick(250 * Ms);
+        Assert.Equal(250 * Ms, _t.Memory.Read64(rwMa + runstate_time));
+        Assert.Equal(0x5555555555555555UL, _t.Memory.Read64(oldMa + runstate_time));
+
+        g.Set(g.L1, 3, 0);                                              // not present
+        Tick(300 * Ms);
+        Assert.Equal(250 * Ms, _t.Memory.Read64(rwMa + runstate_time));
+        Assert.Equal(0x5555555555555555UL, _t.Memory.Read64(oldMa + runstate_time));
+    }
+
+    [Fact]
     public void GetRunstateInfoCopiesOut()
     {
         _a.Arg32(runstate_state, 0xFFFF_FFFF);
