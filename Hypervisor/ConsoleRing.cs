@@ -61,6 +61,17 @@ public static class ConsoleRing
         m.ConsoleLineOpenBy = d.ConsoleMidLine ? d : null;
     }
 
+    /// <summary>Before the hypervisor's own lines (a crash report, the summary): a guest line left open
+    /// is ended, so they start on a line of their own.</summary>
+    public static void EndOpenLine(Machine m)
+    {
+        Domain open = m.ConsoleLineOpenBy;
+        if (open == null || !open.ConsoleMidLine) return;
+        m.Host.ConsoleWrite((byte)'\n');
+        open.ConsoleMidLine = false;
+        m.ConsoleLineOpenBy = null;
+    }
+
     private static void WritePrefix(HypervisorHost host, ushort id)
         => new ConsoleText(host).Write("(d").Dec(id).Write(") ");
 }

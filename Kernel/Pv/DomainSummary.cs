@@ -15,6 +15,7 @@ internal static class DomainSummary
     public static void PrintAndExit(Machine m)
     {
         bool allPoweroff = true;
+        ConsoleRing.EndOpenLine(m);
         Log.Line("Microhv: all domains have shut down");
         for (int i = 0; i < m.DomainCount; i++)
         {

@@ -143,6 +143,7 @@ internal static unsafe class PvCpu
     private static void ReportCrash(Vcpu v)
     {
         TrapFrame f = v.Regs;
+        ConsoleRing.EndOpenLine(Machine);
         Log.Write("domain "); Log.Dec(v.Domain.DomainId); Log.Write(" crashed: ");
         Log.Write(v.Domain.CrashReason != null ? v.Domain.CrashReason : "no reason recorded");
         Log.Write(" (vector "); Log.Dec(f.Vector); Log.Write(", error code "); Log.HexShort(f.ErrorCode); Log.Line(")");

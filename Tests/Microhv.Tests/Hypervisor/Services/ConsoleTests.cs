@@ -41,6 +41,10 @@ public class ConsoleIoTests
         Assert.Equal(0, ConsoleIo.Do(d2.V, CONSOLEIO_write, 11, ServiceGuest.Base));
         Assert.Equal(0, ConsoleIo.Do(d1.V, CONSOLEIO_write, 4, ServiceGuest.Base));
         Assert.Equal("(d1) junk\n(d2) fuzz: done\n(d1) junk", d1.ConsoleText);
+        ConsoleRing.EndOpenLine(d1.Tm.Machine);                         // before a line of the hypervisor's own
+        Assert.Equal("(d1) junk\n(d2) fuzz: done\n(d1) junk\n", d1.ConsoleText);
+        ConsoleRing.EndOpenLine(d1.Tm.Machine);
+        Assert.Equal("(d1) junk\n(d2) fuzz: done\n(d1) junk\n", d1.ConsoleText);
     }
 
     [Fact]
