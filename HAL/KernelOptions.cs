@@ -27,6 +27,17 @@ public enum ExitDevice
     IsaDebugExit,
 }
 
+/// <summary>Where Microhv's log goes, chosen by Xen's <c>console=</c> (a comma-separated list).</summary>
+[System.Flags]
+public enum ConsoleOutputs
+{
+    None = 0,
+    /// <summary>The serial port COM1.</summary>
+    Com1 = 1,
+    /// <summary>The screen (VGA text or the boot framebuffer), until a hardware domain takes it.</summary>
+    Vga = 2,
+}
+
 /// <summary>How one command-line word was taken.</summary>
 public enum OptionStatus
 {
@@ -40,8 +51,9 @@ public enum OptionStatus
 /// <summary>
 /// The options Microhv reads from its command line:
 /// <c>microhv.log=quiet|info|debug</c> (default info), <c>microhv.selftest=pagefault|divide|timer|fpu|stackoverflow|none</c>
-/// (default none), <c>microhv.exit=isa-debug-exit|none</c> (default none) and <c>microhv.maxcpus=N</c>
-/// (1 to <see cref="MaxCpusLimit"/>; default: every processor the firmware lists).
+/// (default none), <c>microhv.exit=isa-debug-exit|none</c> (default none), <c>microhv.maxcpus=N</c>
+/// (1 to <see cref="MaxCpusLimit"/>; default: every processor the firmware lists) and Xen's <c>console=</c>, a
+/// comma-separated list of <c>com1</c> and <c>vga</c> (default <c>com1,vga</c>; an unknown item refuses the word).
 /// Any other word is an unknown option; later words override earlier ones.
 /// </summary>
 public struct KernelOptions
@@ -51,12 +63,14 @@ public struct KernelOptions
     public const string ExitKey = "microhv.exit";
     public const string MaxCpusKey = "microhv.maxcpus";
     public const int MaxCpusLimit = 4096;
+    public const string ConsoleKey = "console";
 
     public LogLevel Log;
     public SelfTest SelfTest;
     public ExitDevice Exit;
     /// <summary>At most this many processors are started, the boot processor included; 0: no limit.</summary>
     public int MaxCpus;
+    public ConsoleOutputs Console;
 
     public static KernelOptions Defaults
     {
@@ -67,6 +81,7 @@ public struct KernelOptions
             o.SelfTest = SelfTest.None;
             o.Exit = ExitDevice.None;
             o.MaxCpus = 0;
+            o.Console = ConsoleOutputs.Com1 | ConsoleOutputs.Vga;
             return o;
         }
     }
@@ -110,6 +125,12 @@ public struct KernelOptions
             MaxCpus = n;
             return OptionStatus.Ok;
         }
+        if (line.BytesEqual(start, keyLength, ConsoleKey))
+        {
+            if (!ParseConsole(line, vs, vl, out ConsoleOutputs outputs)) return OptionStatus.BadValue;
+            Console = outputs;
+            return OptionStatus.Ok;
+        }
         return OptionStatus.UnknownOption;
     }
 
@@ -122,6 +143,25 @@ public struct KernelOptions
             byte c = line.Bytes[start + i];
             if (c < (byte)'0' || c > (byte)'9') return false;
             value = value * 10 + (c - '0');
+        }
+        return true;
+    }
+
+    /// <summary>A list like Xen's <c>com1,vga</c>: each item com1 or vga, at least one, nothing empty.</summary>
+    private static bool ParseConsole(CommandLine line, int start, int length, out ConsoleOutputs outputs)
+    {
+        outputs = ConsoleOutputs.None;
+        if (length == 0) return false;
+        int end = start + length;
+        int item = start;
+        while (item <= end)
+        {
+            int stop = item;
+            while (stop < end && line.Bytes[stop] != (byte)',') stop++;
+            if (line.BytesEqual(item, stop - item, "com1")) outputs |= ConsoleOutputs.Com1;
+            else if (line.BytesEqual(item, stop - item, "vga")) outputs |= ConsoleOutputs.Vga;
+            else return false;
+            item = stop + 1;
         }
         return true;
     }

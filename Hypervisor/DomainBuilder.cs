@@ -257,6 +257,13 @@ public static class DomainBuilder
         m.Memory.Write64(si + StartInfo.mfn_list, layout.VPhysmapStart);
         m.Memory.Write64(si + StartInfo.first_p2m_pfn, firstP2mPfn);
         m.Memory.Write64(si + StartInfo.nr_p2m_frames, nrP2mFrames);
+        // Xen's dom0 builder: the screen's description right after start_info, in the same page.
+        if (d.IsInitialDomain && m.VgaConsole.Present)
+        {
+            m.VgaConsole.WriteTo(m.Memory, si + StartInfo.size);
+            m.Memory.Write32(si + StartInfo.console_dom0_info_off, StartInfo.size);
+            m.Memory.Write32(si + StartInfo.console_dom0_info_size, Dom0VgaConsoleInfo.size);
+        }
 
         int length = 0;
         int limit = cmdline == null ? 0 : (cmdlineLength < cmdline.Length ? cmdlineLength : cmdline.Length);

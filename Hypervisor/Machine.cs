@@ -34,6 +34,8 @@ public sealed class Machine
     public readonly Irq.MsiRouting Msis;
     /// <summary>PCI devices and MMCONFIG regions the hardware domain reported (PHYSDEVOP_pci_device_add, pci_mmcfg_reserved).</summary>
     public readonly Io.PciDevices PciDevices = new Io.PciDevices();
+    /// <summary>The screen the hardware domain is told about in its start_info (none until the kernel fills it).</summary>
+    public readonly VgaConsoleInfo VgaConsole = new VgaConsoleInfo();
 
     /// <summary>The hypervisor's own L4 entries for slots 256..271 (Xen's reserved hole), copied into
     /// every guest L4 when it is validated; zero entries in hosted tests that don't need them.</summary>

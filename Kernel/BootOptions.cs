@@ -4,7 +4,7 @@ using Microhv.Kernel.Memory;
 
 namespace Microhv.Kernel;
 
-/// <summary>The kernel command line from GRUB, applied: log verbosity, self-test, exit device, processor limit.
+/// <summary>The kernel command line from GRUB, applied: log verbosity, self-test, exit device, processor limit, console outputs.
 /// Unknown words and bad values are reported and ignored; boot goes on.</summary>
 internal static class BootOptions
 {
@@ -12,6 +12,8 @@ internal static class BootOptions
     /// <summary>microhv.maxcpus: at most this many processors, the boot processor included; 0: all.</summary>
     public static int MaxCpus;
     public static CommandLine Line;
+    /// <summary>console= : where the log goes (Xen's default com1,vga).</summary>
+    public static ConsoleOutputs Console = ConsoleOutputs.Com1 | ConsoleOutputs.Vga;
 
     public static void Parse(Multiboot2Info info)
     {
@@ -27,6 +29,8 @@ internal static class BootOptions
         SelfTest = options.SelfTest;
         MaxCpus = options.MaxCpus;
         QemuExit.Enabled = options.Exit == ExitDevice.IsaDebugExit;
+        Console = options.Console;
+        Log.ToSerial = (Console & ConsoleOutputs.Com1) != 0;
 
         if (truncated) Log.Line("cmdline: longer than 1024 bytes; the rest is ignored");
         int position = 0;

@@ -82,8 +82,10 @@ internal static unsafe class KernelMain
         while (true) Cpu.EnableInterruptsAndHalt();
     }
 
+    /// <summary>The screen half of the log, when console= includes vga (the default).</summary>
     private static void StartScreen()
     {
+        if ((BootOptions.Console & ConsoleOutputs.Vga) == 0) return;
         if (BootInfo.HasFramebuffer && BootInfo.FramebufferType == 1 /* direct RGB */)
         {
             ScreenConsole.InitializeFramebuffer(DirectMap.ToVirtual(BootInfo.FramebufferAddress), BootInfo.FramebufferPitch,
@@ -107,13 +109,21 @@ internal static unsafe class KernelMain
         Log.Write("\", cmdline \"");
         if (BootInfo.HasCommandLine) Log.Write(DirectMap.ToVirtual(BootInfo.CommandLineAddress), (int)BootInfo.CommandLineLength);
         Log.Write("\", "); Log.Dec((ulong)BootInfo.ModuleCount); Log.Line(" modules");
-        if (ScreenConsole.Kind == 2)
+        if (ScreenConsole.Kind == ScreenConsole.None)
+        {
+            Log.Write("console: screen not used (console= has no vga)");
+        }
+        else if (ScreenConsole.Kind == ScreenConsole.Framebuffer)
         {
             Log.Write("console: framebuffer "); Log.Dec(BootInfo.FramebufferWidth); Log.Write("x"); Log.Dec(BootInfo.FramebufferHeight);
             Log.Write("x"); Log.Dec(BootInfo.FramebufferBpp); Log.Write(" at "); Log.HexShort(BootInfo.FramebufferAddress);
         }
         else Log.Write("console: VGA text");
-        Log.Write(", "); Log.Dec(ScreenConsole.Columns); Log.Write("x"); Log.Dec(ScreenConsole.Rows); Log.Line(" cells; serial COM1 115200 8N1");
+        if (ScreenConsole.Kind != ScreenConsole.None)
+        {
+            Log.Write(", "); Log.Dec(ScreenConsole.Columns); Log.Write("x"); Log.Dec(ScreenConsole.Rows); Log.Write(" cells");
+        }
+        Log.Line(Log.ToSerial ? "; serial COM1 115200 8N1" : "; serial COM1 not used (console= has no com1)");
     }
 
     public static void Panic(string message)

@@ -1,7 +1,8 @@
 namespace Microhv.Kernel.Console;
 
 /// <summary>
-/// The kernel log: every byte goes to COM1 and to the screen console. Nothing here allocates,
+/// The kernel log: every byte goes to COM1 and to the screen console (as <c>console=</c> chose: see
+/// <see cref="ToSerial"/> and <see cref="ScreenConsole.Active"/>). Nothing here allocates,
 /// so it is safe on trap paths. A line is written as a sequence of calls ending in Line().
 /// </summary>
 internal static unsafe class Log
@@ -12,10 +13,16 @@ internal static unsafe class Log
     public static bool ShowInfo => Verbosity >= Info;
     public static bool ShowDebug => Verbosity >= Debug;
 
+    /// <summary>False when <c>console=</c> leaves out com1: the log then goes to the screen alone.</summary>
+    public static bool ToSerial = true;
+
     public static void Put(byte b)
     {
-        if (b == (byte)'\n') SerialPort.Write((byte)'\r');
-        SerialPort.Write(b);
+        if (ToSerial)
+        {
+            if (b == (byte)'\n') SerialPort.Write((byte)'\r');
+            SerialPort.Write(b);
+        }
         ScreenConsole.Write(b);
     }
 

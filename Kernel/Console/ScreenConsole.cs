@@ -81,6 +81,29 @@ internal static unsafe class ScreenConsole
         else if (_framebuffer != null) _framebuffer.ShowCursor();
     }
 
+    /// <summary>Where the next character goes, in cells; false when the screen is not Microhv's.</summary>
+    public static bool Cursor(out int column, out int row)
+    {
+        column = row = 0;
+        if (!Active) return false;
+        column = _grid.CursorColumn;
+        row = _grid.CursorRow;
+        return true;
+    }
+
+    /// <summary>Stops writing to the screen (another owner has it); the cursor is left where the text ends.</summary>
+    public static void Relinquish()
+    {
+        ShowCursor();
+        Active = false;
+    }
+
+    /// <summary>Writes to the screen again after <see cref="Relinquish"/> (its owner never started).</summary>
+    public static void Reclaim()
+    {
+        if (Kind != None) Active = true;
+    }
+
     /// <summary>Blanks the screen, cursor to the top left.</summary>
     public static void Clear()
     {

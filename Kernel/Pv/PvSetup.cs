@@ -36,7 +36,9 @@ internal static unsafe class PvSetup
         PvCpu.Entry = new GuestEntry(machine);
 
         DomainSummary.FreeFramesAtStart = frames.FreeFrames;
+        ScreenHandover.BeforeDomains(machine, info);
         DomainLoader.LoadAll(machine, info);
+        ScreenHandover.AfterDomains(machine);
         if (machine.DomainCount == 0)
         {
             Log.Line("hypervisor: no domain could be started");

@@ -116,6 +116,38 @@ public class CommandLineTests
         Assert.Equal(ExitDevice.None, o.Exit);
     }
 
+    [Theory]
+    [InlineData("", ConsoleOutputs.Com1 | ConsoleOutputs.Vga)]
+    [InlineData("console=com1,vga", ConsoleOutputs.Com1 | ConsoleOutputs.Vga)]
+    [InlineData("console=vga,com1", ConsoleOutputs.Com1 | ConsoleOutputs.Vga)]
+    [InlineData("console=com1", ConsoleOutputs.Com1)]
+    [InlineData("console=vga", ConsoleOutputs.Vga)]
+    [InlineData("console=vga console=com1", ConsoleOutputs.Com1)]
+    public void ConsoleOption(string line, ConsoleOutputs expected)
+    {
+        Assert.Equal(0, KernelOptions.Parse(Line(line), out KernelOptions o));
+        Assert.Equal(expected, o.Console);
+    }
+
+    [Theory]
+    [InlineData("console=")]
+    [InlineData("console")]
+    [InlineData("console=com2")]
+    [InlineData("console=com1,")]
+    [InlineData("console=,vga")]
+    [InlineData("console=com1,,vga")]
+    [InlineData("console=VGA")]
+    [InlineData("console=com1,hvc0")]
+    public void BadConsoleValuesAreReportedAndLeaveTheDefault(string word)
+    {
+        var c = Line("console=com1 " + word);
+        Assert.Equal(1, KernelOptions.Parse(c, out KernelOptions o));
+        Assert.Equal(ConsoleOutputs.Com1, o.Console);
+        int pos = 0;
+        Assert.True(KernelOptions.NextProblem(c, ref pos, out int s, out int l, out OptionStatus st));
+        Assert.Equal((word, OptionStatus.BadValue), (Slice(c, s, l), st));
+    }
+
     [Fact]
     public void MaxCpusOption()
     {

@@ -13,7 +13,8 @@ namespace Microhv.Tests.Qemu;
 /// AHCI disk built by make-rootfs.sh and is used as an ordinary machine through its serial console.
 /// First boot: the shell answers what is typed, lspci shows the AHCI controller and the e1000 bound to
 /// Linux's drivers, /dev/sda1 is the root filesystem, eth0 has QEMU's DHCP address, the disk's and the
-/// NIC's interrupt counts grow under load, and a random token is written and synced before poweroff.
+/// NIC's interrupt counts grow under load, the screen is dom0's (tty1's shell prompt is on it, hvc0's output
+/// is not), and a random token is written and synced before poweroff.
 /// Second boot of the same disk: the token is read back.
 /// </summary>
 public static class Dom0Scenario
@@ -60,6 +61,8 @@ public static class Dom0Scenario
         dom0.Qemu.WaitForLine("hello-42", CommandTimeout);
         // Kernel messages on hvc0 would cut into the commands' output from here on.
         dom0.Run("dmesg -n 1", CommandTimeout);
+
+        AssertScreenIsDom0s(dom0, output);
 
         var roots = dom0.Run("grep ' / ' /proc/mounts", CommandTimeout);
         Assert.True(roots.Any(l => l.StartsWith("/dev/sda1 / ext4 rw", StringComparison.Ordinal)),
@@ -114,6 +117,50 @@ public static class Dom0Scenario
         int status = dom0.PowerOff(CommandTimeout);
         Assert.Equal(host.PowerOffExitCode, status);
     }
+
+    /// <summary>
+    /// The screen is dom0's: the shell busybox init runs on tty1 shows its prompt where a person at the
+    /// machine would read it, and what dom0 writes to hvc0 is not drawn there (the hypervisor no longer
+    /// mirrors its console on the screen once the hardware domain has it, and says so; Xen 4.17 stops
+    /// drawing at dom0's start unless vga=keep). Linux's text mode defaults (xen_init_vga) equal what
+    /// start_info describes under BIOS, so the structure itself is checked by the hosted tests. Read back from QEMU screendumps by glyph matching (<see cref="ScreenText"/>).
+    /// tty1's shell is restarted first (init respawns it) so its prompt is the screen's last line after
+    /// `dmesg -n 1`, not scrolled away by kernel messages on tty0.
+    /// </summary>
+    private static void AssertScreenIsDom0s(Dom0Session dom0, ITestOutputHelper output)
+    {
+        var hvc = dom0.Run("echo hvc0-only-$((6*7)); for p in /proc/[0-9]*; do " +
+                           "[ \"$(readlink $p/fd/0)\" = /dev/tty1 ] && kill -9 ${p#/proc/}; done", CommandTimeout);
+        Assert.True(hvc.Contains(HvcMarker), $"hvc0 did not echo {HvcMarker}:\n" + string.Join("\n", hvc) + "\n" + dom0.Qemu.Describe());
+        var deadline = DateTime.UtcNow + CommandTimeout;
+        ScreenText screen;
+        PpmImage image;
+        while (true)
+        {
+            string dump = dom0.Qemu.Screendump(Path.Combine(KernelImages.WorkDir, $"dom0-screen-{Guid.NewGuid():N}.ppm"));
+            image = PpmImage.Load(dump);
+            screen = ScreenText.Decode(image, Microhv.HAL.Font8x16.Glyphs);
+            File.Delete(dump);
+            if (screen.Rows.Any(r => r.Contains(ShellPrompt))) break;
+            if (DateTime.UtcNow > deadline)
+                throw new QemuTestException($"{dom0.Host.Name}: dom0's prompt \"{ShellPrompt}\" is not on the {image.Width}x{image.Height} screen; " +
+                    $"it reads (cells {screen.CellWidth}x16, mean glyph distance {screen.MeanDistance:0.0}):\n{screen}", dom0.Qemu);
+            System.Threading.Thread.Sleep(2000);
+        }
+        if (screen.Rows.Any(r => r.Contains(HvcMarker)))
+            throw new QemuTestException($"{dom0.Host.Name}: hvc0's output \"{HvcMarker}\" is drawn on the screen dom0 owns:\n{screen}", dom0.Qemu);
+        if (dom0.Host == Dom0Host.Microhv && !dom0.Qemu.Lines.Any(l => l.StartsWith(RelinquishLine, StringComparison.Ordinal)))
+            throw new QemuTestException($"Microhv did not say it gave the screen to dom0 (\"{RelinquishLine} ...\")", dom0.Qemu);
+        output.WriteLine($"{dom0.Host.Name}: tty1's prompt on the {image.Width}x{image.Height} screen, row " +
+            $"{screen.Rows.ToList().FindLastIndex(r => r.Contains(ShellPrompt))}; hvc0's output not on it");
+    }
+
+    private const string HvcMarker = "hvc0-only-42";
+    /// <summary>Microhv's boot line when it stops drawing on the screen for the hardware domain.</summary>
+    public const string RelinquishLine = "console: Microhv is relinquishing the screen to the hardware domain";
+
+    /// <summary>The root shell's prompt in / (PS1 from make-rootfs.sh's /etc/profile, hostname dom0).</summary>
+    public const string ShellPrompt = "root@dom0:/#";
 
     /// <summary>The lspci -k block of the device in <paramref name="slot"/> is a <paramref name="kind"/> with <paramref name="driver"/> in use.</summary>
     private static void AssertBound(IReadOnlyList<string> lspci, string slot, string kind, string driver, Dom0Session dom0)

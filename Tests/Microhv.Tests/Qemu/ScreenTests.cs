@@ -35,4 +35,44 @@ public class ScreenTests
                 $"the banner is not on the {image.Width}x{image.Height} screen; it reads (cells {screen.CellWidth}x16 at " +
                 $"{screen.OriginX},{screen.OriginY}, mean glyph distance {screen.MeanDistance:0.0}):\n{screen}", qemu);
     }
+
+    /// <summary>
+    /// Xen's console= chooses where the log goes: com1 keeps it off the screen (and a bad item is named and
+    /// ignored, the boot goes on), vga keeps it off the serial port after the command line is read.
+    /// </summary>
+    [Fact]
+    public void Console_option_chooses_serial_or_screen()
+    {
+        using (var qemu = QemuMachine.Start(KernelImages.WorkDir,
+                   BootConfig.Args(KernelImages.IsoFor("microhv.log=info console=com1 console=com3"), Firmware.Bios)))
+        {
+            qemu.WaitForLine("cmdline: unknown value in 'console=com3' ignored", BootTests.BootTimeout(Firmware.Bios));
+            qemu.WaitForLine("console: screen not used (console= has no vga); serial COM1 115200 8N1", BootTests.BootTimeout(Firmware.Bios));
+            qemu.WaitForLine(BootTests.Ready, BootTests.BootTimeout(Firmware.Bios));
+            var screen = Read(qemu, "com1");
+            if (screen.Rows.Any(r => r.Contains(BootTests.Banner) || r.Contains(BootTests.Ready)))
+                throw new QemuTestException($"console=com1, yet Microhv's log is on the screen:\n{screen}", qemu);
+        }
+        using (var qemu = QemuMachine.Start(KernelImages.WorkDir,
+                   BootConfig.Args(KernelImages.IsoFor("microhv.log=info console=vga"), Firmware.Bios)))
+        {
+            qemu.WaitForLine(BootTests.Banner, BootTests.BootTimeout(Firmware.Bios));
+            ScreenText screen = null;
+            for (int i = 0; i < 30 && (screen == null || !screen.Rows.Any(r => r.Contains(BootTests.Ready))); i++)
+            {
+                if (screen != null) System.Threading.Thread.Sleep(1000);
+                screen = Read(qemu, "vga");
+            }
+            if (!screen.Rows.Any(r => r.Contains(BootTests.Ready)))
+                throw new QemuTestException($"console=vga, yet \"{BootTests.Ready}\" is not on the screen:\n{screen}", qemu);
+            if (qemu.Lines.Any(l => l.Contains(BootTests.Ready)))
+                throw new QemuTestException("console=vga, yet Microhv's log after the command line reached COM1", qemu);
+        }
+    }
+
+    private static ScreenText Read(QemuMachine qemu, string name)
+    {
+        string dump = qemu.Screendump(Path.Combine(KernelImages.WorkDir, $"screen-{name}-{System.Guid.NewGuid():N}.ppm"));
+        return ScreenText.Decode(PpmImage.Load(dump), Font8x16.Glyphs);
+    }
 }
