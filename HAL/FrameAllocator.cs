@@ -66,6 +66,7 @@ public sealed class FrameAllocator : FrameSource
     public ulong FrameCount => _frameCount;
     /// <summary>Frames currently free.</summary>
     public ulong FreeFrames => _freeCount;
+    public override ulong FreeFrameCount => _freeCount;
 
     /// <summary>
     /// Marks usable the frames lying wholly inside [start, start+length) (clamped to the covered range).

@@ -14,6 +14,9 @@ public abstract class FrameSource
         return false;
     }
 
+    /// <summary>Frames free now (sysctl physinfo's free_pages); 0 when the source does not count them.</summary>
+    public virtual ulong FreeFrameCount => 0;
+
     /// <summary>Takes back one frame this source handed out; false when it cannot (it is then lost, not reused).</summary>
     public virtual bool TryFreeFrame(ulong physicalAddress) => false;
 }

@@ -20,6 +20,8 @@ public sealed class Domain
     /// <summary>The domain that owns the machine's devices (ports, MMIO, interrupts, PCI configuration
     /// space): the initial domain, as Xen's default hardware domain is dom0.</summary>
     public bool IsHardwareDomain => IsInitialDomain;
+    /// <summary>The domain that may run the toolstack (sysctl, domctl): the initial domain, as Xen's dom0 is its control domain.</summary>
+    public bool IsControlDomain => IsInitialDomain;
     /// <summary>This domain's CONFIG_ADDRESS (port 0xCF8) and RTC index (port 0x70), latched by GuestIo.</summary>
     public uint PciCf8;
     public byte CmosIndex;

@@ -74,8 +74,8 @@ public static unsafe class HypercallTable
         Row(t, Xen.__HYPERVISOR_event_channel_op, "event_channel_op", 2, &event_channel_op);
         Row(t, Xen.__HYPERVISOR_physdev_op, "physdev_op", 2, &physdev_op);
         Row(t, Xen.__HYPERVISOR_hvm_op, "hvm_op", 2, null);
-        Row(t, Xen.__HYPERVISOR_sysctl, "sysctl", 1, null);
-        Row(t, Xen.__HYPERVISOR_domctl, "domctl", 1, null);
+        Row(t, Xen.__HYPERVISOR_sysctl, "sysctl", 1, &sysctl);
+        Row(t, Xen.__HYPERVISOR_domctl, "domctl", 1, &domctl);
         Row(t, Xen.__HYPERVISOR_kexec_op, "kexec_op", 2, null);
         Row(t, Xen.__HYPERVISOR_tmem_op, "tmem_op", 1, null);
         Row(t, Xen.__HYPERVISOR_argo_op, "argo_op", 5, null);
@@ -124,6 +124,8 @@ public static unsafe class HypercallTable
     private static long callback_op(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => CallbackOp.Do(v, a1, a2);
     private static long event_channel_op(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => EventChannelOp.Do(v, a1, a2);
     private static long physdev_op(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => PhysdevOp.Do(v, a1, a2);
+    private static long sysctl(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => Sysctl.Do(v, a1);
+    private static long domctl(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => Domctl.Do(v, a1);
 
     /// <summary>iret replaces the whole frame; like Xen's do_iret it returns the restored RAX, which
     /// the dispatcher writes back.</summary>

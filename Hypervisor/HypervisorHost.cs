@@ -29,6 +29,8 @@ public abstract class HypervisorHost
     public virtual uint PhysicalCpuCount => 1;
     public virtual uint PhysicalCpuApicId(uint cpu) => 0;
     public virtual uint PhysicalCpuAcpiId(uint cpu) => cpu;
+    /// <summary>The CPU clock in kHz as the TSC counts it (sysctl physinfo's cpu_khz); 0 when unknown.</summary>
+    public virtual uint CpuKhz => 0;
     /// <summary>Port input of 1, 2 or 4 bytes (the hardware domain's permitted ports, PCI configuration, RTC).</summary>
     public abstract uint PortIn(uint port, int size);
     public abstract void PortOut(uint port, int size, uint value);

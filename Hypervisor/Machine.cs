@@ -48,6 +48,9 @@ public sealed class Machine
     /// <summary>XENMEM_exchange's output extents of one chunk, allocated once so the hypercall allocates nothing.</summary>
     public readonly ulong[] ExchangeScratch = new ulong[1 << Mm.MemoryExchange.MaxOrder];
 
+    /// <summary>sysctl/domctl operations already logged as unsupported (Sysctl.LogUnknownOnce).</summary>
+    public readonly ulong[] ToolstackOpsLogged = new ulong[4];
+
     /// <summary>Wall-clock time at system time 0, in ns since the epoch (shared_info's wc_*); platform_op settime moves it.</summary>
     public ulong WallclockAtBootNs;
 

@@ -87,6 +87,8 @@ public static class Xen
         VMASST_TYPE_m2p_strict = 32;
 
     public const ushort DOMID_SELF = 0x7FF0, DOMID_IO = 0x7FF1, DOMID_XEN = 0x7FF2;
+    /// <summary>Ids at and above this are never ordinary domains.</summary>
+    public const ushort DOMID_FIRST_RESERVED = 0x7FF0;
 
     // console_io commands.
     public const int CONSOLEIO_write = 0, CONSOLEIO_read = 1;

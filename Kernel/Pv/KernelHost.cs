@@ -11,11 +11,13 @@ internal sealed unsafe class KernelHost : HypervisorHost
     private readonly uint _mul;
     private readonly sbyte _shift;
     private readonly ulong _wallclock;
+    private readonly uint _khz;
 
     public KernelHost(ulong tscHz, ulong wallclockSeconds)
     {
         _tscAtBoot = Cpu.ReadTsc();
         _wallclock = wallclockSeconds;
+        _khz = (uint)(tscHz / 1000);
         // Xen's scale: ns = ((tsc shifted by shift) * mul) >> 32, mul < 2^32: shift until tsc_hz > 10^9 >= tsc_hz / 2.
         sbyte shift = 0;
         ulong hz = tscHz == 0 ? 1000000000UL : tscHz;
@@ -30,6 +32,7 @@ internal sealed unsafe class KernelHost : HypervisorHost
     public override uint TscToSystemMul => _mul;
     public override sbyte TscShift => _shift;
     public override ulong WallclockSecondsAtBoot => _wallclock;
+    public override uint CpuKhz => _khz;
 
     public override ulong SystemTimeNs()
     {

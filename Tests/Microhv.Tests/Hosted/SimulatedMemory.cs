@@ -96,6 +96,8 @@ public sealed class BumpFrameSource : FrameSource
         _end = start + (ulong)count * 4096;
     }
 
+    public override ulong FreeFrameCount => (_end - _next) / 4096;
+
     public override bool TryAllocateFrame(out ulong physicalAddress)
     {
         physicalAddress = 0;

@@ -1,0 +1,77 @@
+using Microhv.Hypervisor.Public;
+
+namespace Microhv.Hypervisor;
+
+/// <summary>
+/// Xen's getdomaininfo (xen/common/domctl.c): one domain's struct xen_domctl_getdomaininfo, as domctl
+/// getdomaininfo and sysctl getdomaininfolist return it to the toolstack (`xl list`, xenstored's
+/// @releaseDomain check). Domains are found as Xen walks its id-sorted list: the first with an id at
+/// or above the one asked for.
+/// </summary>
+public static class DomainInfo
+{
+    /// <summary>The domain with the smallest id >= <paramref name="first"/>, or null.</summary>
+    public static Domain FirstAtOrAbove(Machine m, uint first)
+    {
+        Domain best = null;
+        for (int i = 0; i < m.DomainCount; i++)
+        {
+            Domain d = m.Domains[i];
+            if (d.DomainId >= first && (best == null || d.DomainId < best.DomainId)) best = d;
+        }
+        return best;
+    }
+
+    /// <summary>
+    /// Xen's flags: blocked unless the vCPU is runnable, running when it is on the CPU (the caller's
+    /// always is), shutdown with the reason in bits 16-23. Like Xen, a domain that has not shut down
+    /// carries SHUTDOWN_CODE_INVALID (~0) shifted into bits 16-31. A domain still being built has its
+    /// vCPU down: no online vCPU and no run-state bits.
+    /// </summary>
+    public static uint Flags(Domain d, Vcpu caller)
+    {
+        uint flags = 0;
+        bool shutDown = d.State == DomainState.Shutdown || d.State == DomainState.Crashed;
+        if (d.State != DomainState.Building)
+        {
+            Vcpu v = d.Vcpu;
+            flags = Public.Domctl.XEN_DOMINF_blocked;
+            if (!v.Blocked) flags &= ~Public.Domctl.XEN_DOMINF_blocked;
+            if (!shutDown && (v == caller || d.Machine.Scheduler.Running == v)) flags |= Public.Domctl.XEN_DOMINF_running;
+        }
+        if (shutDown) flags |= Public.Domctl.XEN_DOMINF_shutdown;
+        return flags | (uint)d.ShutdownReason << Public.Domctl.XEN_DOMINF_shutdownshift;
+    }
+
+    /// <summary>Writes <paramref name="d"/>'s getdomaininfo at guest address <paramref name="va"/>; false on a fault.</summary>
+    public static bool Write(Vcpu caller, ulong va, Domain d)
+    {
+        // Zero the whole structure first (Xen memsets it): padding, outstanding/shared/paged pages, ssidref, handle, arch_config.
+        for (int i = 0; i < Public.Domctl.info_size; i += 8)
+            if (!GuestMemory.WriteU64(caller, va + (ulong)i, 0)) return false;
+        bool online = d.State != DomainState.Building;
+        HypervisorHost host = d.Machine.Host;
+        return GuestMemory.WriteU32(caller, va + Public.Domctl.info_domain, d.DomainId)
+            && GuestMemory.WriteU32(caller, va + Public.Domctl.info_flags, Flags(d, caller))
+            && GuestMemory.WriteU64(caller, va + Public.Domctl.info_tot_pages, d.NrPages)
+            // A fixed-size domain: its maximum is what it has (as XENMEM_maximum_reservation answers).
+            && GuestMemory.WriteU64(caller, va + Public.Domctl.info_max_pages, d.NrPages)
+            // A PV domain's gfn of a frame is its MFN.
+            && GuestMemory.WriteU64(caller, va + Public.Domctl.info_shared_info_frame, d.SharedInfoMfn)
+            // The running time vCPU runstates report (Microhv accounts no per-state time yet).
+            && GuestMemory.WriteU64(caller, va + Public.Domctl.info_cpu_time, online ? host.SystemTimeNs() : 0)
+            && GuestMemory.WriteU32(caller, va + Public.Domctl.info_nr_online_vcpus, online ? 1u : 0u)
+            && GuestMemory.WriteU32(caller, va + Public.Domctl.info_max_vcpu_id, 0)
+            && GuestMemory.WriteU8(caller, va + Public.Domctl.info_gpaddr_bits, (byte)PhysicalAddressBits(host));
+    }
+
+    /// <summary>The CPU's physical address width (CPUID 0x80000008), Xen's paddr_bits; 36 when the leaf is missing.</summary>
+    public static uint PhysicalAddressBits(HypervisorHost host)
+    {
+        host.CpuId(0x8000_0000, 0, out uint maxExtended, out _, out _, out _);
+        if (maxExtended < 0x8000_0008) return 36;
+        host.CpuId(0x8000_0008, 0, out uint a, out _, out _, out _);
+        uint bits = a & 0xFF;
+        return bits == 0 ? 36 : bits;
+    }
+}
