@@ -16,6 +16,8 @@ usage: ./qemu-run.sh [options] [-- extra QEMU arguments]
                    across runs (what you write survives a poweroff); --fresh-disk starts over.
                    Fetches the kernel and builds the disk the first time (~100 MB of packages).
   --fresh-disk     with --linux: replace build/linux/dom0-disk.img by a new copy of the image
+  --append "words" with --linux: add words to dom0's command line, e.g. --append xen-toolstack
+                   (dom0 then starts Xen's toolstack at boot: xenstored, xenconsoled; xl works)
   --uefi           boot with UEFI firmware (OVMF) instead of BIOS (SeaBIOS)
   --usb            attach the ISO as a USB mass-storage disk (xHCI) and boot from it, as a stick
                    written with dd would boot (default: as a CD-ROM)
@@ -31,12 +33,16 @@ EOF
 }
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-uefi=0 usb=0 mem="" cmdline="" have_cmdline=0 gdb=0 display=0 build=1 guest=1 linux=0 fresh=0
+uefi=0 usb=0 mem="" cmdline="" have_cmdline=0 gdb=0 display=0 build=1 guest=1 linux=0 fresh=0 dom0_words=""
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --linux) linux=1 ;;
         --fresh-disk) fresh=1 ;;
+        --append)
+            [ $# -ge 2 ] || { echo "qemu-run: --append needs an argument" >&2; exit 2; }
+            dom0_words=$2; shift ;;
+        --append=*) dom0_words=${1#--append=} ;;
         --uefi) uefi=1 ;;
         --usb) usb=1 ;;
         --mem)
@@ -61,6 +67,7 @@ done
 cd "$root"
 [ -n "$mem" ] || { [ "$linux" = 1 ] && mem=2048 || mem=256; }
 [ "$fresh" = 0 ] || [ "$linux" = 1 ] || { echo "qemu-run: --fresh-disk goes with --linux" >&2; exit 2; }
+[ -z "$dom0_words" ] || [ "$linux" = 1 ] || { echo "qemu-run: --append goes with --linux" >&2; exit 2; }
 
 # A fresh Debian machine has only the .NET SDK: install what the image build and QEMU need.
 missing=()
@@ -105,7 +112,7 @@ if [ "$linux" = 1 ]; then
         echo "qemu-run: $disk is a new copy of build/linux/rootfs.img" >&2
     fi
     iso=build/microhv-linux.iso
-    modules=(build/linux/vmlinux "name=dom0 pages=131072 initial -- root=/dev/sda1 console=hvc0"
+    modules=(build/linux/vmlinux "name=dom0 pages=131072 initial -- root=/dev/sda1 console=hvc0${dom0_words:+ $dom0_words}"
              build/linux/rootfs-initrd.cpio.gz "initrd")
 fi
 Boot/mkiso.sh "$elf" "$iso" "$cmdline" "${modules[@]}"

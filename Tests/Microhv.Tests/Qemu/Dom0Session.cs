@@ -22,10 +22,18 @@ public sealed record Dom0Host(string Name, Func<string, IReadOnlyList<string>> Q
     /// <summary>Microhv's module line for the hardware dom0 (qemu-run.sh --linux uses the same words).</summary>
     public const string MicrohvDom0Module = "name=dom0 pages=131072 initial -- root=/dev/sda1 console=hvc0";
 
-    private static IReadOnlyList<string> MicrohvArgs(string disk)
+    /// <summary>Xen 4.17 with <paramref name="dom0Words"/> added to dom0's command line (e.g. xen-toolstack).</summary>
+    public static Dom0Host XenWith(string dom0Words) => new("Xen 4.17", disk => XenHypervisor.Dom0Args(disk, dom0Words), 0);
+
+    /// <summary>Microhv with <paramref name="dom0Words"/> added to dom0's command line.</summary>
+    public static Dom0Host MicrohvWith(string dom0Words) => new("Microhv", disk => MicrohvArgs(disk, dom0Words), 1);
+
+    private static IReadOnlyList<string> MicrohvArgs(string disk) => MicrohvArgs(disk, "");
+
+    private static IReadOnlyList<string> MicrohvArgs(string disk, string dom0Words)
     {
         string iso = KernelImages.IsoWithModules("microhv.log=info microhv.exit=isa-debug-exit",
-            (Dom0Machine.Vmlinux, MicrohvDom0Module), (Dom0Machine.Initrd, "initrd"));
+            (Dom0Machine.Vmlinux, (MicrohvDom0Module + " " + dom0Words).Trim()), (Dom0Machine.Initrd, "initrd"));
         // The disk has no boot loader: boot the CD.
         return new List<string>(Dom0Machine.Devices(disk)) { "-cdrom", iso, "-boot", "d" };
     }
