@@ -53,13 +53,15 @@ public static class Program
             .Where(c => o.Keys == null || o.Keys.Contains(c.Key) || (c.PingPong && o.Keys.Contains(c.Key.Replace("pingpong-", ""))))
             .ToList();
         var results = configs.Select(c => new ConfigResult { Config = c }).ToList();
+        var dom0 = Dom0Bench.Plan(o);
 
-        var missing = o.Replay == null ? Prepare(o, configs) : new Dictionary<string, string>();
+        var missing = o.Replay == null ? Prepare(o, configs, dom0) : new Dictionary<string, string>();
         RunAll(o, results, missing, work);
+        Dom0Bench.RunAll(dom0, missing, work);
         if (o.WallClock && o.Replay == null) BootTimes(results);
         var host = HostInfo.Collect(o.CleanBuild && o.Replay == null, root);
 
-        var report = new Report(o, results, host);
+        var report = new Report(o, results, dom0, host);
         string generated = report.Generate();
         Console.WriteLine();
         Console.WriteLine(report.Table());
@@ -70,12 +72,12 @@ public static class Program
     }
 
     /// <summary>Builds the kernel, the pvops guest and fetches Xen; returns the missing files with why they are missing.</summary>
-    private static Dictionary<string, string> Prepare(Options o, List<Configuration> configs)
+    private static Dictionary<string, string> Prepare(Options o, List<Configuration> configs, List<Dom0Result> dom0)
     {
         var missing = new Dictionary<string, string>();
         if (o.Build)
         {
-            if (configs.Any(c => c.IsoKernel == Configuration.MicrohvElf))
+            if (configs.Any(c => c.IsoKernel == Configuration.MicrohvElf) || dom0.Any(d => d.NotRun == null && d.Key == Dom0Bench.MicrohvKey))
                 Step("building the kernel", Tool.Run("dotnet", new[] { "build", "Kernel/Kernel.csproj", "-nologo", "-v", "q" }, null, TimeSpan.FromMinutes(10)),
                      Configuration.MicrohvElf, "kernel build failed", missing);
             if (File.Exists("Tests/Guests/PvOps/PvOps.csproj"))
@@ -83,7 +85,7 @@ public static class Program
                      Configuration.PvOpsElf, "pvops build failed", missing);
             else if (!File.Exists(Configuration.PvOpsElf))
                 missing[Configuration.PvOpsElf] = "no pvops guest (Tests/Guests/PvOps)";
-            if (configs.Any(c => c.Column == Column.Xen) && !File.Exists(Configuration.XenElf))
+            if ((configs.Any(c => c.Column == Column.Xen) || dom0.Any(d => d.NotRun == null && d.Key == Dom0Bench.XenKey)) && !File.Exists(Configuration.XenElf))
                 Step("fetching Xen 4.17", Tool.Run("bash", new[] { "Tests/Guests/fetch-xen.sh" }, null, TimeSpan.FromMinutes(5)),
                      Configuration.XenElf, "Xen 4.17 not fetched", missing);
         }
@@ -228,8 +230,10 @@ public static class Program
     private static int Usage()
     {
         Console.Error.WriteLine(@"usage: ./bench.sh [options]
-  --quick            fewer repetitions in the guest (pvops.quick=1); no boot-time runs, no clean build
-  --configs a,b      only these: native, hypercall, rom, xen (hypercall/rom include their ping-pong run)
+  --quick            fewer repetitions in the guest (pvops.quick=1); no boot-time runs, no clean build,
+                     no dom0 runs unless --configs names them
+  --configs a,b      only these: native, hypercall, rom, xen (hypercall/rom include their ping-pong run),
+                     dom0-microhv, dom0-xen (dom0: both; Debian Linux as hardware dom0 from the AHCI disk)
   --timeout N        hard timeout of each QEMU run in seconds (default 150)
   --out FILE         where the report goes (default BENCHMARKS.md in the repository)
   --no-build         use the existing build/ images

@@ -35,15 +35,16 @@ public sealed class Report
 
     private readonly Options _o;
     private readonly List<ConfigResult> _results;
+    private readonly List<Dom0Result> _dom0;
     private readonly HostInfo _host;
     private readonly List<string> _notes = new();
 
-    public Report(Options o, List<ConfigResult> results, HostInfo host)
+    public Report(Options o, List<ConfigResult> results, List<Dom0Result> dom0, HostInfo host)
     {
-        _o = o; _results = results; _host = host;
+        _o = o; _results = results; _dom0 = dom0; _host = host;
     }
 
-    public bool AnyFigure => _results.Any(r => r.Figures.Count > 0);
+    public bool AnyFigure => _results.Any(r => r.Figures.Count > 0) || _dom0.Any(d => d.ShellSeconds != null);
 
     private ConfigResult Main(Column c) => _results.FirstOrDefault(r => r.Config.Column == c && !r.Config.PingPong);
     private ConfigResult PingPong(Column c) => _results.FirstOrDefault(r => r.Config.Column == c && r.Config.PingPong);
@@ -170,6 +171,7 @@ public sealed class Report
         foreach (string line in Footnotes().Split('\n').Where(l => l.Length > 0)) sb.AppendLine(line + "  ");
         sb.AppendLine();
         AppendObservations(sb);
+        Dom0Report.Append(sb, _dom0);
         AppendBootAndImage(sb);
         AppendRuns(sb);
         sb.AppendLine(End);
@@ -247,6 +249,12 @@ public sealed class Report
             if (r.Config.IsoArgs != null)
                 sb.AppendLine("  `bash Boot/mkiso.sh " + r.Config.IsoKernel + " " + r.Config.IsoPath + " " + string.Join(" ", r.Config.IsoArgs.Select(a => "\"" + a + "\"")) + "`");
             sb.AppendLine("  `" + r.Command + "`");
+        }
+        foreach (Dom0Result d in _dom0.Where(d => d.NotRun == null))
+        {
+            string status = d.Failure == null ? "complete" : "failed: " + d.Failure;
+            sb.AppendLine($"- {d.Title} ({status}; {d.RunSeconds:0.0} s; log `{d.LogPath}`, the disk a fresh copy of `build/linux/rootfs.img`):");
+            if (d.Command != null) sb.AppendLine("  `" + d.Command + "`");
         }
         sb.AppendLine();
     }

@@ -46,6 +46,9 @@ public static class Dom0Machine
         return copy;
     }
 
+    /// <summary>The AHCI controller's interrupt in dom0's /proc/interrupts: it is the first device after q35's own (slot 00:02.0, <see cref="Devices"/> order).</summary>
+    public const string DiskIrqName = "ahci[0000:00:02.0]";
+
     /// <summary>QEMU's machine, memory, disk and network card, booting <paramref name="disk"/>.</summary>
     public static IEnumerable<string> Devices(string disk) => new[]
     {

@@ -26,7 +26,7 @@ public static class Dom0Scenario
 
     // The added controller and the NIC are the first devices after q35's own (Dom0Machine.Devices order).
     private const string AhciSlot = "00:02.0", NicSlot = "00:03.0";
-    private const string DiskIrqName = "ahci[0000:00:02.0]", NicIrqName = "eth0";
+    private const string DiskIrqName = Dom0Machine.DiskIrqName, NicIrqName = "eth0";
     /// <summary>How each interrupt reaches dom0, as /proc/interrupts names it: the AHCI controller by MSI, the
     /// e1000 (no MSI capability) by its level-triggered IO-APIC line, both as Xen pirqs.</summary>
     private static readonly (string Name, string Chip)[] IrqChips = { (DiskIrqName, "xen-pirq -msi"), (NicIrqName, "xen-pirq -ioapic-level") };
@@ -88,9 +88,9 @@ public static class Dom0Scenario
         foreach (var (name, chip) in IrqChips)
             Assert.True(table.Any(l => DeliveredAs(l, name, chip)),
                 $"/proc/interrupts does not deliver {name} as {chip}:\n" + string.Join("\n", table) + "\n" + dom0.Qemu.Describe());
-        var before = Interrupts(table);
+        var before = ProcInterrupts.Counts(table);
         dom0.Run("dd if=/dev/sda of=/dev/null bs=64k count=256 iflag=direct; ping -c 3 -W 1 10.0.2.2", CommandTimeout);
-        var after = Interrupts(dom0.Run("cat /proc/interrupts", CommandTimeout));
+        var after = ProcInterrupts.Counts(dom0.Run("cat /proc/interrupts", CommandTimeout));
         foreach (string name in new[] { DiskIrqName, NicIrqName })
         {
             Assert.True(before.ContainsKey(name) && after.ContainsKey(name), $"/proc/interrupts has no line for {name}\n" + dom0.Qemu.Describe());
@@ -170,21 +170,5 @@ public static class Dom0Scenario
         var block = lspci.Skip(at + 1).TakeWhile(l => l.StartsWith("\t", StringComparison.Ordinal)).Select(l => l.Trim()).ToList();
         Assert.True(block.Contains("Kernel driver in use: " + driver),
             $"{slot} ({kind}) is not bound to {driver}:\n" + string.Join("\n", lspci) + "\n" + dom0.Qemu.Describe());
-    }
-
-    /// <summary>/proc/interrupts as device name -> count over all CPUs.</summary>
-    private static Dictionary<string, long> Interrupts(IReadOnlyList<string> lines)
-    {
-        var counts = new Dictionary<string, long>();
-        foreach (string line in lines)
-        {
-            string[] w = line.Split((char[])null, StringSplitOptions.RemoveEmptyEntries);
-            if (w.Length < 3 || !w[0].EndsWith(':') || !w[0].TrimEnd(':').All(char.IsDigit)) continue;
-            long sum = 0;
-            int i = 1;
-            for (; i < w.Length && w[i].All(char.IsDigit); i++) sum += long.Parse(w[i]);
-            counts[w[^1]] = sum;
-        }
-        return counts;
     }
 }

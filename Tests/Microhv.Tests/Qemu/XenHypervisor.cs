@@ -68,13 +68,16 @@ public static class XenHypervisor
         string dom0 = ("root=/dev/sda1 console=hvc0 " + dom0Words).Trim().Replace(",", ",,");
         var args = new List<string>(Dom0Machine.Devices(disk))
         {
-            "-cpu", "max,-smap,-smep",
+            "-cpu", Dom0Cpu,
             "-kernel", EnsureFetched(),
             "-append", Dom0CommandLine,
             "-initrd", $"{Dom0Machine.Vmlinux} {dom0},{Dom0Machine.Initrd}",
         };
         return args;
     }
+
+    /// <summary>The CPU model of Xen's dom0 machine (./bench.sh gives Microhv's dom0 the same one).</summary>
+    public const string Dom0Cpu = "max,-smap,-smep";
 
     /// <summary>Xen's command line for the hardware dom0: 512 MiB for dom0, halt (not reboot) when it ends.</summary>
     public const string Dom0CommandLine = "console=com1 com1=115200,8n1 dom0_mem=512M noreboot";
