@@ -71,7 +71,7 @@ public static class Dom0Report
         sb.AppendLine("Every time is Linux's own monotonic clock in dom0. Under icount it advances 1 ns per instruction while");
         sb.AppendLine("a CPU runs; while the CPU is idle (halted, e.g. waiting for the disk) `sleep=off` moves it at once to");
         sb.AppendLine("the next timer deadline QEMU has, so disk waits cost the time to the next programmed timer, not host time.");
-        sb.AppendLine("the boot figure is the start time of the login shell (field 22 of `/proc/$$/stat`, 10 ms units), so it");
+        sb.AppendLine("The boot figure is the start time of the login shell (field 22 of `/proc/$$/stat`, 10 ms units), so it");
         sb.AppendLine("counts from Linux's first clock reading and leaves out the hypervisor's own boot before it; the");
         sb.AppendLine("transfers are timed by `now at` of `/proc/timer_list` read just before and after `dd` on the same");
         sb.AppendLine("typed line; each transfer runs " + Dom0Bench.Repetitions + " times in the boot: the cell is the median, (min–max) after it.");
