@@ -44,8 +44,12 @@ public class Dom0ToolstackTests
             dom0.Qemu.WaitForLine(Dom0Session.ShellBanner, Dom0Scenario.BootTimeout);
             output.WriteLine($"{host.Name}: toolstack started, dom0 shell after {dom0.Clock.Elapsed.TotalSeconds:0.0} s");
             dom0.Run("dmesg -n 1", Dom0Scenario.CommandTimeout);
+            // rcS's DHCP hook writes its lease line to the console whenever the lease comes, which may be
+            // in the middle of a command's output: leave it out.
+            List<string> Run(string command) => dom0.Run(command, Dom0Scenario.CommandTimeout)
+                .Where(l => !l.StartsWith("udhcpc: ", StringComparison.Ordinal)).ToList();
 
-            var infoLines = dom0.Run("xl info", Dom0Scenario.CommandTimeout);
+            var infoLines = Run("xl info");
             foreach (string l in infoLines) output.WriteLine($"{host.Name}: {l}");
             var info = new Dictionary<string, string>();
             foreach (string l in infoLines)
@@ -75,7 +79,7 @@ public class Dom0ToolstackTests
             Assert.Equal("4096", Field("xen_pagesize"));
             Assert.StartsWith("xen-3.0-x86_64", Field("xen_caps"));
 
-            var list = dom0.Run("xl list", Dom0Scenario.CommandTimeout);
+            var list = Run("xl list");
             foreach (string l in list) output.WriteLine($"{host.Name}: {l}");
             Assert.True(list.Count >= 2 && Regex.IsMatch(list[0], @"^Name\s+ID\s+Mem\s+VCPUs\s+State\s+Time\(s\)"),
                 "xl list has no header:\n" + string.Join("\n", list) + "\n" + dom0.Qemu.Describe());
@@ -84,8 +88,7 @@ public class Dom0ToolstackTests
             Assert.InRange(int.Parse(d0.Groups[1].Value), Dom0MiB - 16, Dom0MiB);
             Assert.Equal(2, list.Count);
 
-            var store = dom0.Run("xenstore-read /local/domain/0/name; xenstore-write /tool/microhv-test ok-42 && xenstore-read /tool/microhv-test",
-                Dom0Scenario.CommandTimeout);
+            var store = Run("xenstore-read /local/domain/0/name; xenstore-write /tool/microhv-test ok-42 && xenstore-read /tool/microhv-test");
             Assert.Equal(new[] { "Domain-0", "ok-42" }, store.Select(l => l.TrimEnd()).ToArray());
 
             int status = dom0.PowerOff(Dom0Scenario.CommandTimeout);
