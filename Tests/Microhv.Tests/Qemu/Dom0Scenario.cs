@@ -58,7 +58,7 @@ public static class Dom0Scenario
         output.WriteLine($"{host.Name}: first boot, dom0 shell after {dom0.Clock.Elapsed.TotalSeconds:0.0} s");
 
         dom0.Qemu.Type("echo hello-$((6*7))\r");
-        dom0.Qemu.WaitForLine("hello-42", CommandTimeout);
+        dom0.Qemu.WaitForLine(Dom0Session.Line("hello-42"), CommandTimeout);
         // Kernel messages on hvc0 would cut into the commands' output from here on.
         dom0.Run("dmesg -n 1", CommandTimeout);
 

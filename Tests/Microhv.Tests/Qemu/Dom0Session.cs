@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
+using System.Text.RegularExpressions;
 
 namespace Microhv.Tests.Qemu;
 
@@ -71,18 +72,26 @@ public sealed class Dom0Session : IDisposable
         Qemu.WaitForLine(ShellBanner, timeout);
     }
 
+    /// <summary>
+    /// A line that is <paramref name="text"/>, or <paramref name="text"/> with a kernel message the console
+    /// printed right after it on the same line (until `dmesg -n 1` runs, rcS's background driver loads
+    /// can print between a command's output and its newline).
+    /// </summary>
+    public static Regex Line(string text) => new("^" + Regex.Escape(text) + @"(\[ *[0-9]+\.[0-9]+\] .*)?\s*$");
+
     /// <summary>Types <paramref name="command"/> (stdout and stderr) into the shell and returns the lines it printed.</summary>
     public IReadOnlyList<string> Run(string command, TimeSpan timeout)
     {
         int n = ++_commands;
         string begin = $"BEGIN{n}", end = $"END{n}";
+        Regex beginLine = Line(begin), endLine = Line(end);
         Qemu.Type($"echo BEGIN$(({n})); {{ {command}; }} 2>&1; echo END$(({n}))\r");
-        Qemu.WaitForLine(end, timeout);
+        Qemu.WaitForLine(endLine, timeout);
         var lines = Qemu.Lines;
         int last = lines.Count - 1;
-        while (last >= 0 && lines[last].TrimEnd() != end) last--;
+        while (last >= 0 && !endLine.IsMatch(lines[last])) last--;
         int first = last;
-        while (first >= 0 && lines[first].TrimEnd() != begin) first--;
+        while (first >= 0 && !beginLine.IsMatch(lines[first])) first--;
         if (first < 0) throw new QemuTestException($"the output of \"{command}\" has no {begin} line", Qemu);
         return lines.Skip(first + 1).Take(last - first - 1).ToList();
     }
