@@ -43,14 +43,6 @@ public static class GrantTableOp
         return gt == null ? Gnttab.GNTST_general_error : Gnttab.GNTST_okay;
     }
 
-    private static bool ReadU16(Vcpu v, ulong va, out ushort value)
-    {
-        value = 0;
-        if (!GuestMemory.ReadU8(v, va, out byte lo) || !GuestMemory.ReadU8(v, va + 1, out byte hi)) return false;
-        value = (ushort)(lo | hi << 8);
-        return true;
-    }
-
     private static bool WriteStatus(Vcpu v, ulong va, short status)
         => GuestMemory.WriteU8(v, va, (byte)status) && GuestMemory.WriteU8(v, va + 1, (byte)((ushort)status >> 8));
 
@@ -58,7 +50,7 @@ public static class GrantTableOp
     /// numbers, since a PV guest maps machine frames).</summary>
     private static long SetupTable(Vcpu v, ulong op)
     {
-        if (!ReadU16(v, op + Gnttab.setup_table_dom, out ushort dom)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU16(v, op + Gnttab.setup_table_dom, out ushort dom)) return -Errno.EFAULT;
         if (!GuestMemory.ReadU32(v, op + Gnttab.setup_table_nr_frames, out uint nrFrames)) return -Errno.EFAULT;
         if (!GuestMemory.ReadU64(v, op + Gnttab.setup_table_frame_list, out ulong list)) return -Errno.EFAULT;
 
@@ -75,7 +67,7 @@ public static class GrantTableOp
 
     private static long QuerySize(Vcpu v, ulong op)
     {
-        if (!ReadU16(v, op + Gnttab.query_size_dom, out ushort dom)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU16(v, op + Gnttab.query_size_dom, out ushort dom)) return -Errno.EFAULT;
         short status = Target(v, dom, out GrantTable gt);
         if (status == Gnttab.GNTST_okay)
         {
@@ -98,7 +90,7 @@ public static class GrantTableOp
 
     private static long GetVersion(Vcpu v, ulong op)
     {
-        if (!ReadU16(v, op + Gnttab.get_version_dom, out ushort dom)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU16(v, op + Gnttab.get_version_dom, out ushort dom)) return -Errno.EFAULT;
         Domain self = v.Domain;
         Domain d = dom == Xen.DOMID_SELF ? self : self.Machine.FindDomain(dom);
         if (d == null) return -Errno.ESRCH;
@@ -126,7 +118,7 @@ public static class GrantTableOp
         if (!GuestMemory.ReadU64(v, op + Gnttab.map_host_addr, out ulong hostAddr)) return -Errno.EFAULT;
         if (!GuestMemory.ReadU32(v, op + Gnttab.map_flags, out uint flags)) return -Errno.EFAULT;
         if (!GuestMemory.ReadU32(v, op + Gnttab.map_ref, out uint gref)) return -Errno.EFAULT;
-        if (!ReadU16(v, op + Gnttab.map_dom, out ushort dom)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU16(v, op + Gnttab.map_dom, out ushort dom)) return -Errno.EFAULT;
         short status = Map(v, hostAddr, flags, gref, dom, out int handle, out ulong mfn);
         if (status == Gnttab.GNTST_okay)
         {

@@ -141,8 +141,8 @@ public static class MemoryOp
     /// or its own id), or any domain when the caller is the initial domain.</summary>
     private static long Reservation(Vcpu v, int op, ulong arg)
     {
-        if (!GuestMemory.ReadU8(v, arg, out byte lo) || !GuestMemory.ReadU8(v, arg + 1, out byte hi)) return -Errno.EFAULT;
-        long rc = FindTarget(v, (ushort)(lo | hi << 8), out Domain d);
+        if (!GuestMemory.ReadU16(v, arg, out ushort domid)) return -Errno.EFAULT;
+        long rc = FindTarget(v, domid, out Domain d);
         if (rc != 0) return rc;
         if (op == XenMem.XENMEM_maximum_gpfn) return (long)MaximumGpfn(d);
         return (long)d.NrPages;   // a fixed-size domain: current == maximum
@@ -187,9 +187,7 @@ public static class MemoryOp
         if (!GuestMemory.ReadU64(v, arg + XenMem.reservation_extent_start, out extents)) return -Errno.EFAULT;
         if (!GuestMemory.ReadU64(v, arg + XenMem.reservation_nr_extents, out count)) return -Errno.EFAULT;
         if (!GuestMemory.ReadU32(v, arg + XenMem.reservation_extent_order, out order)) return -Errno.EFAULT;
-        if (!GuestMemory.ReadU8(v, arg + XenMem.reservation_domid, out byte lo) ||
-            !GuestMemory.ReadU8(v, arg + XenMem.reservation_domid + 1, out byte hi)) return -Errno.EFAULT;
-        ushort domid = (ushort)(lo | hi << 8);
+        if (!GuestMemory.ReadU16(v, arg + XenMem.reservation_domid, out ushort domid)) return -Errno.EFAULT;
         if (domid != Xen.DOMID_SELF && domid != v.Domain.DomainId)
             return v.Domain.Machine.FindDomain(domid) == null ? -Errno.ESRCH : -Errno.EPERM;
         return 0;

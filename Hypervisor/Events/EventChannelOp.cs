@@ -40,14 +40,6 @@ public static class EventChannelOp
 
     private static bool WithPort(Vcpu v, ulong arg, out uint port) => GuestMemory.ReadU32(v, arg + EventChannel.port, out port);
 
-    private static bool ReadU16(Vcpu v, ulong va, out ushort value)
-    {
-        value = 0;
-        if (!GuestMemory.ReadU8(v, va, out byte lo) || !GuestMemory.ReadU8(v, va + 1, out byte hi)) return false;
-        value = (ushort)(lo | (hi << 8));
-        return true;
-    }
-
     /// <summary>True when the guest may write [va, va+length) (length below a page: first and last byte decide).</summary>
     private static bool Writable(Vcpu v, ulong va, int length)
         => GuestMemory.Translate(v, va, true, out ulong _) && GuestMemory.Translate(v, va + (ulong)(length - 1), true, out ulong _);
@@ -65,7 +57,7 @@ public static class EventChannelOp
 
     private static long AllocUnbound(Vcpu v, ulong arg)
     {
-        if (!ReadU16(v, arg + alloc_unbound_dom, out ushort dom) || !ReadU16(v, arg + alloc_unbound_remote_dom, out ushort rdom))
+        if (!GuestMemory.ReadU16(v, arg + alloc_unbound_dom, out ushort dom) || !GuestMemory.ReadU16(v, arg + alloc_unbound_remote_dom, out ushort rdom))
             return -Errno.EFAULT;
         if (!Writable(v, arg + alloc_unbound_port, 4)) return -Errno.EFAULT;
         long rc = TargetDomain(v, dom, out Domain d);
@@ -79,7 +71,7 @@ public static class EventChannelOp
 
     private static long BindInterdomain(Vcpu v, ulong arg)
     {
-        if (!ReadU16(v, arg + bind_interdomain_remote_dom, out ushort rdom) || !GuestMemory.ReadU32(v, arg + bind_interdomain_remote_port, out uint rport))
+        if (!GuestMemory.ReadU16(v, arg + bind_interdomain_remote_dom, out ushort rdom) || !GuestMemory.ReadU32(v, arg + bind_interdomain_remote_port, out uint rport))
             return -Errno.EFAULT;
         if (!Writable(v, arg + bind_interdomain_local_port, 4)) return -Errno.EFAULT;
         Domain remote = rdom == Xen.DOMID_SELF ? v.Domain : v.Domain.Machine.FindDomain(rdom);
@@ -130,7 +122,7 @@ public static class EventChannelOp
 
     private static long Status(Vcpu v, ulong arg)
     {
-        if (!ReadU16(v, arg + status_dom, out ushort dom) || !GuestMemory.ReadU32(v, arg + status_port, out uint port))
+        if (!GuestMemory.ReadU16(v, arg + status_dom, out ushort dom) || !GuestMemory.ReadU32(v, arg + status_port, out uint port))
             return -Errno.EFAULT;
         if (!Writable(v, arg + status_status, 16)) return -Errno.EFAULT;
         long rc = TargetDomain(v, dom, out Domain d);
@@ -168,7 +160,7 @@ public static class EventChannelOp
     /// <summary>EVTCHNOP_reset: another domain may only be reset while paused, which Microhv cannot do.</summary>
     private static long Reset(Vcpu v, ulong arg)
     {
-        if (!ReadU16(v, arg + reset_dom, out ushort dom)) return -Errno.EFAULT;
+        if (!GuestMemory.ReadU16(v, arg + reset_dom, out ushort dom)) return -Errno.EFAULT;
         long rc = TargetDomain(v, dom, out Domain d);
         if (rc != 0) return rc;
         if (d != v.Domain) return -Errno.EINVAL;

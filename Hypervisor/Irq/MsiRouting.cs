@@ -66,26 +66,24 @@ public sealed class MsiRouting
         uint control = ConfigRead(cf8, cap + 2, 2);
         uint address = (uint)MsiAddressBase | (_machine.Host.PhysicalCpuApicId(0) & 0xFF) << 12;
         uint data = (uint)(FirstVector + slot);                 // fixed delivery, edge, this vector
-        _msixEntry[slot] = 0;
+        ulong entry = 0;
         if (msixTableBase != 0)
         {
-            long rc = MapMsix(cf8, cap, control, msixTableBase, msixEntry, address, data, out ulong entry);
+            long rc = MapMsix(cf8, cap, control, msixTableBase, msixEntry, address, data, out entry);
             if (rc != 0) return rc;
-            _msixEntry[slot] = entry;
-            _owner[slot] = owner;
-            _pirq[slot] = pirq;
-            _sbdf[slot] = PciDevices.Sbdf(0, bus & 0xFF, devfn & 0xFF);
-            return slot;
         }
-        bool is64 = (control & 0x80) != 0;
-        ConfigWrite(cf8, cap + 4, 4, address);
-        if (is64)
+        else
         {
-            ConfigWrite(cf8, cap + 8, 4, 0);
-            ConfigWrite(cf8, cap + 12, 2, data);
+            ConfigWrite(cf8, cap + 4, 4, address);
+            if ((control & 0x80) != 0)                              // 64-bit message address
+            {
+                ConfigWrite(cf8, cap + 8, 4, 0);
+                ConfigWrite(cf8, cap + 12, 2, data);
+            }
+            else ConfigWrite(cf8, cap + 8, 2, data);
         }
-        else ConfigWrite(cf8, cap + 8, 2, data);
 
+        _msixEntry[slot] = entry;
         _owner[slot] = owner;
         _pirq[slot] = pirq;
         _sbdf[slot] = PciDevices.Sbdf(0, bus & 0xFF, devfn & 0xFF);
