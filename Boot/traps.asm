@@ -36,13 +36,17 @@ isr%1:
 %define F_CS      18*8
 %define F_RSP     20*8
 
-; The per-CPU block (one CPU runs guests today; another CPU gets its own block, reached through
-; GS after SWAPGS, as Xen's per-CPU stack block is). PvCpu reads and writes it through cpu_* below.
+; Each CPU's block (Kernel/Smp/CpuBlock.cs, same offsets), reached through GS: in ring 0 GS_BASE
+; is the block; while a guest runs, the guest's GS base is loaded and the block waits in
+; KERNEL_GS_BASE, so every entry from ring 3 begins with SWAPGS and every exit to ring 3 ends with
+; one (Xen's entry.S). PvCpu reads and writes it through cpu_* below.
 %define PCPU_SCRATCH_RSP  0                ; the guest RSP while SYSCALL builds the frame
 %define PCPU_STACK_TOP    8                ; where a SYSCALL frame starts (TSS.RSP0's value)
 %define PCPU_FPU_LOAD     16               ; an FXSAVE image to load on the way out (a vCPU switch), or 0
 %define PCPU_CR0_TS       24               ; CR0.TS is set now (we left to a guest with it)
 %define PCPU_CR0_TS_NEXT  25               ; set CR0.TS when leaving this trap (PvCpu decides)
+%define PCPU_INDEX        32               ; this CPU's index (Processors.Cpus)
+%define PCPU_IDLE_TOP     40               ; the idle loop's stack top
 
 %macro PUSH_GPRS 0
     push rax
@@ -66,10 +70,10 @@ isr%1:
 ; so no FPU use of the hypervisor's ever raises #NM or is charged to the guest. Then save the
 ; guest's xmm0 and xmm8, the only SSE registers the C# code uses.
 %macro GUEST_FPU_ENTRY 0
-    cmp byte [rel cpu0_block + PCPU_CR0_TS], 0
+    cmp byte [gs:PCPU_CR0_TS], 0
     je %%ts_clear
     clts
-    mov byte [rel cpu0_block + PCPU_CR0_TS], 0
+    mov byte [gs:PCPU_CR0_TS], 0
 %%ts_clear:
     sub rsp, 32
     movdqa [rsp], xmm0
@@ -83,6 +87,7 @@ trap_common:
     cld
     test byte [rbp + F_CS], 3
     jz trap_from_hypervisor
+    swapgs                                ; the guest's GS base to KERNEL_GS_BASE, this CPU's block to GS
     ; From a guest. The C# code clobbers the SysV scratch registers (pushed above; the callee-saved
     ; ones are in the frame because iret and vCPU switches rewrite them) and, of the SSE state, only
     ; xmm0 and xmm8 (Tests/Microhv.Tests/Qemu/ImageFpuUseTests.cs checks the image): save those two,
@@ -92,18 +97,18 @@ trap_common:
     mov rsi, rsp                          ; the saved xmm0, xmm8 (PvCpu swaps them at a vCPU switch)
     call trap_dispatch                    ; returns 1 when SYSRET restores the frame exactly
 guest_exit:
-    mov rdx, [rel cpu0_block + PCPU_FPU_LOAD]
+    mov rdx, [gs:PCPU_FPU_LOAD]
     test rdx, rdx
     jnz exit_fpu_load
     movdqa xmm0, [rsp]
     movdqa xmm8, [rsp + 16]
 exit_fpu_loaded:
-    cmp byte [rel cpu0_block + PCPU_CR0_TS_NEXT], 0
+    cmp byte [gs:PCPU_CR0_TS_NEXT], 0
     je exit_ts_done
     mov rcx, cr0
     or rcx, 8                             ; CR0.TS: the guest's next FPU use raises #NM
     mov cr0, rcx
-    mov byte [rel cpu0_block + PCPU_CR0_TS], 1
+    mov byte [gs:PCPU_CR0_TS], 1
 exit_ts_done:
     mov rsp, rbp
     test eax, eax
@@ -119,7 +124,7 @@ trap_from_hypervisor:
     mov rdi, rbp
     xor esi, esi                          ; no guest xmm save area
     call trap_dispatch
-    mov rdx, [rel cpu0_block + PCPU_FPU_LOAD]
+    mov rdx, [gs:PCPU_FPU_LOAD]
     test rdx, rdx
     jnz exit_fpu_load
     fxrstor [rsp]
@@ -131,7 +136,7 @@ trap_from_hypervisor:
     ; A vCPU switch: the next vCPU's whole FPU state, loaded last so no C# code runs after it.
 exit_fpu_load:
     fxrstor [rdx]
-    mov qword [rel cpu0_block + PCPU_FPU_LOAD], 0
+    mov qword [gs:PCPU_FPU_LOAD], 0
     test byte [rbp + F_CS], 3
     jnz exit_fpu_loaded
     mov rsp, rbp                          ; to the idle loop (ring 0): no CR0.TS to set
@@ -152,6 +157,10 @@ exit_restore:
     pop rcx
     pop rbx
     pop rax
+    test byte [rsp + 24], 3               ; the frame's CS (after vector and error code, RIP)
+    jz .to_ring0
+    swapgs                                ; to a guest: its GS base back, the block to KERNEL_GS_BASE
+.to_ring0:
     add rsp, 16
     iretq
 
@@ -175,6 +184,7 @@ exit_sysret:
     pop rbx
     pop rax
     mov rsp, [rsp + F_RSP - F_VECTOR]
+    swapgs
     o64 sysret
 
 ; SYSCALL from a paravirtualized guest kernel (ring 3): the hypercall entry. SYSCALL does not
@@ -185,10 +195,11 @@ exit_sysret:
 global syscall_entry
 align 16
 syscall_entry:
-    mov [rel cpu0_block + PCPU_SCRATCH_RSP], rsp
-    mov rsp, [rel cpu0_block + PCPU_STACK_TOP]
+    swapgs
+    mov [gs:PCPU_SCRATCH_RSP], rsp
+    mov rsp, [gs:PCPU_STACK_TOP]
     push qword 0xE02B                     ; FLAT_RING3_SS64
-    push qword [rel cpu0_block + PCPU_SCRATCH_RSP]
+    push qword [gs:PCPU_SCRATCH_RSP]
     push r11                              ; RFLAGS
     push qword 0xE033                     ; FLAT_RING3_CS64
     push rcx                              ; RIP
@@ -207,7 +218,7 @@ syscall_entry:
 extern hv_idle
 global idle_entry
 idle_entry:
-    lea rsp, [rel idle_stack_top]
+    mov rsp, [gs:PCPU_IDLE_TOP]
     xor ebp, ebp
     call hv_idle
 .spin:
@@ -222,6 +233,9 @@ cpu0_block:
     dq stack_top                          ; PCPU_STACK_TOP: the boot stack, TSS.RSP0's value
     dq 0                                  ; PCPU_FPU_LOAD
     db 0, 0                               ; PCPU_CR0_TS, PCPU_CR0_TS_NEXT
+    align 8, db 0
+    dq 0                                  ; PCPU_INDEX
+    dq idle_stack_top                     ; PCPU_IDLE_TOP
     align 64, db 0
 
 section .bss nobits alloc noexec write align=4096
@@ -257,15 +271,19 @@ syscall_entry_address:
 idle_entry_address:
     lea rax, [rel idle_entry]
     ret
-global idle_stack_top_address
-idle_stack_top_address:
-    lea rax, [rel idle_stack_top]
+global cpu0_block_address, cpu_index
+cpu0_block_address:
+    lea rax, [rel cpu0_block]
+    ret
+; The calling CPU's index, from its block (ring 0: GS_BASE is the block).
+cpu_index:
+    mov eax, [gs:PCPU_INDEX]
     ret
 
 ; The FXSAVE image (16-byte aligned) the exit path loads: the vCPU switched to.
 global cpu_set_exit_fpu
 cpu_set_exit_fpu:
-    mov [rel cpu0_block + PCPU_FPU_LOAD], rdi
+    mov [gs:PCPU_FPU_LOAD], rdi
     ret
 
 ; Saves the whole FPU/SSE state to a 16-byte-aligned 512-byte area (CR0.TS is clear in the hypervisor).
@@ -276,5 +294,5 @@ cpu_fxsave:
 
 global cpu_set_exit_cr0_ts
 cpu_set_exit_cr0_ts:
-    mov [rel cpu0_block + PCPU_CR0_TS_NEXT], dil
+    mov [gs:PCPU_CR0_TS_NEXT], dil
     ret

@@ -60,6 +60,7 @@ internal static unsafe class KernelMain
         }
 
         Gdt.Initialize(layout->StackTop, layout->IstStacks, KernelAddressSpace.IstStackSize);
+        Smp.Processors.InitializeBootProcessor(layout->StackTop);
         Idt.Initialize();
         if (Log.ShowInfo) Log.Line("cpu: GDT with TSS (IST1 #DF, IST2 NMI, IST3 #MC); IDT with 32 exception and 224 interrupt vectors");
 

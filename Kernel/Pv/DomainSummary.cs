@@ -39,7 +39,9 @@ internal static class DomainSummary
             if (d.State != DomainState.Shutdown || d.ShutdownReason != Sched.SHUTDOWN_poweroff) allPoweroff = false;
         }
         ulong heap = Internal.Runtime.KernelHeap.Allocated;
-        Log.Write("summary: "); Log.Dec(PvCpu.Entry.Traps); Log.Write(" traps, "); Log.Dec(PvCpu.Entry.Hypercalls); Log.Write(" hypercalls, ");
+        ulong traps = 0, hypercalls = 0;
+        for (int i = 0; i < PvCpu.Entries.Length; i++) { traps += PvCpu.Entries[i].Traps; hypercalls += PvCpu.Entries[i].Hypercalls; }
+        Log.Write("summary: "); Log.Dec(traps); Log.Write(" traps, "); Log.Dec(hypercalls); Log.Write(" hypercalls, ");
         Log.Dec(m.Scheduler.Switches); Log.Write(" vCPU switches; managed heap "); Log.Dec(PvCpu.HeapAtStart);
         Log.Write(" bytes at guest start, +"); Log.Dec(heap - PvCpu.HeapAtStart); Log.Line(" while guests ran");
         FrameAllocator frames = m.Frames as FrameAllocator;

@@ -15,19 +15,22 @@ using Microhv.Kernel.Traps;
 namespace Microhv.Kernel.Pv;
 
 /// <summary>
-/// The one physical CPU as the hypervisor uses it: every trap lands here once domains exist. The
+/// A physical CPU as the hypervisor uses it: every trap lands here once domains exist. The
 /// kernel's part is the hardware: acknowledge the interrupt, run its driver, call the matching
 /// GuestEntry entry, and apply the exit record it returns (FPU state, CR3, GDT, segment-base MSRs,
-/// CR0.TS, the one-shot timer). Which vCPU runs, and what its frame holds, is GuestEntry's decision.
+/// CR0.TS, the one-shot timer). Which vCPU runs, and what its frame holds, is the decision of this
+/// CPU's GuestEntry (one per processor, found through the CPU's block).
 /// </summary>
 internal static unsafe class PvCpu
 {
     public const int HypercallTrapVector = 0x82;
-    private const uint FsBaseMsr = 0xC0000100, GsBaseMsr = 0xC0000101;
+    private const uint FsBaseMsr = 0xC0000100;
 
     public static Machine Machine;
-    /// <summary>This CPU's entry state (current vCPU, counters); per CPU once more CPUs run guests.</summary>
-    public static GuestEntry Entry;
+    /// <summary>Each processor's entry state (current vCPU, counters), by CPU index.</summary>
+    public static GuestEntry[] Entries;
+    /// <summary>The calling processor's entry state.</summary>
+    public static GuestEntry Entry => Entries[Smp.Processors.Current];
     public static bool Active;
     /// <summary>Managed-heap bytes allocated when the guests started: hypercall and trap paths must not add to it.</summary>
     public static ulong HeapAtStart;
@@ -43,8 +46,6 @@ internal static unsafe class PvCpu
     private const int FxXmm0 = 160, FxXmm8 = 160 + 8 * 16;
     [RuntimeImport("*", "idle_entry_address")] [MethodImpl(MethodImplOptions.InternalCall)]
     private static extern ulong IdleEntryAddress();
-    [RuntimeImport("*", "idle_stack_top_address")] [MethodImpl(MethodImplOptions.InternalCall)]
-    private static extern ulong IdleStackTop();
 
     /// <summary>Called by TrapDispatch for every trap once domains run. <paramref name="guestXmm"/>: the
     /// guest's xmm0 and xmm8 as the entry saved them (null when the idle loop was interrupted).
@@ -52,17 +53,18 @@ internal static unsafe class PvCpu
     public static int OnTrap(TrapFrame* frame, byte* guestXmm)
     {
         ulong vector = frame->Vector;
+        GuestEntry entry = Entry;
         GuestExit exit;
         if (vector == TrapFrame.SyscallVector || vector == HypercallTrapVector)
-            exit = Entry.Syscall(ref *frame, vector == HypercallTrapVector);
+            exit = entry.Syscall(ref *frame, vector == HypercallTrapVector);
         else if (vector < 32)
-            exit = Entry.Exception(ref *frame, Cpu.ReadCr2());
+            exit = entry.Exception(ref *frame, Cpu.ReadCr2());
         else if (vector == Clock.ApicTimerVector && Clock.DeadlineMode)
-            exit = Entry.Timer(ref *frame, Clock.OnDeadlineInterrupt(Machine.Host.SystemTimeNs()));
+            exit = entry.Timer(ref *frame, Clock.OnDeadlineInterrupt(Machine.Host.SystemTimeNs()));
         else if (vector == Clock.ApicTimerVector || (vector == Clock.PitVector && !Clock.UsingApic))
         {
             Clock.OnTick();
-            exit = Entry.Timer(ref *frame, true);
+            exit = entry.Timer(ref *frame, true);
         }
         else
         {
@@ -78,9 +80,9 @@ internal static unsafe class PvCpu
                 Machine.Msis.OnInterrupt(msi);           // a message-signalled interrupt: its owner's pirq event
                 LocalApic.EndOfInterrupt();
             }
-            exit = Entry.Interrupt(ref *frame);
+            exit = entry.Interrupt(ref *frame);
         }
-        Apply(frame, guestXmm, ref exit);
+        Apply(entry, frame, guestXmm, ref exit);
         return exit.Has(ExitActions.Sysret) ? 1 : 0;
     }
 
@@ -88,25 +90,26 @@ internal static unsafe class PvCpu
     [UnmanagedCallersOnly(EntryPoint = "syscall_dispatch")]
     private static int OnSyscall(TrapFrame* frame, byte* guestXmm)
     {
-        GuestExit exit = Entry.Syscall(ref *frame, false);
-        Apply(frame, guestXmm, ref exit);
+        GuestEntry entry = Entry;
+        GuestExit exit = entry.Syscall(ref *frame, false);
+        Apply(entry, frame, guestXmm, ref exit);
         return exit.Has(ExitActions.Sysret) ? 1 : 0;
     }
 
     /// <summary>Does what the exit record says, in the order the hardware needs it.</summary>
-    private static void Apply(TrapFrame* frame, byte* guestXmm, ref GuestExit exit)
+    private static void Apply(GuestEntry entry, TrapFrame* frame, byte* guestXmm, ref GuestExit exit)
     {
-        if ((exit.Actions & ~(ExitActions.Sysret | ExitActions.Cr0Ts)) != 0) ApplyChanges(frame, guestXmm, ref exit);
+        if ((exit.Actions & ~(ExitActions.Sysret | ExitActions.Cr0Ts)) != 0) ApplyChanges(entry, frame, guestXmm, ref exit);
         SetExitCr0Ts(exit.Has(ExitActions.Cr0Ts));
         if (ScreenConsole.CursorBehind) ScreenConsole.ShowCursor();    // the screen's cursor follows once per trap, not per byte
     }
 
-    private static void ApplyChanges(TrapFrame* frame, byte* guestXmm, ref GuestExit exit)
+    private static void ApplyChanges(GuestEntry entry, TrapFrame* frame, byte* guestXmm, ref GuestExit exit)
     {
-        if (exit.Has(ExitActions.ReportCrash)) ReportCrash(Entry.Crashed);
+        if (exit.Has(ExitActions.ReportCrash)) ReportCrash(entry.Crashed);
         if (exit.Has(ExitActions.Switch))
         {
-            Vcpu prev = Entry.Previous, next = Entry.Current;
+            Vcpu prev = entry.Previous, next = entry.Current;
             if (prev != null && guestXmm != null) SaveFpu(prev, guestXmm);
             if (next != null) SetExitFpu(next.FpuArea);
             if (exit.Has(ExitActions.Idle)) LoadIdle(frame);
@@ -114,15 +117,16 @@ internal static unsafe class PvCpu
         if (exit.Has(ExitActions.LoadAddressSpace))
         {
             Cpu.WriteCr3(exit.Cr3);
-            GuestGdt.Load(Entry.Current);
+            GuestGdt.Load(entry.Current);
         }
         if (exit.Has(ExitActions.LoadSegmentBases))
         {
             Cpu.WriteMsr(FsBaseMsr, exit.FsBase);
-            Cpu.WriteMsr(GsBaseMsr, exit.GsBase);
+            // Until the exit path's SWAPGS, GS is this CPU's block: the guest's GS base waits in KERNEL_GS_BASE.
+            Cpu.WriteMsr(Smp.CpuBlock.KernelGsBaseMsr, exit.GsBase);
         }
         // Off a dead domain's page tables now (CR3 was switched): its frames go back to the pool.
-        if (exit.Has(ExitActions.Switch)) DomainRelinquish.ReleaseDead(Machine, Entry.Current);
+        if (exit.Has(ExitActions.Switch)) DomainRelinquish.ReleaseDead(Machine, entry.Current);
         if (exit.Has(ExitActions.AllEnded)) DomainSummary.PrintAndExit(Machine);
         if (exit.Has(ExitActions.ArmTimer) && Clock.DeadlineMode) Clock.ArmFor(exit.TimerDeadline, Machine.Host.SystemTimeNs());
     }
@@ -157,7 +161,7 @@ internal static unsafe class PvCpu
         frame->Rip = IdleEntryAddress();
         frame->Cs = Gdt.HypervisorCs64;
         frame->Rflags = 0x2;
-        frame->Rsp = IdleStackTop();
+        frame->Rsp = Smp.Processors.Cpus[Smp.Processors.Current].Block->IdleStackTop;
         frame->Ss = Gdt.HypervisorDs;
         Cpu.WriteCr3(KernelAddressSpace.Tables.Root);
     }

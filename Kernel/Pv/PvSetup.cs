@@ -33,7 +33,8 @@ internal static unsafe class PvSetup
         Idt.SetGuestGate(Vectors.Breakpoint);
         Idt.SetGuestGate(Vectors.Overflow);
         PvCpu.Machine = machine;
-        PvCpu.Entry = new GuestEntry(machine);
+        PvCpu.Entries = new GuestEntry[Smp.Processors.Count];
+        for (int i = 0; i < PvCpu.Entries.Length; i++) PvCpu.Entries[i] = new GuestEntry(machine);
 
         DomainSummary.FreeFramesAtStart = frames.FreeFrames;
         ScreenHandover.BeforeDomains(machine, info);

@@ -1,3 +1,4 @@
+using System.Runtime;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microhv.HAL;
@@ -16,8 +17,8 @@ namespace Microhv.Kernel.Smp;
 internal static unsafe class Processors
 {
     public const int MaxCpus = 64;
-    private const ulong StackSize = 32 * 1024, IstStackSize = 16 * 1024;
-    private const ulong PerCpuHeap = Gdt.Entries * 8 + StackSize + 3 * IstStackSize + 4096;
+    private const ulong StackSize = 32 * 1024, IstStackSize = 16 * 1024, IdleStackSize = 16 * 1024;
+    private const ulong PerCpuHeap = Gdt.Entries * 8 + StackSize + 3 * IstStackSize + IdleStackSize + 4096;
 
     public static readonly PerCpu[] Cpus = new PerCpu[MaxCpus];
     /// <summary>Processors online, CPU 0 (the boot processor) included.</summary>
@@ -28,13 +29,21 @@ internal static unsafe class Processors
     // Written by the starting processor once it runs C#: its index. Only one starts at a time.
     private static int s_arrived;
 
+    /// <summary>The boot processor's entries, and its block as its GS base: called once its GDT is loaded,
+    /// before any trap can come back through the exit path (which reads the block).</summary>
+    public static void InitializeBootProcessor(ulong stackTop)
+    {
+        Cpus[0].Online = true;
+        Cpus[0].StackTop = stackTop;
+        Cpus[0].Gdt = Gdt.Table;
+        Cpus[0].Tss = Gdt.Tss;
+        Cpus[0].Block = (CpuBlock*)Cpu0BlockAddress();
+        LoadBlock(0);
+    }
+
     public static void Start(Multiboot2Info info, ref BootLayout layout)
     {
         Cpus[0].ApicId = CpuFeatures.Apic ? LocalApic.ApicId : 0;
-        Cpus[0].Online = true;
-        Cpus[0].StackTop = layout.StackTop;
-        Cpus[0].Gdt = Gdt.Table;
-        Cpus[0].Tss = Gdt.Tss;
         if (!Platform.HasMadt || !CpuFeatures.Apic) return;      // Platform reported it: one CPU
 
         int targets = ApStartup.SelectTargets(Platform.Madt, Cpus[0].ApicId, BootOptions.MaxCpus, s_targets, out int leftOff, out int unreachable);
@@ -64,6 +73,11 @@ internal static unsafe class Processors
         Gdt.Create(stack, ist + IstStackSize, ist + 2 * IstStackSize, ist + 3 * IstStackSize, out Cpus[cpu].Gdt, out Cpus[cpu].Tss);
         Cpus[cpu].ApicId = apicId;
         Cpus[cpu].StackTop = stack;
+        CpuBlock* block = (CpuBlock*)Internal.Runtime.KernelHeap.AllocateAligned((ulong)sizeof(CpuBlock), 64);
+        block->StackTop = stack;
+        block->Index = (ulong)cpu;
+        block->IdleStackTop = (ulong)Internal.Runtime.KernelHeap.AllocateAligned(IdleStackSize, 4096) + IdleStackSize;
+        Cpus[cpu].Block = block;
         ApTrampoline.Prepare((ulong)cpu, stack);
         Volatile(ref s_arrived, 0);
 
@@ -85,11 +99,23 @@ internal static unsafe class Processors
     private static void ApMain(ulong cpu)
     {
         Gdt.Load(Cpus[cpu].Gdt);
+        LoadBlock((int)cpu);
         Idt.Load();
         LocalApic.EnableThisCpu();
         Volatile(ref s_arrived, (int)cpu);
         Cpu.Stop();                                             // parked, interrupts off, until the scheduler uses it
     }
+
+    [RuntimeImport("*", "cpu0_block_address")] [MethodImpl(MethodImplOptions.InternalCall)]
+    private static extern ulong Cpu0BlockAddress();
+    [RuntimeImport("*", "cpu_index")] [MethodImpl(MethodImplOptions.InternalCall)]
+    private static extern int CpuIndex();
+
+    /// <summary>The calling processor's index (0 = the boot processor), read from its block through GS.</summary>
+    public static int Current => CpuIndex();
+
+    /// <summary>Makes this processor's block its GS base (after Gdt.Load, which clears GS).</summary>
+    private static void LoadBlock(int cpu) => Cpu.WriteMsr(CpuBlock.GsBaseMsr, (ulong)Cpus[cpu].Block);
 
     private static void Report(int failed, int leftOff, int unreachable)
     {
