@@ -56,6 +56,8 @@ public static class DomainRelinquish
         if (gt == null || AnyPinned(gt)) return;
         for (int i = 0; i < gt.NrFrames; i++)
             if (m.FrameTable.OwnerOf(gt.Frames[i]) == granter.DomainId) FreeFrame(m, gt.Frames[i]);
+        for (int i = 0; i < gt.NrStatusFrames; i++)
+            if (m.FrameTable.OwnerOf(gt.StatusFrames[i]) == granter.DomainId) FreeFrame(m, gt.StatusFrames[i]);
     }
 
     /// <summary>Gives a frame back to the machine's pool: no owner, type or references; its M2P entry invalid.</summary>
@@ -93,7 +95,7 @@ public static class DomainRelinquish
     }
 
     /// <summary>gnttab_release_mappings: every mapping the dead domain holds of another domain's grant
-    /// drops its references and its pin, as an unmap would (the dead domain's page tables are gone).</summary>
+    /// drops its references and its pins (host and device), as an unmap would (its page tables are gone).</summary>
     private static void ReleaseMappings(Domain d)
     {
         GrantTable gt = GrantTable.Of(d);
@@ -103,14 +105,16 @@ public static class DomainRelinquish
         {
             if (!gt.GetMapping(h, out ushort dom, out uint gref, out ulong mfn, out uint flags)) continue;
             gt.SetMappingFlags(h, 0);
-            if ((flags & Gnttab.GNTMAP_host_map) == 0) continue;
             Domain rd = m.FindDomain(dom);
             GrantTable rgt = rd == null ? null : GrantTable.Of(rd);
             bool readOnly = (flags & Gnttab.GNTMAP_readonly) != 0;
-            if (!readOnly) Mm.PageTypes.PutPageType(m, mfn);
-            Mm.PageTypes.PutPage(m, mfn);
-            if (rgt != null && gref < rgt.NrEntries) GrantTableOp.ReleasePin(rgt, gref, readOnly);
-            if (rd != null) AfterUnmap(rd, mfn);
+            int kinds = ((flags & Gnttab.GNTMAP_host_map) != 0 ? 1 : 0) + ((flags & Gnttab.GNTMAP_device_map) != 0 ? 1 : 0);
+            for (int k = 0; k < kinds; k++)
+            {
+                GrantMapOp.PutReferences(m, mfn, readOnly);
+                if (rgt != null && gref < rgt.NrEntries) GrantMapOp.ReleasePin(rgt, gref, readOnly);
+            }
+            if (rd != null && kinds != 0) AfterUnmap(rd, mfn);
         }
     }
 }

@@ -4,28 +4,35 @@ using Microhv.Hypervisor.Public;
 namespace Microhv.Hypervisor;
 
 /// <summary>
-/// A domain's grant table, version 1 (xen/common/grant_table.c): frames of struct grant_entry_v1
-/// the guest writes to offer its pages to other domains. The frames belong to the domain (it maps
-/// them read-write with mmu_update) and grow on setup_table up to <see cref="MaxFrames"/>.
-/// Domain has no field for it yet, so tables are found through a small registry keyed by the Domain;
-/// <see cref="Create"/> must run when the domain is built, because hypercalls do not allocate objects.
-/// Besides the shared entries the table keeps Xen's two private arrays, both allocated here: the
-/// active entries (per grant this domain offers: how many mappings pin it and the frame they map)
-/// and the maptrack (per mapping this domain made of someone's grant: the handle's granter, ref,
-/// flags and frame). A domain that dies with mappings of others' grants keeps them: they are
-/// only references on the granted frames and pins on the granters' entries, never released.
+/// A domain's grant table (xen/common/grant_table.c): frames of grant entries the guest writes to
+/// offer its pages to other domains, struct grant_entry_v1 or, after set_version 2, grant_entry_v2
+/// with the GTF_reading/GTF_writing status moved to separate status frames. The frames belong to
+/// the domain (it maps them read-write with mmu_update) and grow on setup_table up to
+/// <see cref="MaxFrames"/>. <see cref="Create"/> must run when the domain is built, because
+/// hypercalls do not allocate objects. Besides the shared entries the table keeps Xen's two private
+/// arrays, both allocated here: the active entries (per grant this domain offers: how many mappings
+/// and copies pin it, for which domain, the frame and the sub-page range) and the maptrack (per
+/// mapping this domain made of someone's grant: the handle's granter, ref, flags and frame).
 /// </summary>
 public sealed class GrantTable
 {
-    /// <summary>Xen's default is 64 frames; four (2048 entries) serve the few devices a Microhv guest has.</summary>
+    /// <summary>Xen's default is 64 frames; four (2048 v1 entries) serve the few devices a Microhv guest has.</summary>
     public const int MaxFrames = 4;
     public const int EntriesPerFrame = (int)Layout.PageSize / Gnttab.entry_v1_size;
+    public const int EntriesPerFrameV2 = (int)Layout.PageSize / Gnttab.entry_v2_size;
+    /// <summary>grant_to_status_frames(MaxFrames): one 16-bit status per version-2 entry.</summary>
+    public const int MaxStatusFrames = (MaxFrames * EntriesPerFrameV2 * 2 + (int)Layout.PageSize - 1) / (int)Layout.PageSize;
+    /// <summary>GNTTAB_NR_RESERVED_ENTRIES: the toolstack's grants (console, xenstore), kept across set_version.</summary>
+    public const uint NrReservedEntries = 8;
 
     public readonly Domain Domain;
     /// <summary>Machine frame numbers of the table's frames; the first <see cref="NrFrames"/> are in use.</summary>
     public readonly ulong[] Frames = new ulong[MaxFrames];
     public int NrFrames;
-    /// <summary>The grant-table ABI version in use: 1 (version 2 is not offered).</summary>
+    /// <summary>Version 2's status frames (grant_status_t per entry); none in version 1.</summary>
+    public readonly ulong[] StatusFrames = new ulong[MaxStatusFrames];
+    public int NrStatusFrames;
+    /// <summary>The grant-table ABI version in use: 1 or 2 (GNTTABOP_set_version).</summary>
     public uint Version = 1;
 
     /// <summary>Mappings one domain may hold at once (Xen's maptrack grows to 1024 frames of them; a
@@ -39,6 +46,9 @@ public sealed class GrantTable
     private readonly ushort[] _writePins = new ushort[MaxFrames * EntriesPerFrame];
     private readonly ushort[] _activeDomid = new ushort[MaxFrames * EntriesPerFrame];
     private readonly ulong[] _activeMfn = new ulong[MaxFrames * EntriesPerFrame];
+    private readonly ushort[] _activeStart = new ushort[MaxFrames * EntriesPerFrame];
+    private readonly ushort[] _activeLength = new ushort[MaxFrames * EntriesPerFrame];
+    private readonly bool[] _activeSubPage = new bool[MaxFrames * EntriesPerFrame];
 
     // Maptrack, indexed by handle: the mapper's record of each mapping; flags 0 = free.
     private readonly uint[] _mapFlags = new uint[MaptrackCapacity];
@@ -49,7 +59,7 @@ public sealed class GrantTable
 
     private GrantTable(Domain d) { Domain = d; }
 
-    public uint NrEntries => (uint)(NrFrames * EntriesPerFrame);
+    public uint NrEntries => (uint)(NrFrames * EntriesPerFrameNow);
 
     /// <summary>Creates the table of <paramref name="d"/> with one frame (as Xen starts); null if no frame is left.
     /// Call once when the domain is built.</summary>
@@ -63,30 +73,71 @@ public sealed class GrantTable
         return gt;
     }
 
-    /// <summary>Grows the table to <paramref name="nrFrames"/> frames (never shrinks): each new frame is
-    /// zeroed (all grants invalid) and given to the domain. False when the limit or memory runs out.</summary>
+    /// <summary>Grows the table to <paramref name="nrFrames"/> frames (never shrinks), and in version 2 its
+    /// status frames to match: each new frame is zeroed (all grants invalid) and given to the domain.
+    /// False when the limit or memory runs out.</summary>
     public bool Grow(int nrFrames)
     {
         if (nrFrames > MaxFrames) return false;
-        Machine m = Domain.Machine;
         while (NrFrames < nrFrames)
         {
-            if (!m.Frames.TryAllocateFrame(out ulong pa)) return false;
-            ulong mfn = pa >> Layout.PageShift;
-            if (!m.FrameTable.IsValid(mfn)) return false;
-            m.Memory.Fill(pa, 0, Layout.PageSize);
-            m.FrameTable.SetOwner(mfn, Domain.DomainId);
-            // Shared with the guest as Xen's share_xen_page_with_guest does: writable for good, so the
-            // hypervisor's writes of grant flags never land in a page table the guest made of it.
-            m.FrameTable.SetType(mfn, FrameType.Writable, 1);
-            m.FrameTable.SetValidated(mfn, true);
+            if (!AllocateShared(out ulong mfn)) return false;
             Frames[NrFrames++] = mfn;
+        }
+        return Version == 1 || PopulateStatusFrames();
+    }
+
+    /// <summary>gnttab_populate_status_frames: status frames for every entry of the shared frames.</summary>
+    public bool PopulateStatusFrames()
+    {
+        int needed = (NrFrames * EntriesPerFrameV2 * 2 + (int)Layout.PageSize - 1) / (int)Layout.PageSize;
+        while (NrStatusFrames < needed)
+        {
+            if (!AllocateShared(out ulong mfn)) return false;
+            StatusFrames[NrStatusFrames++] = mfn;
         }
         return true;
     }
 
-    /// <summary>Reads grant entry <paramref name="gref"/>; false past the end of the table.</summary>
-    public bool ReadEntry(uint gref, out ushort flags, out ushort domid, out uint frame)
+    /// <summary>A zeroed frame shared with the domain as Xen's share_xen_page_with_guest does: writable
+    /// for good, so the hypervisor's writes of grant flags never land in a page table the guest made of it.</summary>
+    private bool AllocateShared(out ulong mfn)
+    {
+        mfn = 0;
+        Machine m = Domain.Machine;
+        if (!m.Frames.TryAllocateFrame(out ulong pa)) return false;
+        mfn = pa >> Layout.PageShift;
+        if (!m.FrameTable.IsValid(mfn)) return false;
+        m.Memory.Fill(pa, 0, Layout.PageSize);
+        m.FrameTable.SetOwner(mfn, Domain.DomainId);
+        m.FrameTable.SetType(mfn, FrameType.Writable, 1);
+        m.FrameTable.SetValidated(mfn, true);
+        return true;
+    }
+
+    /// <summary>Entries in one frame of the shared table: 512 of grant_entry_v1, 256 of grant_entry_v2.</summary>
+    public int EntriesPerFrameNow => Version == 1 ? EntriesPerFrame : EntriesPerFrameV2;
+
+    /// <summary>Machine address of grant entry <paramref name="gref"/>'s header (the caller checked the bound).</summary>
+    private ulong EntryAddress(uint gref)
+    {
+        uint per = (uint)EntriesPerFrameNow;
+        int size = Version == 1 ? Gnttab.entry_v1_size : Gnttab.entry_v2_size;
+        return (Frames[gref / per] << Layout.PageShift) + (gref % per) * (ulong)size;
+    }
+
+    /// <summary>Machine address of the flags word that carries GTF_reading/GTF_writing for <paramref name="gref"/>:
+    /// the entry's own flags in version 1, its grant_status_t in the status frames in version 2.</summary>
+    private ulong StatusAddress(uint gref)
+    {
+        if (Version == 1) return EntryAddress(gref);
+        const uint per = (uint)(Layout.PageSize / 2);
+        return (StatusFrames[gref / per] << Layout.PageShift) + (gref % per) * 2UL;
+    }
+
+    /// <summary>Reads grant entry <paramref name="gref"/>'s header and full-page frame (version 2: full_page.frame,
+    /// or sub_page.frame, the same field); false past the end of the table.</summary>
+    public bool ReadEntry(uint gref, out ushort flags, out ushort domid, out ulong frame)
     {
         flags = 0; domid = 0; frame = 0;
         if (gref >= NrEntries) return false;
@@ -94,8 +145,44 @@ public sealed class GrantTable
         PhysicalMemory mem = Domain.Machine.Memory;
         flags = mem.Read16(at + Gnttab.entry_v1_flags);
         domid = mem.Read16(at + Gnttab.entry_v1_domid);
-        frame = mem.Read32(at + Gnttab.entry_v1_frame);
+        frame = Version == 1 ? mem.Read32(at + Gnttab.entry_v1_frame) : mem.Read64(at + Gnttab.entry_v2_frame);
         return true;
+    }
+
+    /// <summary>Version 2's sub_page fields of <paramref name="gref"/> (the caller checked the bound).</summary>
+    public void ReadSubPage(uint gref, out ushort pageOff, out ushort length)
+    {
+        ulong at = EntryAddress(gref);
+        pageOff = Domain.Machine.Memory.Read16(at + Gnttab.entry_v2_page_off);
+        length = Domain.Machine.Memory.Read16(at + Gnttab.entry_v2_length);
+    }
+
+    /// <summary>
+    /// The checks of Xen's _set_status before a grant's first pin (<paramref name="pinned"/> false):
+    /// permit_access (not a sub-page one when <paramref name="mapping"/>, Xen maps whole pages only)
+    /// and for <paramref name="ldomid"/>; and for a writable pin, not GTF_readonly. General_error otherwise.
+    /// </summary>
+    public short CheckEntry(uint gref, ushort ldomid, bool readOnly, bool pinned, bool mapping, out ulong frame)
+    {
+        ReadEntry(gref, out ushort flags, out ushort domid, out frame);
+        ushort mask = (ushort)(Gnttab.GTF_type_mask | (mapping ? Gnttab.GTF_sub_page : 0));
+        if (!pinned && ((flags & mask) != Gnttab.GTF_permit_access || domid != ldomid)) return Gnttab.GNTST_general_error;
+        if (!readOnly && (flags & Gnttab.GTF_readonly) != 0) return Gnttab.GNTST_general_error;
+        return Gnttab.GNTST_okay;
+    }
+
+    /// <summary>Sets GTF_reading, and GTF_writing unless read-only, where the granter reads them.</summary>
+    public void MarkInUse(uint gref, bool readOnly)
+    {
+        ulong at = StatusAddress(gref);
+        ushort set = readOnly ? Gnttab.GTF_reading : (ushort)(Gnttab.GTF_reading | Gnttab.GTF_writing);
+        Domain.Machine.Memory.Write16(at, (ushort)(Domain.Machine.Memory.Read16(at) | set));
+    }
+
+    public void ClearStatusFlags(uint gref, ushort clear)
+    {
+        ulong at = StatusAddress(gref);
+        Domain.Machine.Memory.Write16(at, (ushort)(Domain.Machine.Memory.Read16(at) & ~clear));
     }
 
     /// <summary>True when <paramref name="mfn"/> is one of <paramref name="d"/>'s grant-table frames (they must never be given back).</summary>
@@ -104,15 +191,9 @@ public sealed class GrantTable
         GrantTable gt = Of(d);
         if (gt == null) return false;
         for (int i = 0; i < gt.NrFrames; i++) if (gt.Frames[i] == mfn) return true;
+        for (int i = 0; i < gt.NrStatusFrames; i++) if (gt.StatusFrames[i] == mfn) return true;
         return false;
     }
-
-    /// <summary>Machine address of grant entry <paramref name="gref"/>'s flags (the caller checked the bound).</summary>
-    private ulong EntryAddress(uint gref)
-        => (Frames[gref / EntriesPerFrame] << Layout.PageShift) + (gref % (uint)EntriesPerFrame) * (ulong)Gnttab.entry_v1_size;
-
-    public void SetEntryFlags(uint gref, ushort set) { ulong at = EntryAddress(gref); Domain.Machine.Memory.Write16(at, (ushort)(Domain.Machine.Memory.Read16(at) | set)); }
-    public void ClearEntryFlags(uint gref, ushort clear) { ulong at = EntryAddress(gref); Domain.Machine.Memory.Write16(at, (ushort)(Domain.Machine.Memory.Read16(at) & ~clear)); }
 
     // Active entries (the caller checked gref < NrEntries).
     public bool IsPinned(uint gref) => _readPins[gref] != 0 || _writePins[gref] != 0;
@@ -122,7 +203,18 @@ public sealed class GrantTable
     public ulong ActiveMfn(uint gref) => _activeMfn[gref];
 
     /// <summary>Records the frame and the mapping domain when a grant gets its first pin.</summary>
-    public void Activate(uint gref, ushort domid, ulong mfn) { _activeDomid[gref] = domid; _activeMfn[gref] = mfn; }
+    public void Activate(uint gref, ushort domid, ulong mfn) => Activate(gref, domid, mfn, false, 0, (ushort)Layout.PageSize);
+
+    public void Activate(uint gref, ushort domid, ulong mfn, bool subPage, ushort start, ushort length)
+    {
+        _activeDomid[gref] = domid; _activeMfn[gref] = mfn;
+        _activeSubPage[gref] = subPage; _activeStart[gref] = start; _activeLength[gref] = length;
+    }
+
+    /// <summary>A pinned version-2 sub-page grant: copies stay inside [start, start+length); it cannot be mapped.</summary>
+    public bool IsSubPage(uint gref) => _activeSubPage[gref];
+    public ushort ActiveStart(uint gref) => _activeStart[gref];
+    public ushort ActiveLength(uint gref) => _activeLength[gref];
 
     public void Pin(uint gref, bool readOnly) { if (readOnly) _readPins[gref]++; else _writePins[gref]++; }
     public void Unpin(uint gref, bool readOnly)

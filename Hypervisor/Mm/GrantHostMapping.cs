@@ -63,19 +63,42 @@ public static class GrantHostMapping
     }
 
     /// <summary>
-    /// replace_grant_host_mapping with no new address: clears the grant PTE, provided the entry still
-    /// maps <paramref name="mfn"/> with the grant's Present and Writable bits, and flushes the stale
-    /// translation. The references stay with the caller, which drops them. GNTST_okay or general_error.
+    /// replace_grant_host_mapping: the grant PTE at <paramref name="addr"/> must still map
+    /// <paramref name="mfn"/> with the grant's Present and Writable bits; it is cleared, or with a
+    /// <paramref name="newAddr"/> (unmap_and_replace; virtual addresses only) it takes over the PTE
+    /// mapping newAddr, whose slot is cleared first (steal_linear_address), references and all. The
+    /// grant's own references stay with the caller, which drops them. GNTST_okay or general_error;
+    /// on failure a stolen PTE's references are dropped, as in Xen.
     /// </summary>
-    public static short Destroy(Vcpu v, ulong addr, ulong mfn, uint flags)
+    public static short Replace(Vcpu v, ulong addr, ulong mfn, ulong newAddr, uint flags)
     {
-        if (!FindSlot(v, addr, flags, out ulong slot)) return Gnttab.GNTST_general_error;
+        if (newAddr != 0 && (flags & Gnttab.GNTMAP_contains_pte) != 0) return Gnttab.GNTST_general_error;
         Machine m = v.Domain.Machine;
-        ulong expected = PteFlags(flags) | PageTableEntry.User;
-        ulong old = m.Memory.Read64(slot);
-        const ulong mustMatch = PageTableEntry.Present | PageTableEntry.Writable;
-        if (PageTableValidator.MfnOf(old) != mfn || ((old ^ expected) & mustMatch) != 0) return Gnttab.GNTST_general_error;
-        m.Memory.Write64(slot, 0);
+        ulong stolen = 0;
+        if (newAddr != 0)
+        {
+            if (!FindSlot(v, newAddr, 0, out ulong newSlot)) return Gnttab.GNTST_general_error;
+            stolen = m.Memory.Read64(newSlot);
+            m.Memory.Write64(newSlot, 0);
+            m.Host.InvalidatePage(newAddr);
+        }
+        short status = Gnttab.GNTST_general_error;
+        if (FindSlot(v, addr, flags, out ulong slot))
+        {
+            ulong expected = PteFlags(flags) | PageTableEntry.User;
+            ulong old = m.Memory.Read64(slot);
+            const ulong mustMatch = PageTableEntry.Present | PageTableEntry.Writable;
+            if (PageTableValidator.MfnOf(old) == mfn && ((old ^ expected) & mustMatch) == 0)
+            {
+                m.Memory.Write64(slot, stolen);
+                status = Gnttab.GNTST_okay;
+            }
+        }
+        if (status != Gnttab.GNTST_okay)
+        {
+            PageTableValidator.PutPageFromEntry(m, stolen, 1);
+            return status;
+        }
         // With contains_pte the virtual address is unknown, so the whole TLB goes (Xen flushes it after every batch).
         if ((flags & Gnttab.GNTMAP_contains_pte) != 0) m.Host.FlushTlb();
         else m.Host.InvalidatePage(addr);

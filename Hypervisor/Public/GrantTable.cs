@@ -19,10 +19,16 @@ public static class Gnttab
 
     // struct grant_entry_v1 { uint16_t flags; domid_t domid; uint32_t frame; }
     public const int entry_v1_flags = 0, entry_v1_domid = 2, entry_v1_frame = 4, entry_v1_size = 8;
+    // union grant_entry_v2 { grant_entry_header_t hdr; full_page { hdr; uint32_t pad0; uint64_t frame; };
+    //   sub_page { hdr; uint16_t page_off, length; uint64_t frame; }; transitive { hdr; domid_t trans_domid;
+    //   uint16_t pad0; grant_ref_t gref; }; uint32_t __spacer[4]; }
+    public const int entry_v2_page_off = 4, entry_v2_length = 6, entry_v2_frame = 8,
+        entry_v2_trans_domid = 4, entry_v2_trans_gref = 8, entry_v2_size = 16;
 
     // grant_entry flags (GTF_*).
     public const ushort GTF_invalid = 0, GTF_permit_access = 1, GTF_accept_transfer = 2, GTF_transitive = 3,
-        GTF_type_mask = 3, GTF_readonly = 1 << 2, GTF_reading = 1 << 3, GTF_writing = 1 << 4;
+        GTF_type_mask = 3, GTF_readonly = 1 << 2, GTF_reading = 1 << 3, GTF_writing = 1 << 4,
+        GTF_PWT = 1 << 5, GTF_PCD = 1 << 6, GTF_PAT = 1 << 7, GTF_sub_page = 1 << 8;
 
     // map flags (GNTMAP_*).
     public const uint GNTMAP_device_map = 1, GNTMAP_host_map = 2, GNTMAP_readonly = 4,
@@ -51,6 +57,23 @@ public static class Gnttab
 
     // struct gnttab_unmap_grant_ref { uint64_t host_addr; uint64_t dev_bus_addr; grant_handle_t handle; int16_t status; }
     public const int unmap_host_addr = 0, unmap_dev_bus_addr = 8, unmap_handle = 16, unmap_status = 20, unmap_size = 24;
+
+    // struct gnttab_unmap_and_replace { uint64_t host_addr; uint64_t new_addr; grant_handle_t handle; int16_t status; }
+    public const int unmap_and_replace_host_addr = 0, unmap_and_replace_new_addr = 8, unmap_and_replace_handle = 16,
+        unmap_and_replace_status = 20, unmap_and_replace_size = 24;
+
+    // struct gnttab_copy { struct gnttab_copy_ptr { union { grant_ref_t ref; xen_pfn_t gmfn; } u; domid_t domid;
+    //   uint16_t offset; } source, dest; uint16_t len; uint16_t flags; int16_t status; }
+    public const int copy_source = 0, copy_dest = 16, copy_ptr_u = 0, copy_ptr_domid = 8, copy_ptr_offset = 10,
+        copy_len = 32, copy_flags = 34, copy_status = 36, copy_size = 40;
+    public const ushort GNTCOPY_source_gref = 1, GNTCOPY_dest_gref = 2;
+
+    // struct gnttab_get_status_frames { uint32_t nr_frames; domid_t dom; int16_t status; XEN_GUEST_HANDLE(uint64_t) frame_list; }
+    public const int get_status_frames_nr_frames = 0, get_status_frames_dom = 4, get_status_frames_status = 6,
+        get_status_frames_frame_list = 8, get_status_frames_size = 16;
+
+    /// <summary>GNTTABOP_CMD_MASK: the bits above are an argument of cache_flush's continuation only.</summary>
+    public const uint GNTTABOP_CMD_MASK = (1 << 12) - 1;
 
     // struct gnttab_set_version { uint32_t version; }
     public const int set_version_version = 0, set_version_size = 4;

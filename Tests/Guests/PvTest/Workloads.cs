@@ -188,9 +188,7 @@ internal static unsafe class Workloads
 
     // Grant tables (xen/include/public/grant_table.h, v1). The two workloads meet by convention:
     // domain 1 offers one page to domain 0 as grant reference 8.
-    private const ulong GNTTABOP_map_grant_ref = 0, GNTTABOP_unmap_grant_ref = 1, GNTTABOP_setup_table = 2;
-    private const ushort GTF_permit_access = 1;
-    private const uint GNTMAP_host_map = 2, OfferRef = 8;
+    private const uint OfferRef = 8;
     private const ulong Offered = 0x0A76686F7263694DUL, Reply = 0x796C706572203064UL;   // "Microhv\n", "d0 reply"
 
     /// <summary>Domain 1: grant one of its pages to domain 0 and wait for domain 0's reply in it.</summary>
@@ -203,7 +201,7 @@ internal static unsafe class Workloads
         byte* st = stackalloc byte[24];
         ulong* frames = stackalloc ulong[1];
         *(ushort*)st = Xen.DOMID_SELF; *(uint*)(st + 4) = 1; *(short*)(st + 8) = 0; *(ulong*)(st + 16) = (ulong)frames;
-        long rc = Hypercall.Call3(Xen.grant_table_op, GNTTABOP_setup_table, (ulong)st, 1);
+        long rc = Hypercall.Call3(Xen.grant_table_op, Xen.GNTTABOP_setup_table, (ulong)st, 1);
         if (rc != 0 || *(short*)(st + 8) != 0 || Guest.MapInWindow(3, frames[0], true) != 0)
         {
             XenConsole.Write("pvtest: workload grant-offer: cannot set up the grant table, rc "); XenConsole.Dec(rc); XenConsole.Line("");
@@ -214,7 +212,7 @@ internal static unsafe class Workloads
         byte* entry = (byte*)Guest.WindowPage(3) + OfferRef * 8;
         *(uint*)(entry + 4) = (uint)Guest.MfnOf(page);
         *(ushort*)(entry + 2) = 0;
-        *(ushort*)entry = GTF_permit_access;
+        *(ushort*)entry = Xen.GTF_permit_access;
         XenConsole.Line("pvtest: workload grant-offer: page granted to domain 0 as ref 8");
 
         ulong start = Guest.SystemTime(out _);
@@ -239,8 +237,8 @@ internal static unsafe class Workloads
         while (Guest.SystemTime(out _) - start < 5000000000UL)
         {
             for (int i = 0; i < 32; i++) map[i] = 0;
-            *(ulong*)map = hostAddr; *(uint*)(map + 8) = GNTMAP_host_map; *(uint*)(map + 12) = OfferRef; *(ushort*)(map + 16) = 1;
-            Hypercall.Call3(Xen.grant_table_op, GNTTABOP_map_grant_ref, (ulong)map, 1);
+            *(ulong*)map = hostAddr; *(uint*)(map + 8) = Xen.GNTMAP_host_map; *(uint*)(map + 12) = OfferRef; *(ushort*)(map + 16) = 1;
+            Hypercall.Call3(Xen.grant_table_op, Xen.GNTTABOP_map_grant_ref, (ulong)map, 1);
             status = *(short*)(map + 18);
             if (status == 0) break;
             Hypercall.SchedOp(Xen.SCHEDOP_yield, null);
@@ -256,7 +254,7 @@ internal static unsafe class Workloads
         // struct gnttab_unmap_grant_ref { uint64_t host_addr; uint64_t dev_bus_addr; grant_handle_t handle; int16_t status; }
         byte* unmap = stackalloc byte[24];
         *(ulong*)unmap = hostAddr; *(ulong*)(unmap + 8) = 0; *(uint*)(unmap + 16) = *(uint*)(map + 20); *(short*)(unmap + 20) = -1;
-        Hypercall.Call3(Xen.grant_table_op, GNTTABOP_unmap_grant_ref, (ulong)unmap, 1);
+        Hypercall.Call3(Xen.grant_table_op, Xen.GNTTABOP_unmap_grant_ref, (ulong)unmap, 1);
         short unmapStatus = *(short*)(unmap + 20);
         bool ok = offered == Offered && unmapStatus == 0;
         XenConsole.Write("pvtest: workload grant-map done, read ");
