@@ -3,14 +3,43 @@ using Microhv.HAL;
 namespace Microhv.Hypervisor;
 
 /// <summary>
-/// Xen's copy_from_guest / copy_to_guest: hypercall arguments are guest virtual addresses, reached
-/// by walking the vCPU's current guest page tables in software. An address that is unmapped, not
-/// guest-accessible (no User bit: a 64-bit PV kernel runs in ring 3), read-only for a write, or in
-/// the hypervisor's hole is a fault, and the hypercall returns -EFAULT. Nothing here can touch
-/// memory the guest could not touch itself.
+/// Xen's copy_from_guest / copy_to_guest: hypercall arguments are guest virtual addresses. An address
+/// that is non-canonical, in the hypervisor's hole, unmapped, not guest-accessible (no User bit: a
+/// 64-bit PV kernel runs in ring 3) or read-only for a write is a fault, and the hypercall returns
+/// -EFAULT. Two ways to reach them, with the same answers: through the CPU's live translation
+/// (<see cref="LiveGuestMemory"/>, the kernel's fault-fixup copies) when the L4 in CR3 is the vCPU's
+/// current one, which is the case for every hypercall and trap of the running vCPU; otherwise (hosted
+/// tests over simulated memory, a root the CPU has not loaded yet) by walking the guest's tables in
+/// software. Nothing here can touch memory the guest could not touch itself.
 /// </summary>
 public static class GuestMemory
 {
+    /// <summary>The CPU's live translation when it is the vCPU's own (CR3 holds its current root), else null.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static LiveGuestMemory LiveFor(Vcpu v)
+    {
+        LiveGuestMemory live = v.Domain.Machine.Live;
+        if (live == null) return null;
+        ulong root = RootOf(v);
+        return root != 0 && live.LoadedRoot == root ? live : null;
+    }
+
+    /// <summary>
+    /// Xen's access_ok for a 64-bit PV guest: [va, va+length) does not wrap, is canonical and lies
+    /// below the hypervisor's hole or above it. Checked before any live access, so the copy routines
+    /// never see a non-canonical address or the hypervisor's own mappings.
+    /// </summary>
+    public static bool AccessOk(ulong va, ulong length)
+    {
+        if (length == 0) return true;
+        ulong last = va + length - 1;
+        if (last < va) return false;
+        if (last < LowerHalfEnd) return true;
+        return va >= Public.Xen.HYPERVISOR_VIRT_END;
+    }
+
+    private const ulong LowerHalfEnd = 0x0000_8000_0000_0000UL;
+
     public static bool Translate(Vcpu v, ulong va, bool write, out ulong machineAddress)
     {
         PageTable.WalkPath path = default;
@@ -41,7 +70,8 @@ public static class GuestMemory
     /// walked again for every field. It is no cache that can go stale: every use re-reads the entries
     /// the walk read (and compares the root and the frame's owner), and walks again if anything
     /// changed, so a request that rewrites the mapping of its own array is seen by the next one.
-    /// Create one per hypercall (default value); never keep one across hypercalls.
+    /// Create one per hypercall (default value); never keep one across hypercalls. Its reads go
+    /// through the live translation when there is one (the MMU and its TLB then do this work).
     /// </summary>
     public struct Cursor
     {
@@ -76,6 +106,8 @@ public static class GuestMemory
 
         public bool ReadU32(Vcpu v, ulong va, out uint value)
         {
+            LiveGuestMemory live = LiveFor(v);
+            if (live != null) { value = 0; return AccessOk(va, 4) && live.ReadU32(va, out value); }
             if (Translate(v, va, 4, false, out ulong ma))
             {
                 value = v.Domain.Machine.Memory.Read32(ma);
@@ -86,6 +118,8 @@ public static class GuestMemory
 
         public bool ReadU64(Vcpu v, ulong va, out ulong value)
         {
+            LiveGuestMemory live = LiveFor(v);
+            if (live != null) { value = 0; return AccessOk(va, 8) && live.ReadU64(va, out value); }
             if (Translate(v, va, 8, false, out ulong ma))
             {
                 value = v.Domain.Machine.Memory.Read64(ma);
@@ -111,6 +145,8 @@ public static class GuestMemory
     public static bool ReadU8(Vcpu v, ulong va, out byte value)
     {
         value = 0;
+        LiveGuestMemory live = LiveFor(v);
+        if (live != null) return AccessOk(va, 1) && live.ReadU8(va, out value);
         if (!Translate(v, va, false, out ulong ma)) return false;
         value = v.Domain.Machine.Memory.Read8(ma);
         return true;
@@ -120,6 +156,8 @@ public static class GuestMemory
     public static bool ReadU16(Vcpu v, ulong va, out ushort value)
     {
         value = 0;
+        LiveGuestMemory live = LiveFor(v);
+        if (live != null) return AccessOk(va, 2) && live.ReadU16(va, out value);
         if (!ReadU8(v, va, out byte lo) || !ReadU8(v, va + 1, out byte hi)) return false;
         value = (ushort)(lo | hi << 8);
         return true;
@@ -128,6 +166,8 @@ public static class GuestMemory
     public static bool ReadU32(Vcpu v, ulong va, out uint value)
     {
         value = 0;
+        LiveGuestMemory live = LiveFor(v);
+        if (live != null) return AccessOk(va, 4) && live.ReadU32(va, out value);
         if (TranslateWithinPage(v, va, 4, false, out ulong ma))
         {
             value = v.Domain.Machine.Memory.Read32(ma);
@@ -144,6 +184,8 @@ public static class GuestMemory
     public static bool ReadU64(Vcpu v, ulong va, out ulong value)
     {
         value = 0;
+        LiveGuestMemory live = LiveFor(v);
+        if (live != null) return AccessOk(va, 8) && live.ReadU64(va, out value);
         if (TranslateWithinPage(v, va, 8, false, out ulong ma))
         {
             value = v.Domain.Machine.Memory.Read64(ma);
@@ -159,6 +201,8 @@ public static class GuestMemory
 
     public static bool WriteU8(Vcpu v, ulong va, byte value)
     {
+        LiveGuestMemory live = LiveFor(v);
+        if (live != null) return AccessOk(va, 1) && live.WriteU8(va, value);
         if (!Translate(v, va, true, out ulong ma)) return false;
         v.Domain.Machine.Memory.Write8(ma, value);
         return true;
@@ -166,6 +210,8 @@ public static class GuestMemory
 
     public static bool WriteU32(Vcpu v, ulong va, uint value)
     {
+        LiveGuestMemory live = LiveFor(v);
+        if (live != null) return AccessOk(va, 4) && live.WriteU32(va, value);
         if (TranslateWithinPage(v, va, 4, true, out ulong ma))
         {
             v.Domain.Machine.Memory.Write32(ma, value);
@@ -177,6 +223,8 @@ public static class GuestMemory
 
     public static bool WriteU64(Vcpu v, ulong va, ulong value)
     {
+        LiveGuestMemory live = LiveFor(v);
+        if (live != null) return AccessOk(va, 8) && live.WriteU64(va, value);
         if (TranslateWithinPage(v, va, 8, true, out ulong ma))
         {
             v.Domain.Machine.Memory.Write64(ma, value);
@@ -194,6 +242,15 @@ public static class GuestMemory
     public static int Fetch(Vcpu v, ulong va, byte[] buffer, int length)
     {
         if (length > buffer.Length) length = buffer.Length;
+        LiveGuestMemory live = LiveFor(v);
+        if (live != null)
+        {
+            if (AccessOk(va, (ulong)length) && live.Read(va, buffer, 0, length)) return length;
+            // The instruction's bytes that lie before the page that faulted.
+            int inPage = (int)(Layout.PageSize - (va & (Layout.PageSize - 1)));
+            if (inPage >= length || !AccessOk(va, (ulong)inPage) || !live.Read(va, buffer, 0, inPage)) return 0;
+            return inPage;
+        }
         int done = 0;
         PhysicalMemory mem = v.Domain.Machine.Memory;
         while (done < length)
@@ -211,6 +268,8 @@ public static class GuestMemory
     /// <summary>Copies <paramref name="length"/> guest bytes into <paramref name="buffer"/>; false on the first fault.</summary>
     public static bool CopyFromGuest(Vcpu v, ulong va, byte[] buffer, int offset, int length)
     {
+        LiveGuestMemory live = LiveFor(v);
+        if (live != null) return AccessOk(va, (ulong)length) && (length == 0 || live.Read(va, buffer, offset, length));
         int done = 0;
         while (done < length)
         {
@@ -226,6 +285,8 @@ public static class GuestMemory
 
     public static bool CopyToGuest(Vcpu v, ulong va, byte[] buffer, int offset, int length)
     {
+        LiveGuestMemory live = LiveFor(v);
+        if (live != null) return AccessOk(va, (ulong)length) && (length == 0 || live.Write(va, buffer, offset, length));
         int done = 0;
         while (done < length)
         {
@@ -237,6 +298,40 @@ public static class GuestMemory
             for (int i = 0; i < n; i++) mem.Write8(ma + (ulong)i, buffer[offset + done + i]);
             done += n;
         }
+        return true;
+    }
+
+    /// <summary><paramref name="count"/> consecutive 64-bit words at <paramref name="va"/> (an iret
+    /// context): one copy, or one walk when they lie in one page; false on the first fault.</summary>
+    public static bool ReadU64s(Vcpu v, ulong va, ulong[] values, int count)
+    {
+        ulong length = (ulong)count * 8;
+        LiveGuestMemory live = LiveFor(v);
+        if (live != null) return AccessOk(va, length) && live.ReadU64s(va, values, count);
+        if (TranslateWithinPage(v, va, length, false, out ulong ma))
+        {
+            PhysicalMemory mem = v.Domain.Machine.Memory;
+            for (int i = 0; i < count; i++) values[i] = mem.Read64(ma + (ulong)i * 8);
+            return true;
+        }
+        for (int i = 0; i < count; i++) if (!ReadU64(v, va + (ulong)i * 8, out values[i])) return false;
+        return true;
+    }
+
+    /// <summary><paramref name="count"/> consecutive 64-bit words to <paramref name="va"/> (a bounce
+    /// frame); false on the first fault, with the words before it written, as Xen's copy leaves them.</summary>
+    public static bool WriteU64s(Vcpu v, ulong va, ulong[] values, int count)
+    {
+        ulong length = (ulong)count * 8;
+        LiveGuestMemory live = LiveFor(v);
+        if (live != null) return AccessOk(va, length) && live.WriteU64s(va, values, count);
+        if (TranslateWithinPage(v, va, length, true, out ulong ma))
+        {
+            PhysicalMemory mem = v.Domain.Machine.Memory;
+            for (int i = 0; i < count; i++) mem.Write64(ma + (ulong)i * 8, values[i]);
+            return true;
+        }
+        for (int i = 0; i < count; i++) if (!WriteU64(v, va + (ulong)i * 8, values[i])) return false;
         return true;
     }
 }

@@ -16,6 +16,9 @@ public sealed class Machine
     public readonly FrameSource Frames;
     public readonly FrameTable FrameTable;
     public readonly HypervisorHost Host;
+    /// <summary>The CPU's live translation of the running guest's addresses (the kernel's fault-fixup
+    /// copies); null in hosted tests, where GuestMemory walks the guest tables in software.</summary>
+    public LiveGuestMemory Live;
     public readonly Domain[] Domains = new Domain[MaxDomains];
     public readonly Scheduler Scheduler;
     /// <summary>Where serial input goes (a domain or the debug keys).</summary>

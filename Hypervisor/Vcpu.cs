@@ -32,6 +32,9 @@ public sealed class Vcpu
     public ulong GuestTable, GuestTableUser;
 
     public readonly TrapInfo[] TrapTable = new TrapInfo[256];
+    /// <summary>A bounce frame or iret context on its way to or from the guest stack, copied in one go
+    /// (kept here so the trap path allocates nothing).</summary>
+    public readonly ulong[] StackWords = new ulong[9];
     /// <summary>stack_switch: the guest kernel stack used when a trap arrives from guest user mode.</summary>
     public ulong KernelSs, KernelSp;
 

@@ -16,31 +16,15 @@ public static class Iret
     {
         Domain d = v.Domain;
         ulong sp = regs.Rsp;
-        ulong rax = 0, r11 = 0, rcx = 0, flags = 0, rip = 0, cs = 0, rflags = 0, rsp = 0, ss = 0;
-        bool ok;
-        if (GuestMemory.TranslateWithinPage(v, sp, ArchX86.iret_context_size, false, out ulong ma))
-        {
-            // The common case: the whole iret context in one page, one walk of the guest tables.
-            PhysicalMemory mem = d.Machine.Memory;
-            rax = mem.Read64(ma + ArchX86.iret_rax); r11 = mem.Read64(ma + ArchX86.iret_r11); rcx = mem.Read64(ma + ArchX86.iret_rcx);
-            flags = mem.Read64(ma + ArchX86.iret_flags); rip = mem.Read64(ma + ArchX86.iret_rip); cs = mem.Read64(ma + ArchX86.iret_cs);
-            rflags = mem.Read64(ma + ArchX86.iret_rflags); rsp = mem.Read64(ma + ArchX86.iret_rsp); ss = mem.Read64(ma + ArchX86.iret_ss);
-            ok = true;
-        }
-        else ok = GuestMemory.ReadU64(v, sp + ArchX86.iret_rax, out rax)
-               && GuestMemory.ReadU64(v, sp + ArchX86.iret_r11, out r11)
-               && GuestMemory.ReadU64(v, sp + ArchX86.iret_rcx, out rcx)
-               && GuestMemory.ReadU64(v, sp + ArchX86.iret_flags, out flags)
-               && GuestMemory.ReadU64(v, sp + ArchX86.iret_rip, out rip)
-               && GuestMemory.ReadU64(v, sp + ArchX86.iret_cs, out cs)
-               && GuestMemory.ReadU64(v, sp + ArchX86.iret_rflags, out rflags)
-               && GuestMemory.ReadU64(v, sp + ArchX86.iret_rsp, out rsp)
-               && GuestMemory.ReadU64(v, sp + ArchX86.iret_ss, out ss);
-        if (!ok)
+        ulong[] w = v.StackWords;
+        if (!GuestMemory.ReadU64s(v, sp, w, ArchX86.iret_context_size / 8))
         {
             d.Crash("iret: fault reading the iret context from the guest stack");
             return;
         }
+        ulong rax = w[ArchX86.iret_rax / 8], r11 = w[ArchX86.iret_r11 / 8], rcx = w[ArchX86.iret_rcx / 8];
+        ulong flags = w[ArchX86.iret_flags / 8], rip = w[ArchX86.iret_rip / 8], cs = w[ArchX86.iret_cs / 8];
+        ulong rflags = w[ArchX86.iret_rflags / 8], rsp = w[ArchX86.iret_rsp / 8], ss = w[ArchX86.iret_ss / 8];
 
         // RPL 3 in the saved CS means "back to guest user space": switch page tables and GS base.
         if ((cs & 3) == 3)

@@ -154,36 +154,17 @@ public static class TrapBounce
 
         bool hasError = (flags & TBF_EXCEPTION_ERRCODE) != 0;
         ulong frame = sp - 7 * 8 - (hasError ? 8UL : 0UL);
-        ulong frameSize = sp - frame;
-        bool ok;
-        if (GuestMemory.TranslateWithinPage(v, frame, frameSize, true, out ulong ma))
-        {
-            // The common case: the whole frame in one page, one walk of the guest tables.
-            ulong at = ma;
-            mem.Write64(at, regs.Rcx);
-            mem.Write64(at + 8, regs.R11);
-            at += 16;
-            if (hasError) { mem.Write64(at, errorCode & 0xFFFF_FFFF); at += 8; }
-            mem.Write64(at, regs.Rip);
-            mem.Write64(at + 8, cs | ((ulong)savedMask << 32));
-            mem.Write64(at + 16, rflags);
-            mem.Write64(at + 24, regs.Rsp);
-            mem.Write64(at + 32, regs.Ss & 0xFFFF);
-            ok = true;
-        }
-        else
-        {
-            ulong at = frame;
-            ok = GuestMemory.WriteU64(v, at, regs.Rcx);
-            ok = ok && GuestMemory.WriteU64(v, at + 8, regs.R11);
-            at += 16;
-            if (hasError) { ok = ok && GuestMemory.WriteU64(v, at, errorCode & 0xFFFF_FFFF); at += 8; }
-            ok = ok && GuestMemory.WriteU64(v, at, regs.Rip);
-            ok = ok && GuestMemory.WriteU64(v, at + 8, cs | ((ulong)savedMask << 32));
-            ok = ok && GuestMemory.WriteU64(v, at + 16, rflags);
-            ok = ok && GuestMemory.WriteU64(v, at + 24, regs.Rsp);
-            ok = ok && GuestMemory.WriteU64(v, at + 32, regs.Ss & 0xFFFF);
-        }
+        ulong[] w = v.StackWords;
+        int n = 0;
+        w[n++] = regs.Rcx;
+        w[n++] = regs.R11;
+        if (hasError) w[n++] = errorCode & 0xFFFF_FFFF;
+        w[n++] = regs.Rip;
+        w[n++] = cs | ((ulong)savedMask << 32);
+        w[n++] = rflags;
+        w[n++] = regs.Rsp;
+        w[n++] = regs.Ss & 0xFFFF;
+        bool ok = GuestMemory.WriteU64s(v, frame, w, n);
         if (!ok)
         {
             d.Crash("bounce frame: fault writing the guest kernel stack");

@@ -44,6 +44,7 @@ internal static class DomainSummary
         Log.Write("summary: "); Log.Dec(traps); Log.Write(" traps, "); Log.Dec(hypercalls); Log.Write(" hypercalls, ");
         Log.Dec(m.Scheduler.Switches); Log.Write(" vCPU switches; managed heap "); Log.Dec(PvCpu.HeapAtStart);
         Log.Write(" bytes at guest start, +"); Log.Dec(heap - PvCpu.HeapAtStart); Log.Line(" while guests ran");
+        Log.Write("summary: "); Log.Dec(Traps.ExceptionFixup.Count); Log.Line(" guest accesses faulted in the hypervisor's copies (-EFAULT)");
         FrameAllocator frames = m.Frames as FrameAllocator;
         if (frames != null)
         {

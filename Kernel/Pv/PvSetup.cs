@@ -21,6 +21,7 @@ internal static unsafe class PvSetup
         var host = new KernelHost(Clock.TscHz, Rtc.SecondsSinceEpoch());
         var table = new FrameTable(frames.FrameCount);
         var machine = new Machine(DirectMap.Instance, frames, table, host);
+        machine.Live = new GuestCopy();
         if (!MapMachineToPhys(machine, frames.FrameCount, ref layout)) return false;
         HostResources.Register(machine, info);
         ulong l4 = KernelAddressSpace.Tables.Root;

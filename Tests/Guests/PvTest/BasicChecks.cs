@@ -89,6 +89,14 @@ internal static unsafe class BasicChecks
         long rc = Hypercall.XenVersion(Xen.XENVER_capabilities, caps);
         if (!Checks.Expect("XENVER_capabilities", rc, 0)) return;
         if (!Contains(caps, 1024, "xen-3.0-x86_64")) Checks.Fail("capabilities lack xen-3.0-x86_64");
+
+        // Output the guest may not write itself is -EFAULT, as on Xen: its own L4 (every page-table
+        // page is mapped read-only), an unmapped page, a non-canonical address, the hypervisor's area.
+        ulong l4 = *(ulong*)(Guest.StartInfo + Xen.SI_pt_base);
+        Checks.Expect("XENVER_extraversion into the read-only L4", Hypercall.XenVersion(Xen.XENVER_extraversion, (void*)l4), -Xen.EFAULT);
+        Checks.Expect("XENVER_extraversion into 0x1000", Hypercall.XenVersion(Xen.XENVER_extraversion, (void*)0x1000), -Xen.EFAULT);
+        Checks.Expect("XENVER_extraversion into a non-canonical address", Hypercall.XenVersion(Xen.XENVER_extraversion, (void*)0x0000800000000000), -Xen.EFAULT);
+        Checks.Expect("XENVER_extraversion into the hypervisor's area", Hypercall.XenVersion(Xen.XENVER_extraversion, (void*)0xFFFF830000000000), -Xen.EFAULT);
     }
 
     /// <summary>Microhv also takes hypercalls through INT 0x82 (a trap gate open to ring 3); Xen keeps
