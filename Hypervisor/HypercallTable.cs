@@ -16,7 +16,7 @@ public unsafe struct HypercallDef
     public int Args;
     /// <summary>Null: Xen knows the number, Microhv does not implement it (-ENOSYS).</summary>
     public delegate*<Vcpu, ref TrapFrame, ulong, ulong, ulong, ulong, ulong, long> Handler;
-    /// <summary>False for the two calls a multicall entry may not make (multicall itself, iret).</summary>
+    /// <summary>False for the call a multicall entry may not make (multicall itself).</summary>
     public bool InMulticall;
 }
 
@@ -83,7 +83,6 @@ public static unsafe class HypercallTable
         Row(t, Xen.__HYPERVISOR_dm_op, "dm_op", 3, null);
         Row(t, Xen.__HYPERVISOR_hypfs_op, "hypfs_op", 5, null);
         t[Xen.__HYPERVISOR_multicall].InMulticall = false;
-        t[Xen.__HYPERVISOR_iret].InMulticall = false;
         return t;
     }
 

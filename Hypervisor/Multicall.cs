@@ -8,8 +8,10 @@ namespace Microhv.Hypervisor;
 /// multicall_entry { xen_ulong_t op, result; xen_ulong_t args[6]; } and each result is written back
 /// into its entry. The first entry that cannot be read or written back ends the batch with -EFAULT,
 /// so a hostile count never reads past what the guest has mapped. A nested multicall gets -EINVAL,
-/// as Xen refuses re-entry; so does iret, which replaces the whole register frame and cannot be
-/// batched. The batch stops when the domain stops running (it shut down or crashed mid-batch).
+/// as Xen refuses re-entry. An iret entry is performed and ends the batch (Xen's mc_exit): it
+/// replaces the register frame from the iret context on the guest's stack, its result (the restored
+/// RAX) is written back as far as the new address space allows and is the multicall's return value.
+/// The batch stops when the domain stops running (it shut down or crashed mid-batch).
 /// Like Xen, it is preemptible: between entries, and when an entry's call ends in a continuation
 /// (whose arguments are then written back into the entry), the multicall continues itself from
 /// that entry, so neither the count nor one entry's work is unbounded.
@@ -41,6 +43,11 @@ public static class Multicall
                 if (!GuestMemory.ReadU64(v, entry + OffsetArgs + 32, out ulong a5)) return -Errno.EFAULT;
                 result = Hypercalls.Call(v, ref regs, op, a1, a2, a3, a4, a5);
                 if (v.PendingCall.Pending) return ContinueAt(v, entry, nr - i);
+                if (op == Xen.__HYPERVISOR_iret)
+                {
+                    GuestMemory.WriteU64(v, entry + OffsetResult, (ulong)result);   // best effort, as Xen
+                    return result;
+                }
             }
             if (!GuestMemory.WriteU64(v, entry + OffsetResult, (ulong)result)) return -Errno.EFAULT;
         }

@@ -21,6 +21,7 @@ public static unsafe class Cpu
     [RuntimeImport("*", "guest_store8")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Store8(void* p, byte value);
     [RuntimeImport("*", "guest_store32")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Store32(void* p, uint value);
     public static ulong Load64(void* p) => Read64((ulong)p);
+    [RuntimeImport("*", "guest_multicall_iret")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern long MulticallIret(ulong list, ulong nr, ulong ifFlag, ulong* out2);
     [RuntimeImport("*", "guest_inb")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern byte InB(uint port);
     [RuntimeImport("*", "guest_pause")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Pause();
     [RuntimeImport("*", "guest_rdtsc")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Rdtsc();

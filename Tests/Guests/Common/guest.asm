@@ -185,6 +185,40 @@ guest_wrmsr:                               ; void guest_wrmsr(uint msr, ulong va
     wrmsr
     ret
 
+; long guest_multicall_iret(ulong list, ulong nr, ulong ifFlag, ulong* out2): multicall(list, nr) made
+; with an iret context {rax, r11, rcx, flags, rip, cs, rflags, rsp, ss} at RSP that resumes after the
+; syscall with rax 0x1be7, r11 0x11e7, rcx 0xc5e7 and rflags.IF = ifFlag: what a multicall whose entry
+; is iret returns through. out2 receives the rcx and r11 seen after the call.
+global guest_multicall_iret
+guest_multicall_iret:
+    push rbx
+    mov rbx, rsp
+    mov r9, rcx
+    xor eax, eax
+    mov ax, ss
+    push rax                               ; ss
+    push rbx                               ; rsp
+    pushfq
+    and qword [rsp], ~0x200
+    or [rsp], rdx                          ; rflags
+    mov ax, cs
+    and eax, ~3                            ; a kernel frame: RPL 0
+    push rax                               ; cs
+    lea rax, [rel .back]
+    push rax                               ; rip
+    push 0                                 ; flags
+    push 0xc5e7                            ; rcx
+    push 0x11e7                            ; r11
+    push 0x1be7                            ; rax
+    mov eax, 13                            ; __HYPERVISOR_multicall
+    syscall
+.back:
+    mov rsp, rbx
+    mov [r9], rcx
+    mov [r9 + 8], r11
+    pop rbx
+    ret
+
 global guest_inb
 guest_inb:                                 ; byte guest_inb(uint port): traps (#GP) and is emulated
     mov edx, edi

@@ -269,7 +269,27 @@ global fuzz_fenced_hypercall
 fuzz_fenced_hypercall:
     push r12
     push r13
+    push rbx
     mov r13, rsi
+    mov rbx, rsp                          ; both ways back resume on this stack
+    ; An iret context {rax, r11, rcx, flags, rip, cs, rflags, rsp, ss} at RSP: a multicall entry that
+    ; is iret (a wild list can hold one) is performed as Xen does and ends the batch; it comes back
+    ; here with our events still masked (IF clear) instead of jumping through stack junk.
+    xor eax, eax
+    mov ax, ss
+    push rax                              ; ss
+    push rbx                              ; rsp
+    pushfq
+    and qword [rsp], ~0x200               ; rflags, IF clear
+    mov ax, cs
+    and eax, ~3                           ; the guest kernel's frames carry RPL 0
+    push rax                              ; cs
+    lea rax, [rel .back]
+    push rax                              ; rip
+    push 0                                ; flags
+    push 0                                ; rcx
+    push 0                                ; r11
+    push 0                                ; rax
     mov rax, [rdi]
     mov rsi, [rdi + 16]
     mov rdx, [rdi + 24]
@@ -277,6 +297,8 @@ fuzz_fenced_hypercall:
     mov r8, [rdi + 40]
     mov rdi, [rdi + 8]
     syscall
+.back:
+    mov rsp, rbx
     mov r12, rax
     mov eax, 5                            ; fpu_taskswitch(0)
     xor edi, edi
@@ -288,6 +310,7 @@ fuzz_fenced_hypercall:
     mov rdi, r13
     syscall
     mov rax, r12
+    pop rbx
     pop r13
     pop r12
     ret

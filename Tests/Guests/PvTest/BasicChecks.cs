@@ -17,6 +17,7 @@ internal static unsafe class BasicChecks
         Checks.Run("machphys_mapping", &MachphysMapping);
         Checks.Run("multicall_xen_version", &Multicall);
         Checks.Run("multicall_bad_pointer_efault", &MulticallBadPointer);
+        Checks.Run("multicall_iret_ends_the_batch", &MulticallIret);
         Checks.Run("grant_table_query_size", &GrantQuerySize);
         Checks.Run("sched_yield", &SchedYield);
         Checks.Run("vcpu_time_info", &TimeInfo);
@@ -203,6 +204,26 @@ internal static unsafe class BasicChecks
         long rc = Hypercall.Call2(Xen.multicall, (ulong)calls, 3);
         if (!Checks.Expect("multicall", rc, 0)) return;
         for (int i = 0; i < 3; i++) Checks.Expect("result", (long)calls[i * 8 + 1], expected);
+    }
+
+    /// <summary>An iret entry is performed (Xen's mc_exit): the batch ends there, the frame on the stack
+    /// the multicall was made on is returned through, its RAX is the entry's result and the call's.</summary>
+    private static void MulticallIret()
+    {
+        if (!SetupChecks.NeedSharedInfo()) return;
+        ulong* calls = (ulong*)Guest.Page(6);
+        for (int i = 0; i < 3 * 8; i++) calls[i] = 0;
+        for (int i = 0; i < 3; i++) { calls[i * 8] = Xen.xen_version; calls[i * 8 + 1] = 0xDEAD; }
+        calls[8] = Xen.iret;
+        ulong ifFlag = Cpu.Load8(Guest.VcpuInfo + Xen.VI_upcall_mask) == 0 ? 0x200UL : 0;
+        ulong* seen = stackalloc ulong[2];
+        long rc = Cpu.MulticallIret((ulong)calls, 3, ifFlag, seen);
+        Checks.ExpectHex("multicall's rax: the frame's", (ulong)rc, 0x1BE7);
+        Checks.ExpectHex("rcx from the frame", seen[0], 0xC5E7);
+        Checks.ExpectHex("r11 from the frame", seen[1], 0x11E7);
+        Checks.Expect("entry 0 made", (long)calls[1], Hypercall.XenVersion(Xen.XENVER_version, null));
+        Checks.ExpectHex("iret entry's result", calls[8 + 1], 0x1BE7);
+        Checks.ExpectHex("entry 2 not made", calls[16 + 1], 0xDEAD);
     }
 
     private static void MulticallBadPointer()

@@ -40,6 +40,31 @@ public class IretTests
     }
 
     [Fact]
+    public void MulticallEntryThatIsIretIsPerformedAndEndsTheBatch()
+    {
+        // Xen's pv_do_multicall_call: an iret entry is mc_exit. The frame comes from the stack the
+        // multicall was made on, its RAX is the entry's result and the multicall's, later entries never run.
+        var g = new TrapsGuest();
+        g.UpcallMask = 1;
+        var regs = PushContext(g, 0, 0x401234, 0xE030, 0x3202, 0x405000, 0xE028);
+        ulong list = TrapsGuest.KernelStackTop - 0x1000;
+        ulong[] entries = { Xen.__HYPERVISOR_xen_version, 0xDEAD, 0, 0, 0, 0, 0, 0,
+                            Xen.__HYPERVISOR_iret, 0xDEAD, 0, 0, 0, 0, 0, 0,
+                            Xen.__HYPERVISOR_xen_version, 0xDEAD, 0, 0, 0, 0, 0, 0 };
+        for (int i = 0; i < entries.Length; i++) g.Write64(list + (ulong)i * 8, entries[i]);
+        long rc = Multicall.Do(g.V, ref regs, list, 3);
+        Assert.Equal(DomainState.Running, g.D.State);
+        Assert.Equal(0xAAAAL, rc);
+        Assert.Equal(0x0004_0011UL, g.Read64(list + 8));
+        Assert.Equal(0xAAAAUL, g.Read64(list + 64 + 8));
+        Assert.Equal(0xDEADUL, g.Read64(list + 128 + 8));         // not made
+        Assert.Equal(0x401234UL, regs.Rip);
+        Assert.Equal(0x405000UL, regs.Rsp);
+        Assert.Equal(0xBBBBUL, regs.R11);
+        Assert.Equal(0, g.UpcallMask);
+    }
+
+    [Fact]
     public void ReturnToUserSwitchesTablesAndIfClearKeepsEventsMasked()
     {
         var g = new TrapsGuest();
