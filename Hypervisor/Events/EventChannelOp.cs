@@ -8,7 +8,8 @@ namespace Microhv.Hypervisor.Events;
 /// event_channel_op(cmd, arg): reads the command's argument struct from the guest, acts on the
 /// domain's <see cref="EventChannels"/>, and writes the results back (xen/common/event_channel.c).
 /// Out fields are checked writable before anything changes, so a bad pointer never leaks a port.
-/// The FIFO ABI is not offered: its commands fail with -ENOSYS and guests use the 2-level ABI.
+/// The FIFO ABI is not offered, so guests use the 2-level ABI: its commands answer as Xen 4.17 does
+/// for a 2-level domain (Fifo.cs), and a valid init_control gets -ENOSYS.
 /// </summary>
 public static class EventChannelOp
 {
@@ -26,8 +27,11 @@ public static class EventChannelOp
             case EVTCHNOP_unmask: return WithPort(v, arg, out uint u) ? v.Domain.EventChannels.Unmask(u) : -Errno.EFAULT;
             case EVTCHNOP_status: return Status(v, arg);
             case EVTCHNOP_bind_vcpu: return BindVcpu(v, arg);
-            case EVTCHNOP_reset: return Reset(v, arg);
-            default: return -Errno.ENOSYS;                          // init_control, expand_array, set_priority, reset_cont
+            case EVTCHNOP_reset: case EVTCHNOP_reset_cont: return Reset(v, arg);
+            case EVTCHNOP_init_control: return Fifo.InitControl(v, arg);
+            case EVTCHNOP_expand_array: return Fifo.ExpandArray(v, arg);
+            case EVTCHNOP_set_priority: return Fifo.SetPriority(v, arg);
+            default: return -Errno.ENOSYS;
         }
     }
 

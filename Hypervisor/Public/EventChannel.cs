@@ -34,6 +34,15 @@ public static class EventChannel
     public const int bind_vcpu_port = 0, bind_vcpu_vcpu = 4;
     // struct evtchn_reset { domid_t dom; }
     public const int reset_dom = 0;
+    // struct evtchn_init_control { uint64_t control_gfn; uint32_t offset, vcpu; uint8_t link_bits; uint8_t _pad[7]; }
+    public const int init_control_control_gfn = 0, init_control_offset = 8, init_control_vcpu = 12, init_control_link_bits = 16,
+        init_control_size = 24;
+    // struct evtchn_expand_array { uint64_t array_gfn; }
+    public const int expand_array_array_gfn = 0;
+    // struct evtchn_set_priority { evtchn_port_t port; uint32_t priority; }
+    public const int set_priority_port = 0, set_priority_priority = 4;
+    /// <summary>struct evtchn_fifo_control_block { uint32_t ready, _rsvd; uint32_t head[EVTCHN_FIFO_MAX_QUEUES = 16]; }.</summary>
+    public const int evtchn_fifo_control_block_size = 8 + 16 * 4;
 
     /// <summary>struct evtchn_op (event_channel_op_compat): uint32_t cmd, then the union, 4-byte aligned.</summary>
     public const int op_cmd = 0, op_u = 4;

@@ -10,6 +10,7 @@ internal static unsafe class EventChecks
         Checks.Run("callback_op_register", &RegisterCallbacks);
         Checks.Run("evtchn_loopback_pending_and_upcall", &Loopback);
         Checks.Run("evtchn_bad_port_rejected", &BadPort);
+        Checks.Run("evtchn_fifo_bad_arguments", &FifoArguments);
         Checks.Run("timer_set_timer_op", &TimerOp);
         Checks.Run("timer_vcpu_singleshot", &SingleShot);
     }
@@ -106,6 +107,37 @@ internal static unsafe class EventChecks
         b[2] = 0;
         Checks.Expect("bind_interdomain to an invalid port", Hypercall.EventChannelOp(Xen.EVTCHNOP_bind_interdomain, b), -Xen.EINVAL);
         Checks.Expect("unknown event_channel_op", Hypercall.EventChannelOp(1000, b), -Xen.ENOSYS);
+    }
+
+    /// <summary>init_control, expand_array and set_priority with arguments Xen refuses before a domain has
+    /// switched to FIFO (every request here fails, so the domain stays on the 2-level ABI on Xen too).</summary>
+    private static void FifoArguments()
+    {
+        // struct evtchn_init_control { uint64_t control_gfn; uint32_t offset, vcpu; uint8_t link_bits; uint8_t _pad[7]; }
+        ulong* init = stackalloc ulong[3];
+        ulong own = Guest.MfnOf(Guest.Page(9)), l4 = Guest.TableMachineAddress(0, 4) >> 12;
+        Checks.Expect("init_control on vcpu 0x7fff", InitControl(init, own, 0, 0x7FFF), -Xen.ENOENT);
+        Checks.Expect("init_control offset 4 (unaligned)", InitControl(init, own, 4, 0), -Xen.EINVAL);
+        Checks.Expect("init_control offset 4032 (crosses the page)", InitControl(init, own, 4032, 0), -Xen.EINVAL);
+        Checks.Expect("init_control on our L4", InitControl(init, l4, 0, 0), -Xen.EINVAL);
+        Checks.Expect("init_control on frame ~0", InitControl(init, ~0UL, 0, 0), -Xen.EINVAL);
+        Checks.Expect("init_control from 0x1000", Hypercall.EventChannelOp(Xen.EVTCHNOP_init_control, (void*)0x1000), -Xen.EFAULT);
+        ulong* gfn = stackalloc ulong[1];
+        gfn[0] = own;
+        Checks.Expect("expand_array before init_control", Hypercall.EventChannelOp(Xen.EVTCHNOP_expand_array, gfn), -Xen.EOPNOTSUPP);
+        uint* prio = stackalloc uint[2];
+        prio[0] = 0x10000000; prio[1] = 1;
+        Checks.Expect("set_priority on an invalid port", Hypercall.EventChannelOp(Xen.EVTCHNOP_set_priority, prio), -Xen.EINVAL);
+        prio[0] = 0;
+        Checks.Expect("set_priority on 2-level", Hypercall.EventChannelOp(Xen.EVTCHNOP_set_priority, prio), -Xen.ENOSYS);
+    }
+
+    private static long InitControl(ulong* init, ulong gfn, uint offset, uint vcpu)
+    {
+        init[0] = gfn;
+        init[1] = offset | (ulong)vcpu << 32;
+        init[2] = 0;
+        return Hypercall.EventChannelOp(Xen.EVTCHNOP_init_control, init);
     }
 
     private static uint s_timerPort;
