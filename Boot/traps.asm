@@ -44,7 +44,6 @@ isr%1:
 %define PCPU_STACK_TOP    8                ; where a SYSCALL frame starts (TSS.RSP0's value)
 %define PCPU_FPU_LOAD     16               ; an FXSAVE image to load on the way out (a vCPU switch), or 0
 %define PCPU_CR0_TS       24               ; CR0.TS is set now (we left to a guest with it)
-%define PCPU_CR0_TS_NEXT  25               ; set CR0.TS when leaving this trap (PvCpu decides)
 %define PCPU_INDEX        32               ; this CPU's index (Processors.Cpus)
 %define PCPU_IDLE_TOP     40               ; the idle loop's stack top
 
@@ -95,7 +94,9 @@ trap_common:
     GUEST_FPU_ENTRY
     mov rdi, rbp                          ; TrapFrame*
     mov rsi, rsp                          ; the saved xmm0, xmm8 (PvCpu swaps them at a vCPU switch)
-    call trap_dispatch                    ; returns 1 when SYSRET restores the frame exactly
+    call trap_dispatch                    ; returns the exit bits (below)
+    ; The exit bits the C# entry returns in EAX (Hypervisor/Traps/GuestExit.cs, ExitActions.StubOnly):
+    ; bit 0 leave by SYSRET (the frame is one it restores exactly), bit 1 leave with CR0.TS set.
 guest_exit:
     mov rdx, [gs:PCPU_FPU_LOAD]
     test rdx, rdx
@@ -103,15 +104,15 @@ guest_exit:
     movdqa xmm0, [rsp]
     movdqa xmm8, [rsp + 16]
 exit_fpu_loaded:
-    cmp byte [gs:PCPU_CR0_TS_NEXT], 0
-    je exit_ts_done
+    test al, 2
+    jz exit_ts_done
     mov rcx, cr0
     or rcx, 8                             ; CR0.TS: the guest's next FPU use raises #NM
     mov cr0, rcx
     mov byte [gs:PCPU_CR0_TS], 1
 exit_ts_done:
     mov rsp, rbp
-    test eax, eax
+    test al, 1
     jnz exit_sysret
     jmp exit_restore
 
@@ -129,11 +130,12 @@ trap_from_hypervisor:
     jnz exit_fpu_load
     fxrstor [rsp]
     mov rsp, rbp
-    test eax, eax
+    test al, 1
     jnz exit_sysret
     jmp exit_restore
 
-    ; A vCPU switch: the next vCPU's whole FPU state, loaded last so no C# code runs after it.
+    ; A vCPU switch: the next vCPU's whole FPU state, loaded last so no C# code runs after it
+    ; (EAX, the exit bits, survives).
 exit_fpu_load:
     fxrstor [rdx]
     mov qword [gs:PCPU_FPU_LOAD], 0
@@ -190,8 +192,8 @@ exit_sysret:
 ; SYSCALL from a paravirtualized guest kernel (ring 3): the hypercall entry. SYSCALL does not
 ; switch stacks, so take the hypervisor stack (this CPU's block), build the same frame an
 ; interrupt from ring 3 would (SS, RSP, RFLAGS=R11, CS, RIP=RCX), mark it with vector 0x100, call
-; the hypervisor's syscall entry directly and leave through the guest exit path (SYSRET when it
-; can). Interrupts are masked by SFMASK on entry: the scratch slot is safe.
+; the hypervisor's syscall entry directly with this CPU's index and leave through the guest exit
+; path (SYSRET when it can). Interrupts are masked by SFMASK on entry: the scratch slot is safe.
 global syscall_entry
 align 16
 syscall_entry:
@@ -211,7 +213,8 @@ syscall_entry:
     GUEST_FPU_ENTRY
     mov rdi, rbp
     mov rsi, rsp
-    call syscall_dispatch                 ; straight to the hypervisor's syscall entry (PvCpu)
+    mov edx, [gs:PCPU_INDEX]
+    call syscall_dispatch                 ; straight to the hypervisor's syscall entry (PvCpu); exit bits in EAX
     jmp guest_exit
 
 ; Starts the idle loop on its own stack (the scheduler's "no vCPU runnable" context).
@@ -232,7 +235,7 @@ cpu0_block:
     dq 0                                  ; PCPU_SCRATCH_RSP
     dq stack_top                          ; PCPU_STACK_TOP: the boot stack, TSS.RSP0's value
     dq 0                                  ; PCPU_FPU_LOAD
-    db 0, 0                               ; PCPU_CR0_TS, PCPU_CR0_TS_NEXT
+    db 0                                  ; PCPU_CR0_TS
     align 8, db 0
     dq 0                                  ; PCPU_INDEX
     dq idle_stack_top                     ; PCPU_IDLE_TOP
@@ -292,7 +295,3 @@ cpu_fxsave:
     fxsave [rdi]
     ret
 
-global cpu_set_exit_cr0_ts
-cpu_set_exit_cr0_ts:
-    mov [gs:PCPU_CR0_TS_NEXT], dil
-    ret

@@ -117,9 +117,5 @@ public static class PageTableEntry
     /// Canonical with 48-bit linear addresses (SDM Vol. 1, 3.3.7.1): bits 63:47 all equal.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    public static bool IsCanonical(ulong virtualAddress)
-    {
-        ulong top = virtualAddress >> 47;
-        return top == 0 || top == 0x1_FFFFUL;
-    }
+    public static bool IsCanonical(ulong virtualAddress) => (ulong)((long)(virtualAddress << 16) >> 16) == virtualAddress;   // bits 63..47 all equal
 }

@@ -30,7 +30,7 @@ public static class Continuation
     public static void Begin(Vcpu v)
     {
         v.PreemptBudget = Budget;
-        v.PendingCall = default;
+        v.PendingCall.Pending = false;      // Create writes every field before it sets Pending again
     }
 
     /// <summary>hypercall_preempt_check: called before each element after the first; true when this
@@ -49,9 +49,12 @@ public static class Continuation
 
     /// <summary>At the top level: if a continuation is pending, the registers become the hypercall to
     /// re-issue and RIP points at the hypercall instruction again. True when it did.</summary>
-    public static bool Apply(Vcpu v, ref TrapFrame regs)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static bool Apply(Vcpu v, ref TrapFrame regs) => v.PendingCall.Pending && Reissue(v, ref regs);
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static bool Reissue(Vcpu v, ref TrapFrame regs)
     {
-        if (!v.PendingCall.Pending) return false;
         v.PendingCall.Pending = false;
         regs.Rax = v.PendingCall.Nr;
         regs.Rdi = v.PendingCall.A1; regs.Rsi = v.PendingCall.A2; regs.Rdx = v.PendingCall.A3;

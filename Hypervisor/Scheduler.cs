@@ -19,6 +19,7 @@ public sealed class Scheduler
 
     public Scheduler(Machine machine) { _machine = machine; }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static bool IsRunnable(Vcpu v) => v != null && v.Domain.State == DomainState.Running && !v.Blocked;
 
     /// <summary>Called on every timer tick while <paramref name="current"/> runs (null = idle);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microhv.HAL;
 using Microhv.Hypervisor.Events;
 using Microhv.Hypervisor.Public;
@@ -24,22 +25,33 @@ public sealed class GuestEntry
     public Vcpu Crashed;
     public ulong Traps, Hypercalls;
 
+    /// <summary>The exit record of the last trap: <see cref="GuestExit.Actions"/> always (what every
+    /// entry also returns), the other fields when their action is set.</summary>
+    public GuestExit Record;
+
     public GuestEntry(Machine machine) { Machine = machine; }
 
     /// <summary>SYSCALL (or INT 0x82, <paramref name="viaInt82"/>) from the guest: a hypercall from its
-    /// kernel, the guest's own system call from its user space (Xen's switch_to_kernel).</summary>
-    public GuestExit Syscall(ref TrapFrame frame, bool viaInt82)
+    /// kernel, the guest's own system call from its user space (Xen's switch_to_kernel). The hypercall
+    /// is the hot path: inlined into the kernel's SYSCALL entry with the dispatch and the common exit,
+    /// so a call that changes nothing the exit acts on runs in one frame besides its handler's.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ExitActions Syscall(ref TrapFrame frame, bool viaInt82)
     {
         Traps++;
         Vcpu v = Current;
-        if (v == null) return Exit(ref frame, false, false);
-        bool kernelMode = v.KernelMode;
-        if (kernelMode)
-        {
-            Hypercalls++;
-            Microhv.Hypervisor.Hypercalls.Dispatch(v, ref frame);
-        }
-        else if (!viaInt82) GuestTraps.HandleUserSyscall(v, ref frame);
+        if (v == null || !v.KernelMode) return SyscallFromUser(ref frame, viaInt82);
+        Hypercalls++;
+        Microhv.Hypervisor.Hypercalls.Dispatch(v, ref frame);
+        return Exit(ref frame, v, true);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ExitActions SyscallFromUser(ref TrapFrame frame, bool viaInt82)
+    {
+        Vcpu v = Current;
+        if (v == null) return SlowExit(ref frame, false, false, false);
+        if (!viaInt82) GuestTraps.HandleUserSyscall(v, ref frame);
         else
         {
             // INT 0x82 is the guest kernel's gate (Xen's is DPL 1): from user space it is the #GP of a
@@ -49,23 +61,23 @@ public sealed class GuestEntry
             frame.ErrorCode = (0x82UL << 3) | 2;
             GuestTraps.HandleException(v, ref frame, 0);
         }
-        return Exit(ref frame, false, false, kernelMode);
+        return Exit(ref frame, v, false);
     }
 
     /// <summary>An exception (vector &lt; 32) raised by guest code; <paramref name="cr2"/> is the CPU's CR2.</summary>
-    public GuestExit Exception(ref TrapFrame frame, ulong cr2)
+    public ExitActions Exception(ref TrapFrame frame, ulong cr2)
     {
         Traps++;
         Vcpu v = Current;
-        if (v == null) return Exit(ref frame, false, false);
+        if (v == null) return SlowExit(ref frame, false, false, false);
         bool kernelMode = v.KernelMode;
         GuestTraps.HandleException(v, ref frame, cr2);
-        return Exit(ref frame, false, false, kernelMode);
+        return Exit(ref frame, v, kernelMode);
     }
 
     /// <summary>The hypervisor's timer interrupt (the kernel acknowledged it): guest timers fire;
     /// <paramref name="tick"/>: a scheduler tick (10 ms) elapsed, so slices are counted and console rings drained.</summary>
-    public GuestExit Timer(ref TrapFrame frame, bool tick)
+    public ExitActions Timer(ref TrapFrame frame, bool tick)
     {
         Traps++;
         Timers.Tick(Machine);
@@ -74,35 +86,49 @@ public sealed class GuestEntry
             for (int i = 0; i < Machine.DomainCount; i++)
                 if (Machine.Domains[i].ConsoleRingMfn != 0) ConsoleRing.Drain(Machine.Domains[i]);
         }
-        return Exit(ref frame, tick, true);
+        return SlowExit(ref frame, tick, true, Current != null && Current.KernelMode);
     }
 
     /// <summary>Any other interrupt, after the kernel's driver handled it (it may have raised events).</summary>
-    public GuestExit Interrupt(ref TrapFrame frame)
+    public ExitActions Interrupt(ref TrapFrame frame)
     {
         Traps++;
-        return Exit(ref frame, false, false);
+        Vcpu v = Current;
+        return v == null ? SlowExit(ref frame, false, false, false) : Exit(ref frame, v, v.KernelMode);
     }
 
-    private GuestExit Exit(ref TrapFrame frame, bool tick, bool timer) => Exit(ref frame, tick, timer, Current != null && Current.KernelMode);
+    /// <summary>The vCPU interrupted by a trap that did nothing (a spurious interrupt) resumes: only
+    /// its virtual CR0.TS to restore, by IRETQ.</summary>
+    public ExitActions Resume()
+    {
+        Vcpu v = Current;
+        return Record.Actions = v != null && v.FpuTaskSwitched ? ExitActions.Cr0Ts : ExitActions.None;
+    }
 
     /// <summary>Xen's test_all_events and context switch, as decisions: <paramref name="enteredInKernelMode"/>
-    /// is the guest mode when the trap arrived, so a change of mode (iret to user, a bounce into the
-    /// kernel) reloads the segment bases it selects.</summary>
-    private GuestExit Exit(ref TrapFrame frame, bool tick, bool timer, bool enteredInKernelMode)
+    /// is the guest mode of <paramref name="v"/> (this CPU's vCPU) when the trap arrived, so a change of
+    /// mode (iret to user, a bounce into the kernel) reloads the segment bases it selects.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ExitActions Exit(ref TrapFrame frame, Vcpu v, bool enteredInKernelMode)
     {
         // The common case, first: a hypercall or trap that changed nothing the exit path acts on
         // (no recorded work, same guest mode, the vCPU can still run, no upcall to deliver).
-        Vcpu v = Current;
-        if (v != null && !timer && v.PendingExitWork == ExitWork.None && v.KernelMode == enteredInKernelMode
-            && v.Domain.State == DomainState.Running && !v.Blocked && !TrapBounce.UpcallDeliverable(v))
+        if (v.PendingExitWork == ExitWork.None && v.KernelMode == enteredInKernelMode
+            && Scheduler.IsRunnable(v) && !TrapBounce.UpcallDeliverable(v))
         {
-            var quick = new GuestExit();
-            if (v.FpuTaskSwitched) quick.Actions = ExitActions.Cr0Ts;
-            if (GuestExit.CanSysret(in frame)) quick.Actions |= ExitActions.Sysret;
+            ExitActions quick = v.FpuTaskSwitched ? ExitActions.Cr0Ts : ExitActions.None;
+            if (GuestExit.CanSysret(in frame)) quick |= ExitActions.Sysret;
+            Record.Actions = quick;
             return quick;
         }
-        return FullExit(ref frame, tick, timer, enteredInKernelMode);
+        return SlowExit(ref frame, false, false, enteredInKernelMode);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ExitActions SlowExit(ref TrapFrame frame, bool tick, bool timer, bool enteredInKernelMode)
+    {
+        Record = FullExit(ref frame, tick, timer, enteredInKernelMode);
+        return Record.Actions;
     }
 
     private GuestExit FullExit(ref TrapFrame frame, bool tick, bool timer, bool enteredInKernelMode)

@@ -17,26 +17,30 @@ public enum ExitWork : byte
     SegmentBases = 4,
 }
 
-/// <summary>What the kernel does before it resumes a guest, as GuestEntry decided it.</summary>
+/// <summary>What the kernel does before it resumes a guest, as GuestEntry decided it. The two lowest
+/// bits are the ones the exit stub itself acts on (Boot/traps.asm reads them from the entry's return
+/// value): everything else is applied by Kernel/Pv/PvCpu.cs first.</summary>
 [System.Flags]
 public enum ExitActions : ushort
 {
     None = 0,
+    /// <summary>The frame is one SYSRET restores exactly: leave by SYSRET, not IRETQ.</summary>
+    Sysret = 1,
+    /// <summary>Leave with CR0.TS set (the guest's virtual TS, fpu_taskswitch).</summary>
+    Cr0Ts = 2,
+    /// <summary>The bits the exit stub acts on; an exit with no other bit needs nothing from the kernel.</summary>
+    StubOnly = Sysret | Cr0Ts,
     /// <summary>The CPU changes vCPU (or goes idle): the frame already holds the next one's registers;
     /// the kernel switches the FPU state from GuestEntry.Previous to GuestEntry.Current.</summary>
-    Switch = 1,
+    Switch = 4,
     /// <summary>Nothing can run: resume the idle loop in the hypervisor's address space.</summary>
-    Idle = 2,
+    Idle = 8,
     /// <summary>Load CR3 with <see cref="GuestExit.Cr3"/> and the vCPU's GDT (a switch to a vCPU).</summary>
-    LoadAddressSpace = 4,
+    LoadAddressSpace = 16,
     /// <summary>Write the FS and GS base MSRs from <see cref="GuestExit.FsBase"/> and <see cref="GuestExit.GsBase"/>.</summary>
-    LoadSegmentBases = 8,
+    LoadSegmentBases = 32,
     /// <summary>Re-arm the one-shot timer for <see cref="GuestExit.TimerDeadline"/> (0: only the scheduler tick).</summary>
-    ArmTimer = 16,
-    /// <summary>Leave with CR0.TS set (the guest's virtual TS, fpu_taskswitch).</summary>
-    Cr0Ts = 32,
-    /// <summary>The frame is one SYSRET restores exactly: leave by SYSRET, not IRETQ.</summary>
-    Sysret = 64,
+    ArmTimer = 64,
     /// <summary>An event upcall was delivered (the frame now enters the guest's event callback).</summary>
     Upcall = 128,
     /// <summary>A domain was crashed by this trap: the kernel prints GuestEntry.Crashed's report.</summary>

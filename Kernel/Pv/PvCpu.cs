@@ -35,8 +35,6 @@ internal static unsafe class PvCpu
     /// <summary>Managed-heap bytes allocated when the guests started: hypercall and trap paths must not add to it.</summary>
     public static ulong HeapAtStart;
 
-    [RuntimeImport("*", "cpu_set_exit_cr0_ts")] [MethodImpl(MethodImplOptions.InternalCall)]
-    private static extern void SetExitCr0Ts(bool set);
     [RuntimeImport("*", "cpu_set_exit_fpu")] [MethodImpl(MethodImplOptions.InternalCall)]
     private static extern void SetExitFpu(ulong fxsaveArea);
     [RuntimeImport("*", "cpu_fxsave")] [MethodImpl(MethodImplOptions.InternalCall)]
@@ -49,12 +47,12 @@ internal static unsafe class PvCpu
 
     /// <summary>Called by TrapDispatch for every trap once domains run. <paramref name="guestXmm"/>: the
     /// guest's xmm0 and xmm8 as the entry saved them (null when the idle loop was interrupted).
-    /// Returns 1 when the exit path may leave by SYSRET.</summary>
+    /// Returns the exit stub's bits (<see cref="ExitActions.StubOnly"/>: SYSRET, CR0.TS).</summary>
     public static int OnTrap(TrapFrame* frame, byte* guestXmm)
     {
         ulong vector = frame->Vector;
         GuestEntry entry = Entry;
-        GuestExit exit;
+        ExitActions exit;
         if (vector == TrapFrame.SyscallVector || vector == HypercallTrapVector)
             exit = entry.Syscall(ref *frame, vector == HypercallTrapVector);
         else if (vector < 32)
@@ -82,25 +80,33 @@ internal static unsafe class PvCpu
             }
             exit = entry.Interrupt(ref *frame);
         }
-        Apply(entry, frame, guestXmm, ref exit);
-        return exit.Has(ExitActions.Sysret) ? 1 : 0;
+        if ((exit & ~ExitActions.StubOnly) != 0 || ScreenConsole.CursorBehind) Apply(entry, frame, guestXmm, exit);
+        return (int)(exit & ExitActions.StubOnly);
     }
 
-    /// <summary>SYSCALL from a guest, straight from the entry stub (no vector to sort out).</summary>
-    [UnmanagedCallersOnly(EntryPoint = "syscall_dispatch")]
-    private static int OnSyscall(TrapFrame* frame, byte* guestXmm)
+    /// <summary>SYSCALL from a guest, straight from the entry stub with this CPU's index (no vector to
+    /// sort out, no reverse-P/Invoke transition: a runtime export is called as a plain function). The
+    /// common hypercall runs here in one frame: GuestEntry.Syscall, the table dispatch and the exit
+    /// decision are inlined, and an exit that needs only SYSRET and CR0.TS returns straight to the stub.</summary>
+    [RuntimeExport("syscall_dispatch")]
+    private static int OnSyscall(TrapFrame* frame, byte* guestXmm, uint cpu)
     {
-        GuestEntry entry = Entry;
-        GuestExit exit = entry.Syscall(ref *frame, false);
-        Apply(entry, frame, guestXmm, ref exit);
-        return exit.Has(ExitActions.Sysret) ? 1 : 0;
+        GuestEntry entry = Entries[cpu];
+        ExitActions exit = entry.Syscall(ref *frame, false);
+        if ((exit & ~ExitActions.StubOnly) != 0 || ScreenConsole.CursorBehind) Apply(entry, frame, guestXmm, exit);
+        return (int)(exit & ExitActions.StubOnly);
     }
 
-    /// <summary>Does what the exit record says, in the order the hardware needs it.</summary>
-    private static void Apply(GuestEntry entry, TrapFrame* frame, byte* guestXmm, ref GuestExit exit)
+    /// <summary>A trap that did nothing for the guest it interrupted (a spurious interrupt): the exit
+    /// stub's bits to resume it as it was.</summary>
+    public static int Resume() => (int)(Entry.Resume() & ExitActions.StubOnly);
+
+    /// <summary>Does what the exit record says, in the order the hardware needs it (the exit stub then
+    /// does SYSRET and CR0.TS).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Apply(GuestEntry entry, TrapFrame* frame, byte* guestXmm, ExitActions actions)
     {
-        if ((exit.Actions & ~(ExitActions.Sysret | ExitActions.Cr0Ts)) != 0) ApplyChanges(entry, frame, guestXmm, ref exit);
-        SetExitCr0Ts(exit.Has(ExitActions.Cr0Ts));
+        if ((actions & ~ExitActions.StubOnly) != 0) ApplyChanges(entry, frame, guestXmm, ref entry.Record);
         if (ScreenConsole.CursorBehind) ScreenConsole.ShowCursor();    // the screen's cursor follows once per trap, not per byte
     }
 

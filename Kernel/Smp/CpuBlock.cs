@@ -17,8 +17,8 @@ internal struct CpuBlock
     [FieldOffset(8)] public ulong StackTop;
     /// <summary>An FXSAVE image the exit path loads (a vCPU switch), or 0.</summary>
     [FieldOffset(16)] public ulong FpuLoad;
+    /// <summary>CR0.TS is set now (the exit path left to a guest with it set).</summary>
     [FieldOffset(24)] public byte Cr0Ts;
-    [FieldOffset(25)] public byte Cr0TsNext;
     /// <summary>This CPU's index in Processors.Cpus.</summary>
     [FieldOffset(32)] public ulong Index;
     /// <summary>The idle loop's stack top.</summary>

@@ -16,16 +16,17 @@ internal static unsafe class TrapDispatch
     private static bool s_inFatal;
 
     /// <summary><paramref name="guestXmm"/>: from a guest, where the entry saved xmm0 and xmm8 (the only
-    /// SSE registers the C# code uses); null from the hypervisor's own contexts. Returns 1 when the exit
-    /// path may leave by SYSRET.</summary>
-    [UnmanagedCallersOnly(EntryPoint = "trap_dispatch")]
+    /// SSE registers the C# code uses); null from the hypervisor's own contexts. Returns the exit stub's
+    /// bits (ExitActions.StubOnly: leave by SYSRET, set CR0.TS). A runtime export, not an
+    /// UnmanagedCallersOnly entry: the stub calls it as a plain function, with no transition frame.</summary>
+    [System.Runtime.RuntimeExport("trap_dispatch")]
     static int Dispatch(TrapFrame* frame, byte* guestXmm)
     {
         ulong vector = frame->Vector;
         // Once domains run, the hypervisor handles everything but the hypervisor's own faults.
         if (Pv.PvCpu.Active && (frame->Ring == 3 || vector >= 32))
         {
-            if (vector == Timer.LocalApic.SpuriousInterruptVector) { SpuriousCount++; return 0; }
+            if (vector == Timer.LocalApic.SpuriousInterruptVector) { SpuriousCount++; return Pv.PvCpu.Resume(); }
             return Pv.PvCpu.OnTrap(frame, guestXmm);
         }
         // The hypervisor's own fault on a guest address, in a fault-fixup copy: the copy fails, nothing else.

@@ -31,6 +31,13 @@ public class GuestEntryTests
         Cs = Xen.FLAT_RING3_CS64, Ss = Xen.FLAT_RING3_SS64, Rsp = TrapsGuest.KernelStackTop - 0x100, Vector = TrapFrame.SyscallVector,
     };
 
+    /// <summary>What an entry returned is the record's actions; the record carries the rest.</summary>
+    private GuestExit Run(ExitActions returned)
+    {
+        Assert.Equal(returned, _e.Record.Actions);
+        return _e.Record;
+    }
+
     private Domain SecondDomain()
     {
         Domain d = _g.T.AddDomain(2);
@@ -45,7 +52,7 @@ public class GuestEntryTests
     public void Null_hypercall_leaves_by_sysret_and_reloads_nothing()
     {
         var f = Syscall(Xen.__HYPERVISOR_xen_version);
-        GuestExit x = _e.Syscall(ref f, false);
+        GuestExit x = Run(_e.Syscall(ref f, false));
         Assert.Equal(0x0004_0011UL, f.Rax);
         Assert.Equal(ExitActions.Sysret, x.Actions);
         Assert.Same(_g.V, _e.Current);
@@ -57,19 +64,19 @@ public class GuestEntryTests
     public void Set_segment_base_reloads_the_bases_and_set_timer_op_arms_the_timer()
     {
         var f = Syscall(Xen.__HYPERVISOR_set_segment_base, ArchX86.SEGBASE_FS, 0x7000_0000);
-        GuestExit x = _e.Syscall(ref f, false);
+        GuestExit x = Run(_e.Syscall(ref f, false));
         Assert.Equal(ExitActions.Sysret | ExitActions.LoadSegmentBases, x.Actions);
         Assert.Equal(0x7000_0000UL, x.FsBase);
 
         _g.T.Host.NowNs = 1000;
         _g.V.PeriodicPeriod = 0;                                         // as Linux does: one-shot only
         f = Syscall(Xen.__HYPERVISOR_set_timer_op, 5_000_000);
-        x = _e.Syscall(ref f, false);
+        x = Run(_e.Syscall(ref f, false));
         Assert.Equal(ExitActions.Sysret | ExitActions.ArmTimer, x.Actions);
         Assert.Equal(5_000_000UL, x.TimerDeadline);
 
         f = Syscall(Xen.__HYPERVISOR_xen_version);                     // the work was consumed
-        Assert.Equal(ExitActions.Sysret, _e.Syscall(ref f, false).Actions);
+        Assert.Equal(ExitActions.Sysret, Run(_e.Syscall(ref f, false)).Actions);
     }
 
     [Fact]
@@ -77,7 +84,7 @@ public class GuestEntryTests
     {
         Domain d2 = SecondDomain();
         var f = Syscall(Xen.__HYPERVISOR_sched_op, Sched.SCHEDOP_yield);
-        GuestExit x = _e.Syscall(ref f, false);
+        GuestExit x = Run(_e.Syscall(ref f, false));
         Assert.True(x.Has(ExitActions.Switch | ExitActions.LoadAddressSpace | ExitActions.LoadSegmentBases | ExitActions.Sysret));
         Assert.False(x.Has(ExitActions.Idle));
         Assert.Same(_g.V, _e.Previous);
@@ -94,15 +101,15 @@ public class GuestEntryTests
     {
         _g.V.EventCallback = Handler;
         var f = Syscall(Xen.__HYPERVISOR_sched_op, Sched.SCHEDOP_block);
-        GuestExit x = _e.Syscall(ref f, false);
+        GuestExit x = Run(_e.Syscall(ref f, false));
         Assert.Equal(ExitActions.Switch | ExitActions.Idle, x.Actions);
         Assert.Null(_e.Current);
 
         var idle = new TrapFrame { Cs = 0xE008 };                        // the idle loop, interrupted
-        Assert.Equal(ExitActions.None, _e.Interrupt(ref idle).Actions);  // nothing happened: still idle
+        Assert.Equal(ExitActions.None, Run(_e.Interrupt(ref idle)).Actions);  // nothing happened: still idle
         int port = _g.D.EventChannels.BindIpi(0);
         _g.D.EventChannels.SetPending(port);                             // a driver raised an event: wakes the vCPU
-        x = _e.Interrupt(ref idle);
+        x = Run(_e.Interrupt(ref idle));
         Assert.True(x.Has(ExitActions.Switch | ExitActions.LoadAddressSpace | ExitActions.Upcall));
         Assert.Same(_g.V, _e.Current);
         Assert.Equal(Handler, idle.Rip);                                 // resumed straight into its event callback
@@ -116,15 +123,15 @@ public class GuestEntryTests
         var f = Syscall(Xen.__HYPERVISOR_xen_version);
         for (int i = 1; i < Scheduler.SliceTicks; i++)
         {
-            GuestExit t = _e.Timer(ref f, true);
+            GuestExit t = Run(_e.Timer(ref f, true));
             Assert.False(t.Has(ExitActions.Switch));
             Assert.True(t.Has(ExitActions.ArmTimer));
         }
-        GuestExit x = _e.Timer(ref f, true);
+        GuestExit x = Run(_e.Timer(ref f, true));
         Assert.True(x.Has(ExitActions.Switch));
         Assert.NotSame(_g.V, _e.Current);
         // A deadline interrupt that is not a tick fires timers but never asks the scheduler.
-        x = _e.Timer(ref f, false);
+        x = Run(_e.Timer(ref f, false));
         Assert.False(x.Has(ExitActions.Switch));
         Assert.True(x.Has(ExitActions.ArmTimer));
     }
@@ -142,7 +149,7 @@ public class GuestEntryTests
         }
         Context(0);
         var f = Syscall(Xen.__HYPERVISOR_iret); f.Rsp = sp;
-        GuestExit x = _e.Syscall(ref f, false);
+        GuestExit x = Run(_e.Syscall(ref f, false));
         Assert.Equal(7UL, f.Rax);
         Assert.False(_g.V.KernelMode);
         Assert.Equal(ExitActions.LoadSegmentBases, x.Actions);           // RCX/R11 are the context's: IRETQ
@@ -151,7 +158,7 @@ public class GuestEntryTests
         _g.V.KernelMode = true;
         Context(ArchX86.VGCF_in_syscall);
         f = Syscall(Xen.__HYPERVISOR_iret); f.Rsp = sp;
-        x = _e.Syscall(ref f, false);
+        x = Run(_e.Syscall(ref f, false));
         Assert.Equal(ExitActions.LoadSegmentBases | ExitActions.Sysret, x.Actions);
     }
 
@@ -162,12 +169,12 @@ public class GuestEntryTests
         _g.WriteBytes(Code, 0x0F, 0x0B);
         var f = _g.KernelFrame(Code);
         f.Vector = TrapBounce.VectorUD;
-        GuestExit x = _e.Exception(ref f, 0);
+        GuestExit x = Run(_e.Exception(ref f, 0));
         Assert.Equal(Handler, f.Rip);
         Assert.Equal(ExitActions.None, x.Actions);
 
         f = Syscall(Xen.__HYPERVISOR_fpu_taskswitch, 1);
-        Assert.Equal(ExitActions.Sysret | ExitActions.Cr0Ts, _e.Syscall(ref f, false).Actions);
+        Assert.Equal(ExitActions.Sysret | ExitActions.Cr0Ts, Run(_e.Syscall(ref f, false)).Actions);
     }
 
     [Fact]
@@ -176,7 +183,7 @@ public class GuestEntryTests
         var f = _g.KernelFrame(Code);
         f.Vector = TrapBounce.VectorGP;                                    // no handler: the domain is crashed
         f.ErrorCode = 0x10;
-        GuestExit x = _e.Exception(ref f, 0);
+        GuestExit x = Run(_e.Exception(ref f, 0));
         Assert.Equal(ExitActions.ReportCrash | ExitActions.Switch | ExitActions.Idle | ExitActions.AllEnded, x.Actions);
         Assert.Same(_g.V, _e.Crashed);
         Assert.Equal(Code, _g.V.Regs.Rip);
@@ -191,7 +198,7 @@ public class GuestEntryTests
         _g.WriteBytes(Code, 0xCD, 0x82);
         var f = Syscall(Xen.__HYPERVISOR_xen_version);
         f.Rip = Code + 2; f.Rsp = TrapsGuest.UserStackTop - 8;
-        GuestExit x = _e.Syscall(ref f, true);
+        GuestExit x = Run(_e.Syscall(ref f, true));
         Assert.Equal(0UL, _g.D.HypercallCounts[Xen.__HYPERVISOR_xen_version]);
         Assert.Equal(Handler, f.Rip);
         Assert.Equal(Code, _g.Read64(f.Rsp + 24));                        // #GP at the INT instruction
