@@ -11,7 +11,9 @@
 # (fetch-linux.sh, whose package name is in build/linux/VERSION). PID 1 is busybox init: /etc/init.d/rcS
 # mounts the pseudo filesystems, loads e1000, takes eth0's address by DHCP (udhcpc), and root gets a
 # login shell without a password on hvc0 and on tty1. The word `xen-toolstack` on Linux's command line
-# (or `/usr/local/sbin/xen-toolstack` by hand) starts Xen's toolstack as Debian's /etc/init.d/xen does.
+# (or `/usr/local/sbin/xen-toolstack` by hand) starts Xen's toolstack as Debian's /etc/init.d/xen does,
+# with a bridge xenbr0 (10.0.0.1/24) for guests' vifs. rootfs-domu.sh adds what `xl create /root/guest.cfg`
+# needs: the guest's kernel (/boot/vmlinuz), initramfs, disk image and configuration.
 #
 # Rebuilt only when an input changes: the stamp build/linux/rootfs.stamp holds this script's hash and
 # every package version; apt is not even asked while its package lists are unchanged. usage: make-rootfs.sh [--force]
@@ -45,7 +47,7 @@ kpkg="$(cat "$out/VERSION")"
 
 # Resolving the packages takes apt several seconds; while neither this script nor apt's package lists
 # (apt-get update) have changed, the versions cannot have changed either.
-script_line="script $(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1) kernel $kpkg"
+script_line="script $(cat "${BASH_SOURCE[0]}" "$here/rootfs-domu.sh" | sha256sum | cut -d' ' -f1) kernel $kpkg"
 lists_line="apt-lists $(cd /var/lib/apt/lists 2>/dev/null && stat -c '%n %s %Y' -- *_Packages* 2>/dev/null | sha256sum | cut -d' ' -f1)"
 built() { [[ "$force" != "--force" && -s "$img" && -s "$initrd" && -f "$stamp" ]]; }
 if built && [[ "$(sed -n 1p "$stamp")" == "$script_line" && "$(sed -n 2p "$stamp")" == "$lists_line" ]]; then
@@ -163,7 +165,8 @@ for d in sound drivers/gpu drivers/media drivers/net/wireless drivers/infiniband
          net/bluetooth net/mac80211 net/wireless; do
     rm -rf "$tree/usr/lib/modules/$kver/kernel/$d"
 done
-rm -f "$tree/boot/vmlinuz-$kver"   # QEMU/Xen boot build/linux/vmlinux; the rest of /boot (config, System.map) stays
+# QEMU/Xen boot dom0 from build/linux/vmlinux; the bzImage stays for the guests `xl create` builds (guest.cfg).
+ln -sfn "vmlinuz-$kver" "$tree/boot/vmlinuz"
 depmod -b "$tree" "$kver"
 
 # Busybox for every command no package brought (not `busybox` itself: linking it would overwrite the
@@ -272,7 +275,9 @@ cat > "$tree/usr/local/sbin/xen-toolstack" <<'EOF'
 for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback bridge loop; do
     modprobe "$m" || echo "xen-toolstack: modprobe $m failed"
 done
-ip link show xenbr0 >/dev/null 2>&1 || { ip link add xenbr0 type bridge && ip link set xenbr0 up; }
+ip link show xenbr0 >/dev/null 2>&1 || { ip link add xenbr0 type bridge stp_state 0 forward_delay 0 && ip link set xenbr0 up; }
+# The guests' own network (guest.cfg's guest is 10.0.0.2): nothing leaves QEMU.
+ip -4 addr show dev xenbr0 | grep -q 'inet 10\.0\.0\.1/' || ip addr add 10.0.0.1/24 dev xenbr0
 /etc/init.d/xen start
 echo "xen-toolstack: $(cat /proc/xen/capabilities 2>/dev/null || echo 'no /proc/xen/capabilities')"
 EOF
@@ -343,6 +348,9 @@ EOF
 chmod 755 "$ird/init"
 (cd "$ird" && find . | cpio --quiet -o -H newc | gzip -6) > "$initrd.tmp"
 mv "$initrd.tmp" "$initrd"
+
+# shellcheck source=rootfs-domu.sh
+. "$here/rootfs-domu.sh"
 
 # The disk: 1 MiB for the partition table, then partition 1 = the ext4 filesystem, with room to spare.
 used_mib="$(du -sm "$tree" | cut -f1)"
