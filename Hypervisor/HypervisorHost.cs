@@ -44,6 +44,9 @@ public abstract class HypervisorHost
     /// <summary>Makes the vCPU's GDT (its set_gdt frames) the CPU's entries below Xen's reserved ones, as
     /// Xen maps those frames into its per-CPU GDT: called when the vCPU starts running and after set_gdt.</summary>
     public virtual void LoadGuestGdt(Vcpu v) { }
+    /// <summary>The running guest's FS base and active GS base as the CPU holds them (FS_BASE, and
+    /// KERNEL_GS_BASE while the hypervisor runs): a vCPU with CR4.FSGSBASE writes them without trapping.</summary>
+    public virtual void ReadGuestSegmentBases(out ulong fs, out ulong gs) { fs = 0; gs = 0; }
     /// <summary>update_descriptor changed entry <paramref name="index"/> of the running vCPU's GDT.</summary>
     public virtual void WriteGuestGdtEntry(int index, ulong descriptor) { }
 }

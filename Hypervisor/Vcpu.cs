@@ -42,8 +42,13 @@ public sealed class Vcpu
     public ulong EventCallback, FailsafeCallback, SyscallCallback;
     public bool SyscallMasksEvents;
 
-    /// <summary>set_segment_base and the emulated FS/GS base MSRs.</summary>
+    /// <summary>set_segment_base and the emulated FS/GS base MSRs. With CR4.FSGSBASE the guest also writes
+    /// them itself; PvCr4.SyncSegmentBases brings these copies up to date before they are used.</summary>
     public ulong FsBase, GsBaseKernel, GsBaseUser;
+    /// <summary>The CR4 bits the guest controls (Xen's ctrlreg[4] less the host's visible bits): FSGSBASE.</summary>
+    public ulong Cr4;
+    /// <summary>The CPU holds this vCPU's FS and GS bases (it is running, or the exit being prepared loads them).</summary>
+    public bool SegmentBasesLive;
 
     /// <summary>fpu_taskswitch: the guest's virtual CR0.TS.</summary>
     public bool FpuTaskSwitched;

@@ -41,7 +41,8 @@ public static class EmulatePrivOp
 
     public const ulong CR0_PE = 1, CR0_MP = 2, CR0_TS = 8, CR0_ET = 0x10, CR0_NE = 0x20, CR0_WP = 1UL << 16, CR0_PG = 1UL << 31;
     public const ulong CR4_PAE = 1 << 5, CR4_OSFXSR = 1 << 9, CR4_OSXMMEXCPT = 1 << 10;
-    /// <summary>What a ring-3 kernel may see of CR4 (Xen's pv_fixup_guest_cr4 keeps these host bits).</summary>
+    /// <summary>What a ring-3 kernel sees of the host's CR4 (Xen's PV_CR4_GUEST_VISIBLE_MASK); the bits it
+    /// controls itself are added by PvCr4.</summary>
     public const ulong GuestCr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
     public const ulong DR6Default = 0xFFFF0FF0, DR7Default = 0x400;
 
@@ -157,7 +158,7 @@ public static class EmulatePrivOp
             case 2: value = TrapBounce.GetCr2(v); return true;
             // xen_pfn_to_cr3 of the current table: a PV guest sees the machine address.
             case 3: value = v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser; return true;
-            case 4: value = GuestCr4; return true;
+            case 4: value = PvCr4.Read(v); return true;
         }
         return false;
     }
@@ -180,7 +181,8 @@ public static class EmulatePrivOp
                 return rc == 0 ? PrivOpResult.Emulated : PrivOpResult.NotEmulated;
             }
             case 4:
-                return PrivOpResult.Emulated;      // the host's CR4 stays; Xen likewise keeps only what it allows
+                PvCr4.Write(v, value);    // Xen's pv_fixup_guest_cr4: bits outside the guest's control are dropped
+                return PrivOpResult.Emulated;
         }
         return PrivOpResult.NotEmulated;
     }
@@ -217,6 +219,7 @@ public static class EmulatePrivOp
     public static bool ReadMsr(Vcpu v, uint msr, out ulong value)
     {
         value = 0;
+        if (msr == MSR_FS_BASE || msr == MSR_GS_BASE || msr == MSR_SHADOW_GS_BASE) PvCr4.SyncSegmentBases(v);
         switch (msr)
         {
             case MSR_FS_BASE: value = v.FsBase; return true;
@@ -234,6 +237,7 @@ public static class EmulatePrivOp
 
     public static PrivOpResult WriteMsr(Vcpu v, uint msr, ulong value)
     {
+        if (msr == MSR_FS_BASE || msr == MSR_GS_BASE || msr == MSR_SHADOW_GS_BASE) PvCr4.SyncSegmentBases(v);
         switch (msr)
         {
             case MSR_FS_BASE:

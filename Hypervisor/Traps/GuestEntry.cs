@@ -159,6 +159,11 @@ public sealed class GuestEntry
             {
                 switched = true;
                 if (v != null && frame.Ring == 3) v.Regs = frame;
+                if (v != null)
+                {
+                    PvCr4.SyncSegmentBases(v);
+                    v.SegmentBasesLive = false;
+                }
                 Previous = v;
                 Current = next;
                 exit.Actions |= ExitActions.Switch;
@@ -178,11 +183,17 @@ public sealed class GuestEntry
             if (TrapBounce.DeliverEventUpcall(c, ref frame)) exit.Actions |= ExitActions.Upcall;
             // After the upcall, which may have switched the vCPU to its kernel tables.
             if (switched) exit.Cr3 = c.KernelMode || c.GuestTableUser == 0 ? c.GuestTable : c.GuestTableUser;
-            if (switched || (work & ExitWork.SegmentBases) != 0 || c.KernelMode != enteredInKernelMode)
+            if (switched || (work & ExitWork.SegmentBases) != 0 || c.KernelMode != enteredInKernelMode || !c.SegmentBasesLive)
             {
                 exit.Actions |= ExitActions.LoadSegmentBases;
                 exit.FsBase = c.FsBase;
                 exit.GsBase = c.KernelMode ? c.GsBaseKernel : c.GsBaseUser;
+                c.SegmentBasesLive = true;
+            }
+            if (switched || (work & ExitWork.Cr4) != 0)
+            {
+                exit.Actions |= ExitActions.LoadCr4;
+                exit.Fsgsbase = PvCr4.WritesOwnBases(c);
             }
             if (c.FpuTaskSwitched) exit.Actions |= ExitActions.Cr0Ts;
             if (GuestExit.CanSysret(in frame)) exit.Actions |= ExitActions.Sysret;

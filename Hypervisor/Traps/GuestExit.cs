@@ -15,6 +15,8 @@ public enum ExitWork : byte
     TimersChanged = 2,
     /// <summary>FS base or a GS base changed (set_segment_base, an emulated wrmsr).</summary>
     SegmentBases = 4,
+    /// <summary>The guest changed the CR4 bits it controls (an emulated mov to CR4).</summary>
+    Cr4 = 8,
 }
 
 /// <summary>What the kernel does before it resumes a guest, as GuestEntry decided it. The two lowest
@@ -47,6 +49,8 @@ public enum ExitActions : ushort
     ReportCrash = 256,
     /// <summary>Every domain has ended: the kernel prints the summary and stops.</summary>
     AllEnded = 512,
+    /// <summary>Set CR4.FSGSBASE as <see cref="GuestExit.Fsgsbase"/> says (a switch to a vCPU, or its CR4 write).</summary>
+    LoadCr4 = 1024,
 }
 
 /// <summary>The exit record: GuestEntry fills it, Kernel/Pv/PvCpu.cs applies it.</summary>
@@ -54,6 +58,8 @@ public struct GuestExit
 {
     public ExitActions Actions;
     public ulong Cr3, FsBase, GsBase, TimerDeadline;
+    /// <summary>With <see cref="ExitActions.LoadCr4"/>: whether the guest may use {RD,WR}{FS,GS}BASE.</summary>
+    public bool Fsgsbase;
 
     public bool Has(ExitActions a) => (Actions & a) != 0;
 

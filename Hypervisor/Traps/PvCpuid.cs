@@ -5,7 +5,8 @@ namespace Microhv.Hypervisor.Traps;
 /// <summary>
 /// The CPUID a PV guest sees (a small form of Xen's PV cpuid policy, xen/arch/x86/cpuid.c): the
 /// host's leaves with what a ring-3 kernel cannot use hidden (VMX, SVM, MONITOR, x2APIC and other
-/// features Xen withholds from PV), the hypervisor bit set, and Xen's leaves at 0x40000000.
+/// features Xen withholds from PV; leaf 7 reduced to Xen's default PV set), the hypervisor bit set,
+/// and Xen's leaves at 0x40000000.
 /// </summary>
 public static class PvCpuid
 {
@@ -22,6 +23,23 @@ public static class PvCpuid
     // reads the MADT for the IO-APICs and interrupt overrides its pirq mappings need.
     private const uint Leaf1EdxHidden = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 7) | (1u << 12) |
         (1u << 17) | (1u << 21) | (1u << 22) | (1u << 29) | (1u << 31);
+    // Leaf 7 (structured extended features): only what Xen 4.17's default PV policy offers (the 'A' bits of
+    // cpufeatureset.h), less the speculation-control MSR bits Microhv does not emulate. Above all SMEP,
+    // SMAP, UMIP, INVPCID and PKU stay hidden: a ring-3 kernel that believed in them would run STAC/CLAC
+    // (#UD at CPL 3) or set CR4 bits that have no effect.
+    // EBX: FSGSBASE, BMI1, AVX2, BMI2, ERMS, RTM, AVX512F, AVX512DQ, RDSEED, ADX, AVX512_IFMA, CLFLUSHOPT,
+    // CLWB, AVX512PF, AVX512ER, AVX512CD, SHA, AVX512BW, AVX512VL.
+    public const uint Leaf7EbxOffered = (1u << 0) | (1u << 3) | (1u << 5) | (1u << 8) | (1u << 9) | (1u << 11) |
+        (1u << 16) | (1u << 17) | (1u << 18) | (1u << 19) | (1u << 21) | (1u << 23) | (1u << 24) | (1u << 26) |
+        (1u << 27) | (1u << 28) | (1u << 29) | (1u << 30) | (1u << 31);
+    // ECX: PREFETCHWT1, AVX512_VBMI, AVX512_VBMI2, GFNI, VAES, VPCLMULQDQ, AVX512_VNNI, AVX512_BITALG,
+    // AVX512_VPOPCNTDQ, RDPID, CLDEMOTE.
+    public const uint Leaf7EcxOffered = (1u << 0) | (1u << 1) | (1u << 6) | (1u << 8) | (1u << 9) | (1u << 10) |
+        (1u << 11) | (1u << 12) | (1u << 14) | (1u << 22) | (1u << 25);
+    // EDX: AVX512_4VNNIW, AVX512_4FMAPS, FSRM, MD_CLEAR, SERIALIZE.
+    public const uint Leaf7EdxOffered = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 10) | (1u << 14);
+    // Subleaf 1 EAX: AVX_VNNI, AVX512_BF16, FZRM, FSRS, FSRCS.
+    public const uint Leaf7Sub1EaxOffered = (1u << 4) | (1u << 5) | (1u << 10) | (1u << 11) | (1u << 12);
     // Leaf 0x80000001 ECX: SVM, and the extended APIC space.
     private const uint Ext1EcxHidden = (1u << 2) | (1u << 3);
 
@@ -44,6 +62,17 @@ public static class PvCpuid
             case 6:                              // thermal and power management
             case 0xA:                            // architectural performance monitoring
                 a = b = c = d = 0;
+                break;
+            case 7:
+                if (subleaf == 0)
+                {
+                    a = a < 1 ? a : 1;           // the subleaves described: 0 and 1
+                    b &= Leaf7EbxOffered;
+                    c &= Leaf7EcxOffered;
+                    d &= Leaf7EdxOffered;
+                }
+                else if (subleaf == 1) { a &= Leaf7Sub1EaxOffered; b = c = d = 0; }
+                else a = b = c = d = 0;
                 break;
             case 0x80000001:
                 c &= ~Ext1EcxHidden;

@@ -12,6 +12,7 @@ public static class SetSegmentBase
 {
     public static long Do(Vcpu v, ulong which, ulong baseAddress)
     {
+        PvCr4.SyncSegmentBases(v);                 // the bases this call leaves alone stay as the guest wrote them
         long rc = Set(v, which, baseAddress);
         if (rc == 0) v.PendingExitWork |= ExitWork.SegmentBases;
         return rc;

@@ -190,6 +190,7 @@ public static class TrapBounce
     /// </summary>
     public static void ToggleGuestMode(Vcpu v)
     {
+        PvCr4.SyncSegmentBases(v);                 // the active GS base becomes inactive: keep what the guest wrote
         v.KernelMode = !v.KernelMode;
         ulong root = v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser;
         if (root != 0) v.Domain.Machine.Host.LoadPageTableBase(root);

@@ -69,5 +69,11 @@ internal sealed unsafe class KernelHost : HypervisorHost
     }
 
     public override void LoadGuestGdt(Vcpu v) => GuestGdt.Load(v);
+    // While the hypervisor runs the guest's GS base waits in KERNEL_GS_BASE (the entry's SWAPGS).
+    public override void ReadGuestSegmentBases(out ulong fs, out ulong gs)
+    {
+        fs = Cpu.ReadMsr(0xC0000100);
+        gs = Cpu.ReadMsr(Smp.CpuBlock.KernelGsBaseMsr);
+    }
     public override void WriteGuestGdtEntry(int index, ulong descriptor) => GuestGdt.Write(index, descriptor);
 }

@@ -131,10 +131,21 @@ internal static unsafe class PvCpu
             // Until the exit path's SWAPGS, GS is this CPU's block: the guest's GS base waits in KERNEL_GS_BASE.
             Cpu.WriteMsr(Smp.CpuBlock.KernelGsBaseMsr, exit.GsBase);
         }
+        if (exit.Has(ExitActions.LoadCr4)) SetFsgsbase(exit.Fsgsbase);
         // Off a dead domain's page tables now (CR3 was switched): its frames go back to the pool.
         if (exit.Has(ExitActions.Switch)) DomainRelinquish.ReleaseDead(Machine, entry.Current);
         if (exit.Has(ExitActions.AllEnded)) DomainSummary.PrintAndExit(Machine);
         if (exit.Has(ExitActions.ArmTimer) && Clock.DeadlineMode) Clock.ArmFor(exit.TimerDeadline, Machine.Host.SystemTimeNs());
+    }
+
+    private const ulong Cr4Fsgsbase = 1UL << 16;
+
+    /// <summary>CR4.FSGSBASE for the vCPU about to run (PvCr4): written only when it changes, CR4 writes serialize.</summary>
+    private static void SetFsgsbase(bool on)
+    {
+        ulong cr4 = Cpu.ReadCr4();
+        ulong want = on ? cr4 | Cr4Fsgsbase : cr4 & ~Cr4Fsgsbase;
+        if (want != cr4) Cpu.WriteCr4(want);
     }
 
     /// <summary>The FPU state of a vCPU leaving the CPU: everything the hypervisor did not touch is still

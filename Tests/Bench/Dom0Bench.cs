@@ -56,12 +56,11 @@ public static class Dom0Bench
     public const int Repetitions = 5;
 
     /// <summary>
-    /// The CPU model of both dom0 runs: Xen's dom0 one (XenHypervisor.Dom0Cpu: SMAP and SMEP off) without
-    /// FSGSBASE, which Microhv advertises to its PV dom0 but does not enable (Linux's RDFSBASE faults). The
-    /// dom0 tests give Microhv QEMU's default qemu64 (no RDRAND, among others): the two would not run on
-    /// the same CPU.
+    /// The CPU model of both dom0 runs: Xen's dom0 one (XenHypervisor.Dom0Cpu: SMAP and SMEP off; Microhv's
+    /// PV CPUID policy hides them itself and lets dom0 set CR4.FSGSBASE, as Xen's does). The dom0 tests give
+    /// Microhv QEMU's default qemu64 (no RDRAND, among others): the two would not run on the same CPU.
     /// </summary>
-    public const string Cpu = XenHypervisor.Dom0Cpu + ",-fsgsbase";
+    public const string Cpu = XenHypervisor.Dom0Cpu;
     /// <summary>The write goes to a file on the root filesystem of the run's own copy of the disk, removed afterwards.</summary>
     private const string WriteFile = "/root/bench-dd";
     /// <summary>Linux's USER_HZ on x86: the unit of a process's start time in /proc/PID/stat.</summary>

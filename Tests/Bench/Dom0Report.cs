@@ -66,7 +66,7 @@ public static class Dom0Report
         sb.AppendLine("`Tests/Guests/linux/make-rootfs.sh`, e1000) booting Debian's Linux 6.1 as dom0 with the same kernel,");
         sb.AppendLine("initramfs and disk (a fresh copy per run) on Microhv (`" + Microhv.Tests.Qemu.Dom0Host.MicrohvDom0Module + "`)");
         sb.AppendLine("and on Xen 4.17 (`" + Microhv.Tests.Qemu.XenHypervisor.Dom0CommandLine + "`), both with 512 MiB for dom0 and on");
-        sb.AppendLine("one CPU model (`-cpu " + Dom0Bench.Cpu + "`: Xen's dom0 needs SMAP and SMEP off, Microhv's FSGSBASE off), under the same icount as above.");
+        sb.AppendLine("one CPU model (`-cpu " + Dom0Bench.Cpu + "`: Xen's dom0 needs SMAP and SMEP off), under the same icount as above.");
         sb.AppendLine("The shell on hvc0 is driven through the serial console as the dom0 tests drive it.");
         sb.AppendLine("Every time is Linux's own monotonic clock in dom0. Under icount it advances 1 ns per instruction while");
         sb.AppendLine("a CPU runs; while the CPU is idle (halted, e.g. waiting for the disk) `sleep=off` moves it at once to");

@@ -22,6 +22,10 @@ public static unsafe class Cpu
     [RuntimeImport("*", "guest_store32")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Store32(void* p, uint value);
     public static ulong Load64(void* p) => Read64((ulong)p);
     [RuntimeImport("*", "guest_multicall_iret")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern long MulticallIret(ulong list, ulong nr, ulong ifFlag, ulong* out2);
+    [RuntimeImport("*", "guest_read_cr4")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCr4();
+    [RuntimeImport("*", "guest_write_cr4")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteCr4(ulong value);
+    [RuntimeImport("*", "guest_rdfsbase")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong RdFsBase();
+    [RuntimeImport("*", "guest_wrfsbase")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WrFsBase(ulong value);
     [RuntimeImport("*", "guest_inb")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern byte InB(uint port);
     [RuntimeImport("*", "guest_pause")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Pause();
     [RuntimeImport("*", "guest_rdtsc")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Rdtsc();

@@ -219,6 +219,22 @@ guest_multicall_iret:
     pop rbx
     ret
 
+; CR4 and the FS base instructions (CR4.FSGSBASE): rdfsbase/wrfsbase are 5 bytes, so a #UD resumes after them.
+global guest_read_cr4, guest_write_cr4, guest_rdfsbase, guest_wrfsbase
+guest_read_cr4:                            ; ulong guest_read_cr4(void): #GP, emulated
+    mov rax, cr4
+    ret
+guest_write_cr4:                           ; void guest_write_cr4(ulong value): #GP, emulated
+    mov cr4, rdi
+    ret
+guest_rdfsbase:                            ; ulong guest_rdfsbase(void)
+    xor eax, eax
+    rdfsbase rax
+    ret
+guest_wrfsbase:                            ; void guest_wrfsbase(ulong value)
+    wrfsbase rdi
+    ret
+
 global guest_inb
 guest_inb:                                 ; byte guest_inb(uint port): traps (#GP) and is emulated
     mov edx, edi

@@ -27,6 +27,10 @@ public sealed class RecordingHost : HypervisorHost
     public readonly List<Vcpu> GdtLoads = new();
     public readonly List<(int Index, ulong Descriptor)> GdtEntryWrites = new();
     public override void LoadGuestGdt(Vcpu v) => GdtLoads.Add(v);
+    /// <summary>The FS base and active GS base "in the CPU" (a guest with CR4.FSGSBASE writes them), and how often they were read.</summary>
+    public ulong LiveFsBase, LiveGsBase;
+    public int SegmentBaseReads;
+    public override void ReadGuestSegmentBases(out ulong fs, out ulong gs) { fs = LiveFsBase; gs = LiveGsBase; SegmentBaseReads++; }
     public override void WriteGuestGdtEntry(int index, ulong descriptor) => GdtEntryWrites.Add((index, descriptor));
     /// <summary>Port I/O the hypervisor performed, in order (In: Value is what was returned).</summary>
     public readonly List<(bool In, uint Port, int Size, uint Value)> PortAccesses = new();
