@@ -73,10 +73,10 @@ chmod 755 "$dird/init" "$dird/sbin/poweroff" "$dird/sbin/reboot"
 find "$dird" -exec touch -h -d @0 {} +
 (cd "$dird" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible | gzip -n -6) > "$tree/root/domu-initrd.cpio.gz"
 
-# The guest's disk: an empty ext4 filesystem (fixed UUID and hash seed: the same bytes on every build).
+# The guest's disk: an empty ext4 filesystem (fixed UUID, hash seed and time: the same bytes on every build).
 rm -f "$tree/root/guest.img"
 truncate -s 32M "$tree/root/guest.img"
-mke2fs -q -F -t ext4 -L guest -U 6d6f6475-0000-4000-8000-677565737431 -E hash_seed=6d6f6475-0000-4000-8000-677565737432,root_owner=0:0 \
+E2FSPROGS_FAKE_TIME=1700000000 mke2fs -q -F -t ext4 -L guest -U 6d6f6475-0000-4000-8000-677565737431 -E hash_seed=6d6f6475-0000-4000-8000-677565737432,root_owner=0:0 \
     "$tree/root/guest.img"
 cat > "$tree/root/guest.cfg" <<'EOF'
 # A Debian Linux PV guest: `xl create /root/guest.cfg`, then `xl console guest` (Ctrl-] leaves it).
