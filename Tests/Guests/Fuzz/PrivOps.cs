@@ -15,7 +15,7 @@ internal static unsafe class PrivOps
     [RuntimeImport("*", "fuzz_probe")] [MethodImpl(MethodImplOptions.InternalCall)]
     public static extern ulong Probe(ulong which, ulong a, ulong b, ulong c);
 
-    public const int Count = 74;
+    public const int Count = 77;
     private const int InsB = 7, OutsB = 8, RdMsr = 9, WrMsr = 10, WrCr3 = 14, Read = 37, Write = 38, Iretq = 39;
     private const int Popf = 59, Jmp = 64, CallFar = 68, Retf = 69, Int82 = 70;
 

@@ -36,7 +36,7 @@ while [ $((seed - first)) -lt "$seeds" ]; do
     iso="$out/boot.iso" log="$out/seeds$(echo $list | tr ' ' '-').log"
     Boot/mkiso.sh build/microhv.elf "$iso" "microhv.log=info microhv.exit=isa-debug-exit" "${args[@]}" >/dev/null 2>&1 || exit 1
     t0=$(date +%s)
-    timeout "$timeout" qemu-system-x86_64 -m 512 -cdrom "$iso" -serial stdio -display none -no-reboot -nic none \
+    timeout "$timeout" qemu-system-x86_64 -m 512 -cpu max -cdrom "$iso" -serial stdio -display none -no-reboot -nic none \
         -device isa-debug-exit,iobase=0xf4,iosize=0x04 </dev/null >"$log" 2>&1
     status=$?
     t=$(( $(date +%s) - t0 )); [ "$t" -gt 0 ] || t=1

@@ -4,7 +4,7 @@
 bits 64
 section .text
 
-%define PROBES 74
+%define PROBES 77
 
 global fuzz_probe
 fuzz_probe:
@@ -230,6 +230,12 @@ p_rdfsbase: rdfsbase rax
             ret
 p_pause:    pause
             ret
+p_wrfsbase: wrfsbase rsi                  ; with CR4.FSGSBASE (a random CR4 write may set it on -cpu max)
+            ret
+p_rdgsbase: rdgsbase rax
+            ret
+p_wrgsbase: wrgsbase rsi
+            ret
 
 section .rodata
 align 8
@@ -243,7 +249,7 @@ probe_table:
     dq p_mwait, p_wrdr7, p_rddr6, p_wrdr0, p_movss, p_movds, p_moves, p_lar
     dq p_verw, p_xcpuid, p_cpuid, p_popf, p_lmsw, p_wrcr8, p_vmcall, p_vmmcall
     dq p_jmp, p_icebp, p_into, p_lockud, p_callfar, p_retf, p_intxx, p_rdtsc
-    dq p_rdfsbase, p_pause
+    dq p_rdfsbase, p_pause, p_wrfsbase, p_rdgsbase, p_wrgsbase
 
 section .text
 ; long fuzz_int82(ulong nr, ulong a1, a2, a3, a4, a5): a hypercall through the INT 0x82 trap gate.
