@@ -1,8 +1,11 @@
 ; Interrupt and exception entry: one stub per vector pushes a uniform frame
-; (Kernel/Traps/TrapFrame.cs) and calls the C# dispatcher with FPU/SSE state saved around it.
+; (Kernel/Traps/TrapFrame.cs) and calls the C# dispatcher with FPU/SSE state saved around it: a
+; trap from a guest goes to the hypervisor's guest entry (PvCpu), one from the hypervisor's own
+; contexts to the kernel's dispatcher (TrapDispatch).
 bits 64
 section .text
 extern trap_dispatch
+extern guest_trap_dispatch
 extern syscall_dispatch
 extern stack_top
 
@@ -94,7 +97,8 @@ trap_common:
     GUEST_FPU_ENTRY
     mov rdi, rbp                          ; TrapFrame*
     mov rsi, rsp                          ; the saved xmm0, xmm8 (PvCpu swaps them at a vCPU switch)
-    call trap_dispatch                    ; returns the exit bits (below)
+    mov edx, [gs:PCPU_INDEX]
+    call guest_trap_dispatch              ; the hypervisor's guest trap entry (PvCpu); exit bits (below)
     ; The exit bits the C# entry returns in EAX (Hypervisor/Traps/GuestExit.cs, ExitActions.StubOnly):
     ; bit 0 leave by SYSRET (the frame is one it restores exactly), bit 1 leave with CR0.TS set.
 guest_exit:

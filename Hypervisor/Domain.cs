@@ -90,6 +90,7 @@ public sealed class Domain
     public const ulong Invalid = 0xFFFF_FFFF_FFFF_FFFF;
 
     /// <summary>True when the machine frame belongs to this domain.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public bool OwnsFrame(ulong mfn) => Machine.FrameTable.OwnerOf(mfn) == DomainId;
 
     /// <summary>Kills the domain (a fault it cannot handle, a failed build); the others run on.</summary>

@@ -45,13 +45,18 @@ public sealed class FrameTable
     }
 
     public bool IsValid(ulong mfn) => mfn < FrameCount;
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public ushort OwnerOf(ulong mfn) => mfn < FrameCount ? _owner[mfn] : OwnerNone;
     public void SetOwner(ulong mfn, ushort owner) { if (mfn < FrameCount) _owner[mfn] = owner; }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public FrameType TypeOf(ulong mfn) => mfn < FrameCount ? _type[mfn] : FrameType.None;
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public uint TypeCount(ulong mfn) => mfn < FrameCount ? _typeCount[mfn] : 0;
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public uint RefCount(ulong mfn) => mfn < FrameCount ? _refCount[mfn] : 0;
     public bool IsPinned(ulong mfn) => mfn < FrameCount && (_flags[mfn] & FlagPinned) != 0;
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public bool IsValidated(ulong mfn) => mfn < FrameCount && (_flags[mfn] & FlagValidated) != 0;
 
     /// <summary>Raw setters for the memory-management code; they keep no invariants themselves.</summary>

@@ -29,6 +29,7 @@ public static class GuestMemory
     /// below the hypervisor's hole or above it. Checked before any live access, so the copy routines
     /// never see a non-canonical address or the hypervisor's own mappings.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static bool AccessOk(ulong va, ulong length)
     {
         if (length == 0) return true;
@@ -47,6 +48,7 @@ public static class GuestMemory
     }
 
     /// <summary>The current guest root: the user L4 while the guest runs in user mode and has one.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static ulong RootOf(Vcpu v) => v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser;
 
     private static bool Translate(Vcpu v, ulong va, bool write, out ulong machineAddress, ref PageTable.WalkPath path)

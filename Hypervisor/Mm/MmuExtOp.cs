@@ -32,7 +32,7 @@ public static class MmuExtOp
         if (pgOwner == null) return rc;
 
         uint i = 0;
-        GuestMemory.Cursor cursor = default;   // the op array is walked once per page, not per field
+        GuestMemory.Cursor cursor = default;   // without the live translation: the op array walked once per page
         PhysicalMemory mem = d.Machine.Memory;
         for (; i < n; i++)
         {
@@ -45,7 +45,19 @@ public static class MmuExtOp
             }
             uint cmd;
             ulong arg1, arg2;
-            if (cursor.Translate(v, at, OpSize, false, out ulong ma))
+            // Through the CPU's own translation when it is the vCPU's (asked per op: NEW_BASEPTR changes it),
+            // else with the software walk kept per page.
+            LiveGuestMemory live = GuestMemory.LiveFor(v);
+            if (live != null)
+            {
+                if (!GuestMemory.AccessOk(at, OpSize) || !live.ReadU32(at, out cmd) || !live.ReadU64(at + 8, out arg1)
+                    || !live.ReadU64(at + 16, out arg2))
+                {
+                    rc = -Errno.EFAULT;
+                    break;
+                }
+            }
+            else if (cursor.Translate(v, at, OpSize, false, out ulong ma))
             {
                 cmd = mem.Read32(ma);
                 arg1 = mem.Read64(ma + 8);

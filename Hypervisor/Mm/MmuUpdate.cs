@@ -36,7 +36,11 @@ public static class MmuUpdate
         Domain pgOwner = PgOwner.Get(d, foreignDom & 0xFFFF, out rc);
         if (pgOwner != null)
         {
-            GuestMemory.Cursor requests = default;   // the array is walked once per page, not per field
+            // Each request is read when it is processed, as Xen's copy_from_guest does: through the CPU's
+            // own translation while the vCPU's tables are loaded (always, on the machine), else with a
+            // software walk kept per page (hosted tests).
+            LiveGuestMemory live = GuestMemory.LiveFor(v);
+            GuestMemory.Cursor requests = default;
             PhysicalMemory mem = d.Machine.Memory;
             for (; i < n; i++)
             {
@@ -47,7 +51,15 @@ public static class MmuUpdate
                     break;
                 }
                 ulong ptr, val;
-                if (requests.Translate(v, at, RequestSize, false, out ulong ma))
+                if (live != null)
+                {
+                    if (!GuestMemory.AccessOk(at, RequestSize) || !live.ReadU64(at, out ptr) || !live.ReadU64(at + 8, out val))
+                    {
+                        rc = -Errno.EFAULT;
+                        break;
+                    }
+                }
+                else if (requests.Translate(v, at, RequestSize, false, out ulong ma))
                 {
                     ptr = mem.Read64(ma);
                     val = mem.Read64(ma + 8);

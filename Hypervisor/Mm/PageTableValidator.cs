@@ -128,6 +128,7 @@ public static class PageTableValidator
             if (level == 4 && Layout.IsHypervisorL4Slot(i)) continue;
             ulong slot = table + (ulong)i * 8;
             ulong entry = mem.Read64(slot);
+            if (!PageTableEntry.IsPresent(entry)) continue;     // takes nothing and is not adjusted: most of a new table
             long rc = GetPageFromEntry(m, d, d, entry, level);
             if (rc != 0)
             {
@@ -138,7 +139,7 @@ public static class PageTableValidator
                 }
                 return rc;
             }
-            if (PageTableEntry.IsPresent(entry)) mem.Write64(slot, ForceReadOnlyIo(m, AdjustEntry(entry, level), level));
+            mem.Write64(slot, ForceReadOnlyIo(m, AdjustEntry(entry, level), level));
         }
         if (level == 4) WriteHypervisorSlots(m, table);
         return 0;
@@ -153,7 +154,8 @@ public static class PageTableValidator
         for (int i = 0; i < EntriesPerTable; i++)
         {
             if (level == 4 && Layout.IsHypervisorL4Slot(i)) continue;
-            PutPageFromEntry(m, mem.Read64(table + (ulong)i * 8), level);
+            ulong entry = mem.Read64(table + (ulong)i * 8);
+            if (PageTableEntry.IsPresent(entry)) PutPageFromEntry(m, entry, level);
         }
     }
 

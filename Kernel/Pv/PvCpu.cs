@@ -45,13 +45,29 @@ internal static unsafe class PvCpu
     [RuntimeImport("*", "idle_entry_address")] [MethodImpl(MethodImplOptions.InternalCall)]
     private static extern ulong IdleEntryAddress();
 
-    /// <summary>Called by TrapDispatch for every trap once domains run. <paramref name="guestXmm"/>: the
-    /// guest's xmm0 and xmm8 as the entry saved them (null when the idle loop was interrupted).
-    /// Returns the exit stub's bits (<see cref="ExitActions.StubOnly"/>: SYSRET, CR0.TS).</summary>
-    public static int OnTrap(TrapFrame* frame, byte* guestXmm)
+    /// <summary>Every trap from a guest (ring 3), straight from the entry stub with this CPU's index,
+    /// as a runtime export (no transition frame); a SYSCALL has its own entry below. Returns the exit
+    /// stub's bits (<see cref="ExitActions.StubOnly"/>: SYSRET, CR0.TS).</summary>
+    [RuntimeExport("guest_trap_dispatch")]
+    private static int OnGuestTrap(TrapFrame* frame, byte* guestXmm, uint cpu)
+    {
+        if (frame->Vector == LocalApic.SpuriousInterruptVector)
+        {
+            TrapDispatch.SpuriousCount++;                // no EOI owed; the guest resumes as it was
+            return (int)(Entries[cpu].Resume() & ExitActions.StubOnly);
+        }
+        return OnTrap(Entries[cpu], frame, guestXmm);
+    }
+
+    /// <summary>An interrupt of the hypervisor's own idle loop once domains run (TrapDispatch).</summary>
+    public static int OnTrap(TrapFrame* frame, byte* guestXmm) => OnTrap(Entry, frame, guestXmm);
+
+    /// <summary>One trap for this CPU's <paramref name="entry"/>: the kernel's drivers, then GuestEntry, then
+    /// the exit record. <paramref name="guestXmm"/>: the guest's xmm0 and xmm8 as the entry saved them
+    /// (null when the idle loop was interrupted).</summary>
+    private static int OnTrap(GuestEntry entry, TrapFrame* frame, byte* guestXmm)
     {
         ulong vector = frame->Vector;
-        GuestEntry entry = Entry;
         ExitActions exit;
         if (vector == TrapFrame.SyscallVector || vector == HypercallTrapVector)
             exit = entry.Syscall(ref *frame, vector == HypercallTrapVector);

@@ -15,16 +15,17 @@ internal static unsafe class TrapDispatch
     public static ulong SpuriousCount;
     private static bool s_inFatal;
 
-    /// <summary><paramref name="guestXmm"/>: from a guest, where the entry saved xmm0 and xmm8 (the only
-    /// SSE registers the C# code uses); null from the hypervisor's own contexts. Returns the exit stub's
+    /// <summary>The hypervisor's own contexts (boot, self-tests, the idle loop): <paramref name="guestXmm"/>
+    /// is null. Returns the exit stub's
     /// bits (ExitActions.StubOnly: leave by SYSRET, set CR0.TS). A runtime export, not an
     /// UnmanagedCallersOnly entry: the stub calls it as a plain function, with no transition frame.</summary>
     [System.Runtime.RuntimeExport("trap_dispatch")]
     static int Dispatch(TrapFrame* frame, byte* guestXmm)
     {
         ulong vector = frame->Vector;
-        // Once domains run, the hypervisor handles everything but the hypervisor's own faults.
-        if (Pv.PvCpu.Active && (frame->Ring == 3 || vector >= 32))
+        // Once domains run, the hypervisor handles every interrupt (a guest's own traps go to
+        // PvCpu's guest_trap_dispatch directly from the entry stub); the hypervisor's faults stay here.
+        if (Pv.PvCpu.Active && vector >= 32)
         {
             if (vector == Timer.LocalApic.SpuriousInterruptVector) { SpuriousCount++; return Pv.PvCpu.Resume(); }
             return Pv.PvCpu.OnTrap(frame, guestXmm);
