@@ -5,8 +5,8 @@ namespace Microhv.Hypervisor;
 
 /// <summary>
 /// grant_table_op (xen/common/grant_table.c do_grant_table_op): setup_table, query_size, set_version
-/// and get_version here; map_grant_ref, unmap_grant_ref and unmap_and_replace in GrantMapOp.cs.
-/// Transfer and the v2 commands are not offered (-ENOSYS). Per-operation failures go in each
+/// and get_version here; map_grant_ref, unmap_grant_ref and unmap_and_replace in GrantMapOp.cs; copy in
+/// GrantCopyOp.cs. Transfer and the v2 commands are not offered (-ENOSYS). Per-operation failures go in each
 /// operation's status; the call itself returns 0, -EFAULT, -EINVAL or -ENOSYS.
 /// </summary>
 public static class GrantTableOp
@@ -27,6 +27,7 @@ public static class GrantTableOp
             case Gnttab.GNTTABOP_map_grant_ref: return Each(v, cmd, uop, n, Gnttab.map_size, Gnttab.GNTTABOP_map_grant_ref);
             case Gnttab.GNTTABOP_unmap_grant_ref: return Each(v, cmd, uop, n, Gnttab.unmap_size, Gnttab.GNTTABOP_unmap_grant_ref);
             case Gnttab.GNTTABOP_unmap_and_replace: return Each(v, cmd, uop, n, Gnttab.unmap_and_replace_size, Gnttab.GNTTABOP_unmap_and_replace);
+            case Gnttab.GNTTABOP_copy: return GrantCopyOp.Do(v, cmd, uop, n);
             default: return -Errno.ENOSYS;
         }
     }

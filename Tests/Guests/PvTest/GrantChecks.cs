@@ -4,13 +4,14 @@ namespace Microhv.Guests.PvTest;
 /// Grant-table operations against our own grants (xen/include/public/grant_table.h): the suite runs
 /// as the initial domain, id 0, on Microhv and on Xen, and a domain may map and copy what it grants
 /// to itself. Batches of map_grant_ref / unmap_grant_ref as Linux's backends issue them, device
-/// mappings, mappings by PTE address as gntdev makes them, and unmap_and_replace.
+/// mappings, mappings by PTE address as gntdev makes them, unmap_and_replace, and copies as netback
+/// makes them (GNTTABOP_copy from a grant into our own frame and back).
 /// </summary>
 internal static unsafe class GrantChecks
 {
     private const ushort Self = 0;                 // our domain id (the initial domain)
     private const int TableSlot = 10;              // window page where our grant table's first frame is mapped
-    private const int MapSize = 32, UnmapSize = 24;
+    private const int MapSize = 32, UnmapSize = 24, CopySize = 40;
 
     public static void Run()
     {
@@ -18,6 +19,7 @@ internal static unsafe class GrantChecks
         Checks.Run("grant_device_map", &DeviceMap);
         Checks.Run("grant_map_by_pte_address", &MapByPteAddress);
         Checks.Run("grant_unmap_and_replace", &UnmapAndReplace);
+        Checks.Run("grant_copy_batch", &CopyBatch);
     }
 
     private static ulong* s_table;
@@ -177,5 +179,69 @@ internal static unsafe class GrantChecks
         Checks.Expect("handle freed", Unmap(Xen.GNTTABOP_unmap_and_replace, Guest.WindowPage(15), 0, Handle(op)), Xen.GNTST_bad_handle);
         Guest.UnmapInWindow(15);
         Grant(24, 0, granted);
+    }
+
+    /// <summary>struct gnttab_copy { source { u; domid; offset }, dest { ... }, len, flags, status }, status junk.</summary>
+    private static void PutCopy(byte* op, ulong srcU, ushort srcDom, ushort srcOff, ulong dstU, ushort dstDom, ushort dstOff, ushort len, ushort flags)
+    {
+        for (int i = 0; i < CopySize; i++) op[i] = 0xEE;
+        *(ulong*)op = srcU; *(ushort*)(op + 8) = srcDom; *(ushort*)(op + 10) = srcOff;
+        *(ulong*)(op + 16) = dstU; *(ushort*)(op + 24) = dstDom; *(ushort*)(op + 26) = dstOff;
+        *(ushort*)(op + 32) = len; *(ushort*)(op + 34) = flags;
+    }
+
+    private static short CopyStatus(byte* ops, int i) => *(short*)(ops + i * CopySize + 36);
+
+    private static bool SameBytes(byte* a, byte* b, int len)
+    {
+        for (int i = 0; i < len; i++) if (a[i] != b[i]) return false;
+        return true;
+    }
+
+    /// <summary>netback's two copies against our own grants (TX: grant to our frame; RX: our frame to the
+    /// grant, both through DOMID_SELF) and refusals, in one batch, each with its own status.</summary>
+    private static void CopyBatch()
+    {
+        if (Table() == null) return;
+        byte* src = Guest.Page(14), dst = Guest.Page(15);
+        for (int i = 0; i < 4096; i++) { src[i] = (byte)(i * 13 + 7); dst[i] = 0; }
+        Grant(25, Xen.GTF_permit_access | Xen.GTF_readonly, src);
+        Grant(26, Xen.GTF_permit_access, dst);
+        Grant(27, 0, src);
+        ulong srcMfn = Guest.MfnOf(src), dstMfn = Guest.MfnOf(dst), l1Mfn = Guest.MfnOf(Guest.WindowL1);
+
+        const int n = 10;
+        byte* ops = stackalloc byte[n * CopySize];
+        PutCopy(ops, 25, Self, 16, dstMfn, Xen.DOMID_SELF, 100, 128, Xen.GNTCOPY_source_gref);                    // TX
+        PutCopy(ops + CopySize, srcMfn, Xen.DOMID_SELF, 300, 26, Xen.DOMID_SELF, 2000, 64, Xen.GNTCOPY_dest_gref); // RX
+        PutCopy(ops + 2 * CopySize, srcMfn, Xen.DOMID_SELF, 0, 25, Self, 0, 8, Xen.GNTCOPY_dest_gref);              // r/o grant
+        PutCopy(ops + 3 * CopySize, srcMfn, Xen.DOMID_SELF, 4000, dstMfn, Xen.DOMID_SELF, 0, 200, 0);               // past the page
+        PutCopy(ops + 4 * CopySize, srcMfn, Self, 0, dstMfn, Xen.DOMID_SELF, 0, 8, 0);                              // frame without DOMID_SELF
+        PutCopy(ops + 5 * CopySize, 0xFFFFF, Self, 0, dstMfn, Xen.DOMID_SELF, 0, 8, Xen.GNTCOPY_source_gref);       // past any table
+        PutCopy(ops + 6 * CopySize, srcMfn, Xen.DOMID_SELF, 0, l1Mfn, Xen.DOMID_SELF, 4000, 8, 0);                  // into a page table
+        PutCopy(ops + 7 * CopySize, 25, 77, 0, dstMfn, Xen.DOMID_SELF, 0, 8, Xen.GNTCOPY_source_gref);              // no such domain
+        PutCopy(ops + 8 * CopySize, 0xFFFFFFFFFUL, Xen.DOMID_SELF, 0, dstMfn, Xen.DOMID_SELF, 0, 8, 0);             // no such frame
+        PutCopy(ops + 9 * CopySize, 27, Self, 0, dstMfn, Xen.DOMID_SELF, 0, 8, Xen.GNTCOPY_source_gref);            // invalid grant
+        long rc = Hypercall.Call3(Xen.grant_table_op, Xen.GNTTABOP_copy, (ulong)ops, n);
+        if (!Checks.Expect("copy batch rc", rc, 0)) return;
+        Checks.Expect("TX status", CopyStatus(ops, 0), Xen.GNTST_okay);
+        Checks.Expect("RX status", CopyStatus(ops, 1), Xen.GNTST_okay);
+        Checks.Expect("into a r/o grant", CopyStatus(ops, 2), Xen.GNTST_general_error);
+        Checks.Expect("past the page", CopyStatus(ops, 3), Xen.GNTST_bad_copy_arg);
+        Checks.Expect("frame named without DOMID_SELF", CopyStatus(ops, 4), Xen.GNTST_permission_denied);
+        Checks.Expect("bad ref", CopyStatus(ops, 5), Xen.GNTST_bad_gntref);
+        Checks.Expect("into our L1", CopyStatus(ops, 6), Xen.GNTST_general_error);
+        Checks.Expect("no such domain", CopyStatus(ops, 7), Xen.GNTST_bad_domain);
+        Checks.Expect("no such frame", CopyStatus(ops, 8), Xen.GNTST_bad_page);
+        Checks.Expect("invalid grant", CopyStatus(ops, 9), Xen.GNTST_general_error);
+        Checks.ExpectHex("op 9 padding untouched", *(uint*)(ops + 9 * CopySize + 28) | (ulong)*(ushort*)(ops + 9 * CopySize + 38) << 32, 0xEEEE_EEEEEEEEUL);
+        Checks.Expect("TX bytes", SameBytes(dst + 100, src + 16, 128) ? 1 : 0, 1);
+        Checks.Expect("RX bytes", SameBytes(dst + 2000, src + 300, 64) ? 1 : 0, 1);
+        Checks.Expect("nothing around them", dst[99] | dst[228] | dst[1999] | dst[2064] | dst[0], 0);
+        Checks.ExpectHex("L1 entry untouched", Guest.WindowL1[500], 0);
+        Checks.Expect("ref 25 flags after", Flags(25), Xen.GTF_permit_access | Xen.GTF_readonly);
+        Checks.Expect("ref 26 flags after", Flags(26), Xen.GTF_permit_access);
+        Grant(25, 0, src);
+        Grant(26, 0, dst);
     }
 }
