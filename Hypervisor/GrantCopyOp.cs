@@ -132,13 +132,28 @@ public static class GrantCopyOp
         {
             short entry = rgt.CheckEntry(gref, ldom, readOnly, pinned, false, out ulong frame);
             if (entry != Gnttab.GNTST_okay) return entry;
-            if (!Mm.PageTypes.GetPage(m, pinned ? rgt.ActiveMfn(gref) : frame, rd.DomainId)) return Gnttab.GNTST_bad_page;
-            if (!pinned)
+            rgt.MarkInUse(gref, readOnly);
+            // Xen takes its reference (and a destination's type) on the entry's frame even when the grant is
+            // already pinned with another; Microhv checks that frame as Xen does, but holds the one it writes.
+            if (!Mm.PageTypes.GetPage(m, frame, rd.DomainId))
+            {
+                ReduceStatus(rgt, gref, readOnly);
+                return Gnttab.GNTST_bad_page;
+            }
+            if (pinned)
+            {
+                Mm.PageTypes.PutPage(m, frame);
+                if (!Mm.PageTypes.GetPage(m, rgt.ActiveMfn(gref), rd.DomainId))
+                {
+                    ReduceStatus(rgt, gref, readOnly);
+                    return Gnttab.GNTST_bad_domain;
+                }
+            }
+            else
             {
                 ReadRange(rgt, gref, out bool subPage, out ushort off, out ushort len);
                 rgt.Activate(gref, ldom, frame, subPage, off, len);
             }
-            rgt.MarkInUse(gref, readOnly);
         }
         else if (!Mm.PageTypes.GetPage(m, rgt.ActiveMfn(gref), rd.DomainId))
             return Gnttab.GNTST_bad_domain;
@@ -147,6 +162,15 @@ public static class GrantCopyOp
         start = rgt.ActiveStart(gref);
         length = rgt.ActiveLength(gref);
         return Gnttab.GNTST_okay;
+    }
+
+    /// <summary>reduce_status_for_pin after a failed first (writable) pin: GTF_writing goes unless a
+    /// writable pin remains, GTF_reading unless any pin does.</summary>
+    private static void ReduceStatus(GrantTable rgt, uint gref, bool readOnly)
+    {
+        ushort clear = rgt.IsPinned(gref) ? (ushort)0 : Gnttab.GTF_reading;
+        if (!readOnly && rgt.WritePins(gref) == 0) clear |= Gnttab.GTF_writing;
+        if (clear != 0) rgt.ClearStatusFlags(gref, clear);
     }
 
     /// <summary>The part of the page a grant covers: all of it, or version 2's sub_page range.</summary>

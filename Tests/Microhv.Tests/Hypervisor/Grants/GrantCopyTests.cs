@@ -254,6 +254,34 @@ public class GrantCopyTests
         Assert.False(Gt.IsPinned(13));
     }
 
+    [Fact]
+    public void A_grant_pinned_read_only_whose_frame_became_a_page_table_is_not_written()
+    {
+        // A's frame F is mapped read-only by B (a pin and a general reference, no type); A then points the
+        // entry at another frame and makes F an L1. A copy into the grant must not write F.
+        ulong f = A.Spare[6], g = A.Spare[7];
+        Grant(17, GTF_permit_access, f);
+        B.Arg(0, MmGuest.Va(21));
+        B.Arg(8, GNTMAP_host_map | GNTMAP_readonly | 17UL << 32);
+        B.Arg(16, 1);
+        B.Arg(24, 0);
+        Assert.Equal(0, GrantTableOp.Do(B.V, MAP, MmGuest.Base, 1));
+        Assert.Equal(0, (short)(ushort)(B.ReadArg(16) >> 16));
+        Grant(17, GTF_permit_access, g);
+        Assert.Equal(0, Microhv.Hypervisor.Mm.PageTypes.GetPageAndType(T.Machine, A.Dom, f, FrameType.L1PageTable));
+        Fill(B.Data[0], 1);
+        Assert.Equal(GNTST_general_error, Copy(B.Data[0], SELF, 0, 17, 1, 0, 64, GNTCOPY_dest_gref));
+        AssertUntouched(f);
+        AssertUntouched(g);
+        Assert.Equal(GTF_permit_access | GTF_reading, GrantFlags(17));    // the copy set both; the map's pin keeps GTF_reading
+        // An entry pointing at a frame A does not own is bad_page, as Xen checks the entry's frame.
+        Grant(17, GTF_permit_access, B.Spare[0]);
+        Assert.Equal(GNTST_bad_page, Copy(B.Data[0], SELF, 0, 17, 1, 0, 64, GNTCOPY_dest_gref));
+        Assert.Equal(GTF_permit_access | GTF_reading, GrantFlags(17));    // the copy set both; the map's pin keeps GTF_reading
+        Assert.Equal(1, Gt.ReadPins(17));
+        Assert.Equal(0, Gt.WritePins(17));
+    }
+
     /// <summary>A version-2 entry: header, sub_page { page_off, length } or nothing, then the frame.</summary>
     private void GrantV2(uint gref, ushort flags, ulong frame, ushort pageOff = 0, ushort length = 0, ushort domid = 2)
     {
