@@ -305,11 +305,18 @@ public static class GuestMemory
 
     /// <summary><paramref name="count"/> consecutive 64-bit words at <paramref name="va"/> (an iret
     /// context): one copy, or one walk when they lie in one page; false on the first fault.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static bool ReadU64s(Vcpu v, ulong va, ulong[] values, int count)
     {
-        ulong length = (ulong)count * 8;
         LiveGuestMemory live = LiveFor(v);
-        if (live != null) return AccessOk(va, length) && live.ReadU64s(va, values, count);
+        if (live != null) return AccessOk(va, (ulong)count * 8) && live.ReadU64s(va, values, count);
+        return ReadU64sWalked(v, va, values, count);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static bool ReadU64sWalked(Vcpu v, ulong va, ulong[] values, int count)
+    {
+        ulong length = (ulong)count * 8;
         if (TranslateWithinPage(v, va, length, false, out ulong ma))
         {
             PhysicalMemory mem = v.Domain.Machine.Memory;
@@ -322,11 +329,18 @@ public static class GuestMemory
 
     /// <summary><paramref name="count"/> consecutive 64-bit words to <paramref name="va"/> (a bounce
     /// frame); false on the first fault, with the words before it written, as Xen's copy leaves them.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static bool WriteU64s(Vcpu v, ulong va, ulong[] values, int count)
     {
-        ulong length = (ulong)count * 8;
         LiveGuestMemory live = LiveFor(v);
-        if (live != null) return AccessOk(va, length) && live.WriteU64s(va, values, count);
+        if (live != null) return AccessOk(va, (ulong)count * 8) && live.WriteU64s(va, values, count);
+        return WriteU64sWalked(v, va, values, count);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static bool WriteU64sWalked(Vcpu v, ulong va, ulong[] values, int count)
+    {
+        ulong length = (ulong)count * 8;
         if (TranslateWithinPage(v, va, length, true, out ulong ma))
         {
             PhysicalMemory mem = v.Domain.Machine.Memory;

@@ -112,11 +112,19 @@ public sealed class GuestEntry
     private ExitActions Exit(ref TrapFrame frame, Vcpu v, bool enteredInKernelMode)
     {
         // The common case, first: a hypercall or trap that changed nothing the exit path acts on
-        // (no recorded work, same guest mode, the vCPU can still run, no upcall to deliver).
-        if (v.PendingExitWork == ExitWork.None && v.KernelMode == enteredInKernelMode
-            && Scheduler.IsRunnable(v) && !TrapBounce.UpcallDeliverable(v))
+        // (no recorded work, same guest mode, the vCPU can still run). An event upcall is delivered
+        // here too when the guest is in kernel mode (an event sent to itself, a device's interrupt):
+        // the bounce then changes no mode, segment base or page table, so FullExit has nothing to add.
+        if (v.PendingExitWork == ExitWork.None && v.KernelMode == enteredInKernelMode && Scheduler.IsRunnable(v))
         {
-            ExitActions quick = v.FpuTaskSwitched ? ExitActions.Cr0Ts : ExitActions.None;
+            ExitActions quick = ExitActions.None;
+            if (TrapBounce.UpcallDeliverable(v))
+            {
+                if (!v.KernelMode || !TrapBounce.CreateBounceFrame(v, ref frame, v.EventCallback, TrapBounce.TBF_INTERRUPT, 0))
+                    return SlowExit(ref frame, false, false, enteredInKernelMode);   // to kernel mode, or the domain crashed
+                quick = ExitActions.Upcall;
+            }
+            if (v.FpuTaskSwitched) quick |= ExitActions.Cr0Ts;
             if (GuestExit.CanSysret(in frame)) quick |= ExitActions.Sysret;
             Record.Actions = quick;
             return quick;

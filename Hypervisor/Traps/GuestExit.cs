@@ -30,8 +30,10 @@ public enum ExitActions : ushort
     Sysret = 1,
     /// <summary>Leave with CR0.TS set (the guest's virtual TS, fpu_taskswitch).</summary>
     Cr0Ts = 2,
-    /// <summary>The bits the exit stub acts on; an exit with no other bit needs nothing from the kernel.</summary>
+    /// <summary>The bits the exit stub acts on.</summary>
     StubOnly = Sysret | Cr0Ts,
+    /// <summary>An exit with no bit outside these needs nothing from the kernel (an upcall is in the frame already).</summary>
+    NothingToApply = Sysret | Cr0Ts | Upcall,
     /// <summary>The CPU changes vCPU (or goes idle): the frame already holds the next one's registers;
     /// the kernel switches the FPU state from GuestEntry.Previous to GuestEntry.Current.</summary>
     Switch = 4,

@@ -96,7 +96,7 @@ internal static unsafe class PvCpu
             }
             exit = entry.Interrupt(ref *frame);
         }
-        if ((exit & ~ExitActions.StubOnly) != 0 || ScreenConsole.CursorBehind) Apply(entry, frame, guestXmm, exit);
+        if ((exit & ~ExitActions.NothingToApply) != 0 || ScreenConsole.CursorBehind) Apply(entry, frame, guestXmm, exit);
         return (int)(exit & ExitActions.StubOnly);
     }
 
@@ -109,7 +109,7 @@ internal static unsafe class PvCpu
     {
         GuestEntry entry = Entries[cpu];
         ExitActions exit = entry.Syscall(ref *frame, false);
-        if ((exit & ~ExitActions.StubOnly) != 0 || ScreenConsole.CursorBehind) Apply(entry, frame, guestXmm, exit);
+        if ((exit & ~ExitActions.NothingToApply) != 0 || ScreenConsole.CursorBehind) Apply(entry, frame, guestXmm, exit);
         return (int)(exit & ExitActions.StubOnly);
     }
 
@@ -122,7 +122,7 @@ internal static unsafe class PvCpu
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void Apply(GuestEntry entry, TrapFrame* frame, byte* guestXmm, ExitActions actions)
     {
-        if ((actions & ~ExitActions.StubOnly) != 0) ApplyChanges(entry, frame, guestXmm, ref entry.Record);
+        if ((actions & ~ExitActions.NothingToApply) != 0) ApplyChanges(entry, frame, guestXmm, ref entry.Record);
         if (ScreenConsole.CursorBehind) ScreenConsole.ShowCursor();    // the screen's cursor follows once per trap, not per byte
     }
 

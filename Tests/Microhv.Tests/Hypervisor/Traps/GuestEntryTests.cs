@@ -117,6 +117,32 @@ public class GuestEntryTests
     }
 
     [Fact]
+    public void An_upcall_in_guest_kernel_mode_is_delivered_on_the_common_exit_and_from_user_mode_on_the_full_one()
+    {
+        _g.V.EventCallback = Handler;
+        int port = _g.D.EventChannels.BindIpi(0);
+        _g.D.EventChannels.SetPending(port);                             // e.g. EVTCHNOP_send to itself
+        var f = Syscall(Xen.__HYPERVISOR_xen_version);
+        GuestExit x = Run(_e.Syscall(ref f, false));
+        Assert.Equal(ExitActions.Upcall, x.Actions);                     // nothing else to load; IRETQ into the callback
+        Assert.Equal(Handler, f.Rip);
+        Assert.Same(_g.V, _e.Current);
+
+        _g.V.GsBaseKernel = 0xCAFE;
+        _g.V.KernelMode = false;                                         // the same event seen from guest user space
+        _g.UpcallMask = 0;                                               // the handler unmasked; still pending
+        f = Syscall(0);                                                  // a device interrupt in guest user space
+        f.Rsp = TrapsGuest.UserStackTop - 8;
+        f.Vector = 0x40;
+        x = Run(_e.Interrupt(ref f));
+        Assert.True(x.Has(ExitActions.Upcall));
+        Assert.True(x.Has(ExitActions.LoadSegmentBases));
+        Assert.Equal(0xCAFEUL, x.GsBase);                               // the kernel's GS base, after the switch to kernel mode
+        Assert.True(_g.V.KernelMode);
+        Assert.Equal(Handler, f.Rip);
+    }
+
+    [Fact]
     public void Timer_ticks_preempt_after_the_slice_and_arm_the_next_deadline()
     {
         SecondDomain();
