@@ -31,6 +31,8 @@ public sealed class Domain
     /// <summary>Xen's p2m: guest pseudo-physical frame number → machine frame number.</summary>
     public ulong[] P2m;
     public ulong NrPages;
+    /// <summary>Xen's max_pages: the pages the domain was built with; a balloon may give frames back and take them again up to it.</summary>
+    public ulong MaxPages;
 
     public ulong SharedInfoMfn;
     /// <summary>Grant table (GrantTable.Create at build time); null when none could be allocated.</summary>

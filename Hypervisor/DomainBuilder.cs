@@ -51,6 +51,7 @@ public static class DomainBuilder
         Domain d = new Domain(m, domainId);
         d.IsInitialDomain = initialDomain;
         d.NrPages = nrPages;
+        d.MaxPages = nrPages;
         d.P2m = new ulong[nrPages];
         for (ulong pfn = 0; pfn < nrPages; pfn++) d.P2m[pfn] = Domain.Invalid;
         if (!AllocateFrames(m, d, out ulong sharedInfoMfn))

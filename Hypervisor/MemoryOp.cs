@@ -6,10 +6,10 @@ namespace Microhv.Hypervisor;
 /// <summary>
 /// memory_op (xen/common/memory.c do_memory_op and xen/arch/x86/mm.c arch_memory_op) for a PV
 /// guest whose memory is fixed when it is built. It answers the questions a booting kernel asks
-/// (its memory map, its reservation, where the machine-to-phys table is) and takes frames back on
-/// decrease_reservation; it never grows a domain, so increase_reservation and populate_physmap
-/// grant no extent (return 0, as Xen does when it runs out of memory). Exchange is the hardware
-/// domain's (Mm/MemoryExchange.cs); the HVM physmap commands are -ENOSYS.
+/// (its memory map, its reservation, where the machine-to-phys table is), takes frames back on
+/// decrease_reservation and gives them again on increase_reservation and populate_physmap, up to
+/// the pages the domain was built with (Mm/Populate.cs). Exchange is the hardware domain's
+/// (Mm/MemoryExchange.cs); the HVM physmap commands are -ENOSYS.
 /// </summary>
 public static class MemoryOp
 {
@@ -21,7 +21,7 @@ public static class MemoryOp
         {
             case XenMem.XENMEM_increase_reservation:
             case XenMem.XENMEM_populate_physmap:
-                return Grow(v, arg, startExtent);
+                return Grow(v, op, arg, startExtent);
             case XenMem.XENMEM_decrease_reservation: return DecreaseReservation(v, arg, startExtent);
             case XenMem.XENMEM_maximum_ram_page:
                 if (startExtent != 0) return -Errno.EINVAL;
@@ -145,7 +145,7 @@ public static class MemoryOp
         long rc = FindTarget(v, domid, out Domain d);
         if (rc != 0) return rc;
         if (op == XenMem.XENMEM_maximum_gpfn) return (long)MaximumGpfn(d);
-        return (long)d.NrPages;   // a fixed-size domain: current == maximum
+        return (long)(op == XenMem.XENMEM_maximum_reservation ? d.MaxPages : d.NrPages);
     }
 
     /// <summary>Xen's PV answer is the max_pfn the guest itself published in shared_info, minus one.</summary>
@@ -193,13 +193,13 @@ public static class MemoryOp
         return 0;
     }
 
-    /// <summary>increase_reservation / populate_physmap: the arguments are checked, no extent is granted.</summary>
-    private static long Grow(Vcpu v, ulong arg, ulong startExtent)
+    /// <summary>increase_reservation / populate_physmap: frames back up to the domain's max_pages (Mm/Populate.cs).</summary>
+    private static long Grow(Vcpu v, int op, ulong arg, ulong startExtent)
     {
-        long rc = ReadReservation(v, arg, out ulong _, out ulong count, out uint _);
+        long rc = ReadReservation(v, arg, out ulong list, out ulong count, out uint order);
         if (rc != 0) return rc;
         if (startExtent > count) return -Errno.EINVAL;
-        return (long)startExtent;   // extents done so far: none added by this call
+        return Mm.Populate.Do(v, op, arg, list, count, order, startExtent);
     }
 
     /// <summary>

@@ -57,6 +57,7 @@ public static class Xen
 
     // memory.h
     public const ulong XENMEM_memory_map = 10, XENMEM_machphys_mapping = 12;
+    public const ulong XENMEM_increase_reservation = 0, XENMEM_decrease_reservation = 1, XENMEM_current_reservation = 3, XENMEM_populate_physmap = 6;
     public const uint E820_RAM = 1;
 
     // sched.h

@@ -20,6 +20,39 @@ internal static unsafe class MemoryChecks
         Checks.Run("mmuext_new_baseptr", &NewBaseptr);
         Checks.Run("mmuext_tlb_flush_invlpg", &Flushes);
         Checks.Run("writable_pagetables_emulated", &WritablePageTables);
+        Checks.Run("memory_balloon_decrease_then_populate", &Balloon);
+    }
+
+    /// <summary>A balloon driver's round trip on our last guest frame (outside every mapping the builder
+    /// made): decrease_reservation gives its frame back, populate_physmap gives a zeroed one back at the
+    /// same guest frame, its MFN written into the list and the M2P pointing at it.</summary>
+    private static void Balloon()
+    {
+        if (!SetupChecks.NeedWindow()) return;
+        ulong pfn = Guest.NrPages - 1;
+        ulong* list = stackalloc ulong[1];
+        // struct xen_memory_reservation { extent_start; nr_extents; extent_order; mem_flags; domid_t domid; }
+        ulong* r = stackalloc ulong[4];
+        ushort* domid = stackalloc ushort[4];
+        domid[0] = Xen.DOMID_SELF;
+        long before = Hypercall.MemoryOp(Xen.XENMEM_current_reservation, domid);
+        list[0] = Guest.P2m[pfn];
+        r[0] = (ulong)list; r[1] = 1; r[2] = 0; r[3] = Xen.DOMID_SELF;
+        if (!Checks.Expect("decrease_reservation of our last frame", Hypercall.MemoryOp(Xen.XENMEM_decrease_reservation, r), 1)) return;
+        Checks.Expect("current_reservation after", Hypercall.MemoryOp(Xen.XENMEM_current_reservation, domid), before - 1);
+        list[0] = pfn;
+        if (!Checks.Expect("populate_physmap at that frame", Hypercall.MemoryOp(Xen.XENMEM_populate_physmap, r), 1)) return;
+        ulong mfn = list[0];
+        Checks.ExpectHex("M2P of the new frame", Guest.M2p[mfn], pfn);
+        Checks.Expect("current_reservation back", Hypercall.MemoryOp(Xen.XENMEM_current_reservation, domid), before);
+        Guest.P2m[pfn] = mfn;
+        if (!Checks.Expect("map the new frame", Guest.MapInWindow(TestSlot, mfn, true), 0)) return;
+        ulong* page = (ulong*)Guest.WindowPage(TestSlot);
+        ulong any = 0;
+        for (int i = 0; i < 512; i++) any |= page[i];
+        Checks.ExpectHex("its contents", any, 0);
+        page[0] = 0x5A5A;
+        Checks.Expect("unmap it", Guest.UnmapInWindow(TestSlot), 0);
     }
 
     private static byte* DataPage => Guest.Page(4);

@@ -126,14 +126,76 @@ public class MemoryOpTests
     }
 
     [Fact]
-    public void Growing_is_checked_but_grants_no_extent()
+    public void A_domain_at_its_max_pages_is_granted_no_extent()
     {
         var g = new ServiceGuest();
+        g.D.MaxPages = ServiceGuest.Pages;
         Reservation(g, ServiceGuest.Base, ServiceGuest.Base + 64, 4, 0, DOMID_SELF);
         Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_populate_physmap, ServiceGuest.Base));
         Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));
         Assert.Equal(ServiceGuest.Pages, (int)g.D.NrPages);
         Assert.Equal(-14, MemoryOp.Do(g.V, XENMEM_populate_physmap, ServiceGuest.Unmapped));
+        g.W16(ServiceGuest.Base, DOMID_SELF);
+        Assert.Equal(ServiceGuest.Pages, MemoryOp.Do(g.V, XENMEM_maximum_reservation, ServiceGuest.Base));
+    }
+
+    /// <summary>A balloon's round trip: frames given back with decrease_reservation come back, zeroed,
+    /// with populate_physmap, their MFNs written into the list and the M2P pointing at the guest frames.</summary>
+    [Fact]
+    public void Populate_gives_back_up_to_max_pages_zeroed_with_the_m2p_set()
+    {
+        var g = new ServiceGuest();
+        g.D.MaxPages = ServiceGuest.Pages;
+        ulong m2p = g.Tm.NewFrame(0);
+        g.Tm.NewFrame(0);
+        g.Tm.Machine.M2pTableAddress = m2p * 4096;
+        g.Tm.Machine.M2pEntries = 1024;
+        g.Tm.Memory.Fill(512 * 4096, 0xAB, 2 * 4096);                  // the next frames the pool hands out: dirty
+        ulong list = ServiceGuest.Base + 64;
+        g.W64(list, g.Mfns[7]); g.W64(list + 8, g.Mfns[6]);
+        Reservation(g, ServiceGuest.Base, list, 2, 0, DOMID_SELF);
+        Assert.Equal(2, MemoryOp.Do(g.V, XENMEM_decrease_reservation, ServiceGuest.Base));
+        g.W16(ServiceGuest.Base + 512, DOMID_SELF);
+        Assert.Equal(ServiceGuest.Pages - 2, MemoryOp.Do(g.V, XENMEM_current_reservation, ServiceGuest.Base + 512));
+
+        g.W64(list, 7); g.W64(list + 8, 6); g.W64(list + 16, 5);
+        Reservation(g, ServiceGuest.Base, list, 3, 0, DOMID_SELF);
+        Assert.Equal(2, MemoryOp.Do(g.V, XENMEM_populate_physmap, ServiceGuest.Base));   // the third would pass max_pages
+        Assert.Equal(ServiceGuest.Pages, (int)g.D.NrPages);
+        for (int i = 0; i < 2; i++)
+        {
+            ulong mfn = g.R64(list + (ulong)i * 8);
+            Assert.Equal((ushort)1, g.Tm.FrameTable.OwnerOf(mfn));
+            Assert.Equal(FrameType.None, g.Tm.FrameTable.TypeOf(mfn));
+            Assert.Equal(0UL, g.Tm.Memory.Read64(mfn * 4096 + 8 * (ulong)i));
+            Assert.Equal((ulong)(7 - i), g.Tm.Memory.Read64(m2p * 4096 + mfn * 8));
+            Assert.Equal(mfn, g.D.P2m[7 - i]);
+        }
+        Assert.Equal(5UL, g.R64(list + 16));                           // not done: left as it was
+    }
+
+    [Fact]
+    public void Increase_reservation_hands_out_frames_with_no_guest_frame_and_stops_where_it_must()
+    {
+        var g = new ServiceGuest();
+        g.D.MaxPages = ServiceGuest.Pages;
+        ulong list = ServiceGuest.Base + 64;
+        g.W64(list, g.Mfns[7]); g.W64(list + 8, g.Mfns[6]);
+        Reservation(g, ServiceGuest.Base, list, 2, 0, DOMID_SELF);
+        Assert.Equal(2, MemoryOp.Do(g.V, XENMEM_decrease_reservation, ServiceGuest.Base));
+
+        Reservation(g, ServiceGuest.Base, list, 1, 1, DOMID_SELF);
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));   // order 1: not offered
+        Reservation(g, ServiceGuest.Base, ServiceGuest.ReadOnlyPage, 1, 0, DOMID_SELF);
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));   // the MFN could not go back
+        Assert.Equal(ServiceGuest.Pages - 2, (int)g.D.NrPages);
+
+        Reservation(g, ServiceGuest.Base, list, 1, 0, DOMID_SELF);
+        Assert.Equal(1, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));
+        Assert.Equal((ushort)1, g.Tm.FrameTable.OwnerOf(g.R64(list)));
+        Assert.Equal(ServiceGuest.Pages - 1, (int)g.D.NrPages);
+        Reservation(g, ServiceGuest.Base, list, 1, 0, 2);
+        Assert.Equal(-3, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));  // no domain 2: -ESRCH
     }
 
     [Fact]

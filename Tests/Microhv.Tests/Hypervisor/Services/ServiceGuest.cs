@@ -45,6 +45,7 @@ public sealed class ServiceGuest
         }
         Assert.Equal(MapStatus.Ok, pt.Map(ReadOnlyPage, Tm.NewFrame(id) * 4096, PageTableEntry.User, PageSize.Size4K));
         D.NrPages = Pages;
+        D.MaxPages = Pages;
         D.Vcpu.GuestTable = pt.Root;
     }
 
