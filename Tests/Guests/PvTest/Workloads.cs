@@ -6,7 +6,7 @@ namespace Microhv.Guests.PvTest;
 /// preempted by the scheduler), <c>workload=yield</c> (sched_op yield in a loop),
 /// <c>workload=block</c> (sleeps on VIRQ_TIMER with SCHEDOP_poll), <c>workload=crash</c> (faults
 /// with no trap table: the hypervisor must kill this domain and nothing else), <c>workload=echo</c>
-/// (reads console input, echoes each line, powers off at "quit"), <c>workload=devices</c> (as a domain
+/// (reads console input, echoes each line, powers off at "quit"), <c>workload=balloon</c> (Balloon.cs), <c>workload=devices</c> (as a domain
 /// that is not the hardware domain, reaches for the machine's devices and must be refused).
 /// Each prints its result and shuts down with SHUTDOWN_poweroff (crash excepted).
 /// </summary>
@@ -26,6 +26,8 @@ internal static unsafe class Workloads
         else if (Is(value, "grant-map")) GrantMap();
         else if (Is(value, "echo")) Echo();
         else if (Is(value, "devices")) Devices();
+        else if (Is(value, "balloon")) Balloon.Run(false);
+        else if (Is(value, "balloon-crash")) Balloon.Run(true);
         else { XenConsole.Line("pvtest: unknown workload"); Hypercall.Shutdown(Xen.SHUTDOWN_crash); }
         return true;
     }
@@ -263,7 +265,7 @@ internal static unsafe class Workloads
         Hypercall.Shutdown(ok ? Xen.SHUTDOWN_poweroff : Xen.SHUTDOWN_crash);
     }
 
-    private static int Find(byte* s, string key)
+    internal static int Find(byte* s, string key)
     {
         for (int i = 0; i + key.Length <= 1024 && s[i] != 0; i++)
         {
