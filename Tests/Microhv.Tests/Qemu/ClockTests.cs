@@ -15,6 +15,51 @@ namespace Microhv.Tests.Qemu;
 public class ClockTests
 {
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(90);
+    private readonly Xunit.Abstractions.ITestOutputHelper _output;
+    public ClockTests(Xunit.Abstractions.ITestOutputHelper output) => _output = output;
+
+    /// <summary>A guest's clock (Xen's system time, from the calibrated TSC) against real time over a
+    /// minute on a busy host: pvtest workload=clock prints it each guest second and this test timestamps
+    /// the lines as they arrive. Within 1% (the issue's 0.55x came from one preempted calibration).</summary>
+    [Fact]
+    public void GuestTimeKeepsToRealTimeOnABusyHost()
+    {
+        const int Seconds = 60;
+        string guest = XenHypervisor.EnsurePvTest();
+        var line = new Regex(@"^pvtest: clock (\d+) s, system time (\d+) ns$");
+        using var stop = new CancellationTokenSource();
+        var hogs = Hogs(stop.Token);
+        try
+        {
+            using var qemu = QemuMachine.Start(KernelImages.WorkDir, BootConfig.Args(KernelImages.IsoWithModules("microhv.exit=isa-debug-exit",
+                (guest, $"name=clock -- workload=clock seconds={Seconds}"))), TimeSpan.FromSeconds(Seconds * 3 + 60));
+            var first = qemu.WaitForLine(line, Step);
+            var wall = System.Diagnostics.Stopwatch.StartNew();
+            Match last = first;
+            for (int s = 1; s <= Seconds; s++) last = qemu.WaitForLine(line, TimeSpan.FromSeconds(Seconds * 2));
+            double host = wall.Elapsed.TotalSeconds;
+            double guestSeconds = (ulong.Parse(last.Groups[2].Value) - ulong.Parse(first.Groups[2].Value)) / 1e9;
+            double ratio = guestSeconds / host;
+            _output.WriteLine($"guest time {guestSeconds:0.000} s over {host:0.000} s of real time on a busy host: ratio {ratio:0.0000}");
+            Assert.InRange(ratio, 0.99, 1.01);
+        }
+        finally
+        {
+            stop.Cancel();
+            foreach (var t in hogs) t.Join();
+        }
+    }
+
+    private static Thread[] Hogs(CancellationToken stop)
+    {
+        var hogs = new Thread[2];
+        for (int i = 0; i < hogs.Length; i++)
+        {
+            hogs[i] = new Thread(() => { ulong x = 0; while (!stop.IsCancellationRequested) x = x * 6364136223846793005UL + 1; }) { IsBackground = true };
+            hogs[i].Start();
+        }
+        return hogs;
+    }
 
     [Fact]
     public void ApicTimerCalibrationHoldsOnABusyHost()
