@@ -6,7 +6,7 @@ namespace Microhv.Guests.PvTest;
 /// preempted by the scheduler), <c>workload=yield</c> (sched_op yield in a loop),
 /// <c>workload=block</c> (sleeps on VIRQ_TIMER with SCHEDOP_poll), <c>workload=crash</c> (faults
 /// with no trap table: the hypervisor must kill this domain and nothing else), <c>workload=echo</c>
-/// (reads console input, echoes each line, powers off at "quit"), <c>workload=balloon</c> (Balloon.cs), <c>workload=clock</c> (ClockWorkload.cs), <c>workload=devices</c> (as a domain
+/// (reads console input, echoes each line, powers off at "quit"), <c>workload=balloon</c> (Balloon.cs), <c>workload=clock</c> (ClockWorkload.cs), <c>workload=flood</c> (Flood.cs), <c>workload=devices</c> (as a domain
 /// that is not the hardware domain, reaches for the machine's devices and must be refused).
 /// Each prints its result and shuts down with SHUTDOWN_poweroff (crash excepted).
 /// </summary>
@@ -29,6 +29,7 @@ internal static unsafe class Workloads
         else if (Is(value, "balloon")) Balloon.Run(false);
         else if (Is(value, "balloon-crash")) Balloon.Run(true);
         else if (Is(value, "clock")) ClockWorkload.Run();
+        else if (Is(value, "flood")) Flood.Run();
         else { XenConsole.Line("pvtest: unknown workload"); Hypercall.Shutdown(Xen.SHUTDOWN_crash); }
         return true;
     }

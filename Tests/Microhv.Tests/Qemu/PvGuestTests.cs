@@ -59,6 +59,25 @@ public class PvGuestTests
         Assert.Equal(1, Exit(qemu));
     }
 
+    /// <summary>Containment (issue 14): a domain writing 1 MiB to the console as fast as console_io takes it
+    /// does not keep a compute-bound domain from its share: the spinner is done before the flood has
+    /// printed half of its lines.</summary>
+    [Fact]
+    public void AConsoleFloodDoesNotStarveAnotherDomain()
+    {
+        string guest = XenHypervisor.EnsurePvTest();
+        using var qemu = Boot((guest, "name=spin initial -- workload=spin"), (guest, "name=flood -- workload=flood kib=1024"));
+        qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", TimeSpan.FromMinutes(5));
+        var lines = qemu.Lines.ToList();
+        int spinDone = lines.FindIndex(l => l.StartsWith("pvtest: workload spin done", StringComparison.Ordinal));
+        int floodDone = lines.FindIndex(l => l == "(d1) pvtest: workload flood done, 64 writes of 16300 bytes, 0 refused");
+        Assert.True(spinDone >= 0 && floodDone >= 0, qemu.Describe(40));
+        int floodLines = lines.Count(l => l.StartsWith("(d1) ffff", StringComparison.Ordinal));
+        int floodBeforeSpin = lines.Take(spinDone).Count(l => l.StartsWith("(d1) ffff", StringComparison.Ordinal));
+        Assert.True(floodBeforeSpin < floodLines / 2, $"the spinner finished after {floodBeforeSpin} of {floodLines} flood lines");
+        Assert.Contains(lines, l => FramesBalanced.IsMatch(l));
+    }
+
     [Fact]
     public void FourDomainsWithDifferentWorkloadsRunConcurrently()
     {
