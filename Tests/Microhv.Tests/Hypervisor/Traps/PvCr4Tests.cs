@@ -118,6 +118,36 @@ public class PvCr4Tests
     }
 
     [Fact]
+    public void An_iret_to_user_that_meets_an_upcall_keeps_the_user_gs_base()
+    {
+        // Two changes of mode in one trap: the iret to user space reads the kernel's bases back, the
+        // upcall delivered on the way out goes back to the kernel; the CPU is not read a second time.
+        OfferFsgsbase();
+        _g.V.Cr4 = PvCr4.CR4_FSGSBASE;
+        _g.V.GsBaseUser = 0x7000_0000;
+        _g.V.EventCallback = 0xFFFF_FFFF_8100_0000;
+        _g.UpcallMask = 1;
+        int port = _g.D.EventChannels.BindIpi(0);
+        _g.D.EventChannels.SetPending(port);
+        _g.T.Host.LiveFsBase = 0x1111_0000;
+        _g.T.Host.LiveGsBase = 0xFFFF_8880_0000_0000;
+        var f = _g.KernelFrame();
+        f.Rsp = TrapsGuest.KernelStackTop - 0x200;
+        ulong[] ctx = { 0, 0, 0, 0, 0x401000, Xen.FLAT_RING3_CS64, 0x202, TrapsGuest.UserStackTop, Xen.FLAT_RING3_SS64 };
+        for (int i = 0; i < ctx.Length; i++) _g.Write64(f.Rsp + (ulong)i * 8, ctx[i]);
+        f.Rax = Xen.__HYPERVISOR_iret;
+        f.Vector = TrapFrame.SyscallVector;
+        GuestExit x = Run(_e.Syscall(ref f, false));
+        Assert.True(x.Has(ExitActions.Upcall));
+        Assert.True(_g.V.KernelMode);
+        Assert.Equal(1, _g.T.Host.SegmentBaseReads);
+        Assert.Equal(0x7000_0000UL, _g.V.GsBaseUser);
+        Assert.Equal(0x1111_0000UL, x.FsBase);
+        Assert.Equal(0xFFFF_8880_0000_0000UL, x.GsBase);
+        Assert.True(x.Has(ExitActions.LoadSegmentBases));
+    }
+
+    [Fact]
     public void A_vcpu_without_it_never_has_its_bases_read_back()
     {
         var f = _g.KernelFrame();
