@@ -11,9 +11,10 @@ public enum DomainState { Building, Running, Shutdown, Crashed }
 public sealed class Domain
 {
     public readonly Machine Machine;
-    public readonly ushort DomainId;
+    /// <summary>The domain's id; a pooled domain (DomainPool) gets one when the toolstack creates it.</summary>
+    public ushort DomainId { get; private set; }
     /// <summary>The name given on the module line (name=...), for the log and the debug keys; empty if none.</summary>
-    public byte[] Name = new byte[0];
+    public byte[] Name = Empty;
     public DomainState State = DomainState.Building;
     /// <summary>SIF_PRIVILEGED|SIF_INITDOMAIN for the initial domain.</summary>
     public bool IsInitialDomain;
@@ -31,7 +32,8 @@ public sealed class Domain
     /// <summary>Xen's p2m: guest pseudo-physical frame number → machine frame number.</summary>
     public ulong[] P2m;
     public ulong NrPages;
-    /// <summary>Xen's max_pages: the pages the domain was built with; a balloon may give frames back and take them again up to it.</summary>
+    /// <summary>Xen's max_pages: the pages the domain was built with, or the toolstack's max_mem; a balloon may
+    /// give frames back and take them again up to it, and no allocation goes past it.</summary>
     public ulong MaxPages;
 
     public ulong SharedInfoMfn;
@@ -81,6 +83,84 @@ public sealed class Domain
     /// <summary>Dead and its frames given back (DomainRelinquish.cs).</summary>
     public bool Relinquished;
 
+    // ---- What the toolstack (domctl) sets; Toolstack/*.cs. ----
+    /// <summary>Made by domctl createdomain: kept after it dies until the toolstack destroys it, as in Xen.</summary>
+    public bool CreatedByToolstack;
+    /// <summary>domctl pausedomain nesting (Xen's pause_count); a paused domain's vCPUs do not run.
+    /// A toolstack domain starts paused once (createdomain), until unpausedomain.</summary>
+    public int PauseCount;
+    public bool Paused => PauseCount > 0;
+    /// <summary>domctl destroydomain was called (XEN_DOMINF_dying): the domain waits for its last frames.</summary>
+    public bool Dying;
+    /// <summary>Frames kept after relinquish because another domain still maps them (freed on the last unmap).</summary>
+    public ulong FramesKept;
+    /// <summary>The toolstack's 16-byte handle (the domain's UUID), echoed by getdomaininfo.</summary>
+    public readonly byte[] Handle = new byte[Public.Domctl.XEN_DOMAIN_HANDLE_LEN];
+    /// <summary>XENMEM_claim_pages: pages set aside for the domain's build (0 = no claim).</summary>
+    public ulong ClaimedPages;
+    /// <summary>An allocation past max_pages was logged already (once per domain: a guest cannot flood the log).</summary>
+    public bool OverAllocationLogged;
+    /// <summary>Credit scheduler parameters the toolstack set (Microhv's round-robin gives equal shares).</summary>
+    public uint SchedWeight = 256, SchedCap;
+    /// <summary>XENMEM_set_memory_map: the pseudo-physical E820 the toolstack gave (XENMEM_memory_map returns it).</summary>
+    public readonly ulong[] MemoryMap = new ulong[MaxMemoryMapEntries * 3];
+    public int MemoryMapEntries;
+    public const int MaxMemoryMapEntries = 16;
+    /// <summary>CPUID feature words the toolstack cleared (set_cpu_policy), in Xen's featureset order: 1 = hidden.</summary>
+    public readonly uint[] CpuidMask = new uint[Toolstack.CpuPolicy.FeatureWords];
+    /// <summary>settscinfo: the TSC mode (XEN_CPUID_TSC_MODE_*) and the incarnation gettscinfo reports.</summary>
+    public uint TscMode, TscIncarnation;
+    /// <summary>The toolstack unpaused the domain for the first time (Xen's creation_finished): its CPU policy is fixed.</summary>
+    public bool CreationFinished;
+    /// <summary>settimeoffset: seconds added to the wall clock this domain sees.</summary>
+    public long TimeOffsetSeconds;
+
+    /// <summary>
+    /// Makes a pooled domain object a new domain with id <paramref name="id"/>: every field as a new
+    /// Domain has it, the preallocated storage (p2m, ports, grant table, vCPU) kept and emptied. The
+    /// caller made sure its frames were given back and no other domain refers to it.
+    /// </summary>
+    public void Reinitialize(ushort id)
+    {
+        DomainId = id;
+        Name = Empty;
+        State = DomainState.Building;
+        IsInitialDomain = false;
+        PciCf8 = 0; CmosIndex = 0; DeviceRefusalsLogged = 0;
+        if (P2m != null) for (int i = 0; i < P2m.Length; i++) P2m[i] = Invalid;
+        NrPages = 0;
+        SharedInfoMfn = 0;
+        if (GrantTable != null) GrantTable.Clear();
+        ConsoleMidLine = false;
+        Vcpu.Reset();
+        EventChannels.Clear();
+        Pirqs.Clear();
+        AbiRomAddress = 0; AbiRomRequestedMajor = 0; AbiRomRequestedMinor = 0;
+        VmAssist = 0;
+        ConsoleRingMfn = 0; ConsoleEvtchn = -1;
+        ShutdownReason = -1; ShutdownCode = 0; CrashReason = null;
+        Zero.Fill(HypercallCounts);
+        UnknownHypercalls = 0;
+        Zero.Fill(CommandLine);
+        CommandLineLength = 0;
+        Relinquished = false;
+        CreatedByToolstack = false;
+        PauseCount = 0;
+        Dying = false;
+        FramesKept = 0;
+        Zero.Fill(Handle);
+        MaxPages = 0; ClaimedPages = 0; OverAllocationLogged = false;
+        SchedWeight = 256; SchedCap = 0;
+        Zero.Fill(MemoryMap);
+        MemoryMapEntries = 0;
+        Zero.Fill(CpuidMask);
+        TscMode = 0; TscIncarnation = 0;
+        CreationFinished = false;
+        TimeOffsetSeconds = 0;
+    }
+
+    private static readonly byte[] Empty = new byte[0];
+
     /// <summary>Machine frame of guest frame <paramref name="pfn"/>, or false if the domain has no such frame.</summary>
     public bool PfnToMfn(ulong pfn, out ulong mfn)
     {
@@ -102,5 +182,6 @@ public sealed class Domain
         State = DomainState.Crashed;
         CrashReason = reason;
         ShutdownReason = Public.Sched.SHUTDOWN_crash;
+        Toolstack.DomainLifecycle.NotifyDomExc(Machine);
     }
 }

@@ -72,7 +72,7 @@ public static class DomainBuilder
         for (ulong pfn = 0; pfn < nrPages; pfn++) m.SetM2p(d.P2m[pfn], pfn);
         SetUpConsoleRing(m, d, layout);
         SetEntryState(d, layout, l4Mfn);
-        m.Domains[m.DomainCount++] = d;
+        m.AddDomain(d);
         domain = d;
         return DomainBuildStatus.Ok;
     }
@@ -120,7 +120,8 @@ public static class DomainBuilder
         return true;
     }
 
-    private static bool TakeFrame(Machine m, ushort owner, out ulong mfn)
+    /// <summary>One zeroed frame from the machine's pool, owned by <paramref name="owner"/> with no type or reference.</summary>
+    public static bool TakeFrame(Machine m, ushort owner, out ulong mfn)
     {
         mfn = Domain.Invalid;
         if (!m.Frames.TryAllocateFrame(out ulong address)) return false;
@@ -279,7 +280,7 @@ public static class DomainBuilder
     }
 
     /// <summary>Xen masks upcalls on every vcpu_info of a new domain; the guest unmasks when it is ready.</summary>
-    private static void WriteSharedInfo(Machine m, Domain d)
+    public static void WriteSharedInfo(Machine m, Domain d)
     {
         ulong shared = d.SharedInfoMfn << Layout.PageShift;
         for (int i = 0; i < SharedInfo.XEN_LEGACY_MAX_VCPUS; i++)
@@ -336,6 +337,7 @@ public static class DomainBuilder
         v.GuestTableUser = 0;
         v.KernelMode = true;
         v.VcpuInfoAddress = (d.SharedInfoMfn << Layout.PageShift) + (ulong)SharedInfo.vcpu_info;
+        v.Online = true;
     }
 
     /// <summary>Returns every frame the domain took to the machine, clearing its frame-table record.</summary>

@@ -32,14 +32,16 @@ public static class DomainInfo
     {
         uint flags = 0;
         bool shutDown = d.State == DomainState.Shutdown || d.State == DomainState.Crashed;
-        if (d.State != DomainState.Building)
+        Vcpu v = d.Vcpu;
+        if (d.State != DomainState.Building && v.Online && !d.Dying)
         {
-            Vcpu v = d.Vcpu;
-            flags = Public.Domctl.XEN_DOMINF_blocked;
-            if (!v.Blocked) flags &= ~Public.Domctl.XEN_DOMINF_blocked;
+            // Xen: blocked when every online vCPU is blocked, running when one is on a CPU.
+            if (v.Blocked) flags |= Public.Domctl.XEN_DOMINF_blocked;
             if (!shutDown && (v == caller || d.Machine.Scheduler.Running == v)) flags |= Public.Domctl.XEN_DOMINF_running;
         }
         if (shutDown) flags |= Public.Domctl.XEN_DOMINF_shutdown;
+        if (d.Paused) flags |= Public.Domctl.XEN_DOMINF_paused;
+        if (d.Dying) flags |= Public.Domctl.XEN_DOMINF_dying;
         return flags | (uint)d.ShutdownReason << Public.Domctl.XEN_DOMINF_shutdownshift;
     }
 
@@ -49,19 +51,21 @@ public static class DomainInfo
         // Zero the whole structure first (Xen memsets it): padding, outstanding/shared/paged pages, ssidref, handle, arch_config.
         for (int i = 0; i < Public.Domctl.info_size; i += 8)
             if (!GuestMemory.WriteU64(caller, va + (ulong)i, 0)) return false;
-        bool online = d.State != DomainState.Building;
+        bool online = d.State != DomainState.Building && d.Vcpu.Online && !d.Dying;
         HypervisorHost host = d.Machine.Host;
+        for (int i = 0; i < Public.Domctl.XEN_DOMAIN_HANDLE_LEN; i++)
+            if (!GuestMemory.WriteU8(caller, va + Public.Domctl.info_handle + (ulong)i, d.Handle[i])) return false;
         return GuestMemory.WriteU32(caller, va + Public.Domctl.info_domain, d.DomainId)
             && GuestMemory.WriteU32(caller, va + Public.Domctl.info_flags, Flags(d, caller))
             && GuestMemory.WriteU64(caller, va + Public.Domctl.info_tot_pages, d.NrPages)
-            // A fixed-size domain: its maximum is what it has (as XENMEM_maximum_reservation answers).
-            && GuestMemory.WriteU64(caller, va + Public.Domctl.info_max_pages, d.NrPages)
+            && GuestMemory.WriteU64(caller, va + Public.Domctl.info_max_pages, d.MaxPages)
+            && GuestMemory.WriteU64(caller, va + Public.Domctl.info_outstanding_pages, d.ClaimedPages)
             // A PV domain's gfn of a frame is its MFN.
             && GuestMemory.WriteU64(caller, va + Public.Domctl.info_shared_info_frame, d.SharedInfoMfn)
             // The running time vCPU runstates report (Microhv accounts no per-state time yet).
             && GuestMemory.WriteU64(caller, va + Public.Domctl.info_cpu_time, online ? host.SystemTimeNs() : 0)
             && GuestMemory.WriteU32(caller, va + Public.Domctl.info_nr_online_vcpus, online ? 1u : 0u)
-            && GuestMemory.WriteU32(caller, va + Public.Domctl.info_max_vcpu_id, 0)
+            && GuestMemory.WriteU32(caller, va + Public.Domctl.info_max_vcpu_id, Toolstack.DomainLifecycle.MaxVcpus - 1)
             && GuestMemory.WriteU8(caller, va + Public.Domctl.info_gpaddr_bits, (byte)PhysicalAddressBits(host));
     }
 

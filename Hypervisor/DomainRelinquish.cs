@@ -4,13 +4,15 @@ using Microhv.Hypervisor.Public;
 namespace Microhv.Hypervisor;
 
 /// <summary>
-/// What a dead domain gives back (Xen's domain_relinquish_resources, which the toolstack triggers
-/// when it destroys a domain; Microhv has no toolstack and does it as soon as a shut-down or crashed
-/// domain's vCPU has left the CPU). First its own grant mappings of other domains' pages are undone
-/// (gnttab_release_mappings: pins, type and general references), then every frame it owns returns to
-/// the machine's pool — except, as in Xen, a frame another domain still maps through a grant: that
-/// one stays, with the dead domain's grant table, until the last such mapping is unmapped.
-/// Its event channels are closed, so peers see their ports unbound and nobody writes its pages again.
+/// What a dead domain gives back (Xen's domain_relinquish_resources). A domain the toolstack created
+/// is relinquished when the toolstack destroys it (domctl destroydomain); a boot-loader domain as soon
+/// as it has shut down or crashed and its vCPU has left the CPU. First its own grant mappings of other
+/// domains' pages are undone (gnttab_release_mappings: pins, type and general references), then every
+/// frame it owns returns to the machine's pool — except, as in Xen, a frame another domain still maps,
+/// through a grant or in its own page tables (a foreign mapping, FrameTable.ForeignRefs): that one is
+/// kept (Domain.FramesKept), with the dead domain's grant table while grants are mapped, until the last
+/// such mapping is undone. Its event channels are closed, so peers see their ports unbound and nobody
+/// writes its pages again.
 /// </summary>
 public static class DomainRelinquish
 {
@@ -23,6 +25,7 @@ public static class DomainRelinquish
             Domain d = m.Domains[i];
             if (d == null || d.Relinquished || d.IsAlive || d.State == DomainState.Building) continue;
             if (current != null && current.Domain == d) continue;
+            if (d.CreatedByToolstack) continue;     // kept, shut down, until the toolstack destroys it
             Relinquish(d);
         }
     }
@@ -40,9 +43,33 @@ public static class DomainRelinquish
         FrameTable ft = m.FrameTable;
         GrantTable gt = GrantTable.Of(d);
         bool granted = gt != null && AnyPinned(gt);      // rare: then each frame is checked against the pins
+        ulong kept = 0;
         for (ulong mfn = 0; mfn < ft.FrameCount; mfn++)
-            if (ft.OwnerOf(mfn) == d.DomainId && !(granted && StillGranted(d, mfn))) FreeFrame(m, mfn);
+        {
+            if (ft.OwnerOf(mfn) != d.DomainId) continue;
+            if (ft.ForeignRefs(mfn) != 0 || granted && StillGranted(d, mfn)) kept++;
+            else FreeFrame(m, mfn);
+        }
+        d.FramesKept = kept;
+        if (gt != null && !granted) gt.NrFrames = gt.NrStatusFrames = 0;   // its frames went with the others
+        d.NrPages = 0;
         if (d.P2m != null) for (int pfn = 0; pfn < d.P2m.Length; pfn++) d.P2m[pfn] = Domain.Invalid;
+    }
+
+    /// <summary>The last foreign mapping of <paramref name="mfn"/> went: if its owner is dead, the frame goes back.</summary>
+    public static void AfterForeignUnmap(Machine m, ulong mfn)
+    {
+        Domain owner = m.FindDomain(m.FrameTable.OwnerOf(mfn));
+        if (owner == null || !owner.Relinquished || StillGranted(owner, mfn)) return;
+        FreeKept(owner, mfn);
+    }
+
+    /// <summary>A kept frame of dead domain <paramref name="d"/> is free at last; when it was the last, the domain goes.</summary>
+    private static void FreeKept(Domain d, ulong mfn)
+    {
+        FreeFrame(d.Machine, mfn);
+        if (d.FramesKept > 0) d.FramesKept--;
+        if (d.FramesKept == 0) Toolstack.DomainLifecycle.FinishIfEmpty(d);
     }
 
     /// <summary>After another domain unmapped <paramref name="mfn"/> of dead domain <paramref name="granter"/>:
@@ -51,13 +78,19 @@ public static class DomainRelinquish
     {
         if (!granter.Relinquished) return;
         Machine m = granter.Machine;
-        if (m.FrameTable.OwnerOf(mfn) == granter.DomainId && !StillGranted(granter, mfn)) FreeFrame(m, mfn);
+        FrameTable ft = m.FrameTable;
         GrantTable gt = GrantTable.Of(granter);
-        if (gt == null || AnyPinned(gt)) return;
+        bool last = gt == null || !AnyPinned(gt);
+        if (ft.OwnerOf(mfn) == granter.DomainId && ft.ForeignRefs(mfn) == 0 && !StillGranted(granter, mfn)
+            && !(gt != null && !last && GrantTable.IsGrantFrame(granter, mfn)))
+            FreeKept(granter, mfn);
+        if (!last || gt == null) return;
         for (int i = 0; i < gt.NrFrames; i++)
-            if (m.FrameTable.OwnerOf(gt.Frames[i]) == granter.DomainId) FreeFrame(m, gt.Frames[i]);
+            if (ft.OwnerOf(gt.Frames[i]) == granter.DomainId && ft.ForeignRefs(gt.Frames[i]) == 0) FreeKept(granter, gt.Frames[i]);
         for (int i = 0; i < gt.NrStatusFrames; i++)
-            if (m.FrameTable.OwnerOf(gt.StatusFrames[i]) == granter.DomainId) FreeFrame(m, gt.StatusFrames[i]);
+            if (ft.OwnerOf(gt.StatusFrames[i]) == granter.DomainId && ft.ForeignRefs(gt.StatusFrames[i]) == 0) FreeKept(granter, gt.StatusFrames[i]);
+        gt.NrFrames = gt.NrStatusFrames = 0;
+        Toolstack.DomainLifecycle.FinishIfEmpty(granter);
     }
 
     /// <summary>Gives a frame back to the machine's pool: no owner, type or references; its M2P entry invalid.</summary>
@@ -67,6 +100,8 @@ public static class DomainRelinquish
         ft.SetType(mfn, FrameType.None, 0);
         ft.SetRefCount(mfn, 0);
         ft.SetPinned(mfn, false);
+        ft.SetValidated(mfn, false);
+        ft.SetForeignRefs(mfn, 0);
         ft.SetOwner(mfn, FrameTable.OwnerNone);
         m.SetM2p(mfn, XenMem.INVALID_M2P_ENTRY);
         m.Frames.TryFreeFrame(mfn << Layout.PageShift);   // a source that cannot take it back loses it (never reused)

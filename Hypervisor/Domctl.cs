@@ -6,9 +6,9 @@ namespace Microhv.Hypervisor;
 /// domctl (xen/common/domctl.c): the toolstack's operations on one domain, at Xen 4.17's interface
 /// version (another gets -EACCES). In Xen's order: the version, then the target domain (-ESRCH when
 /// there is none, except for getdomaininfo, which takes the next one up), then the caller's privilege
-/// (XSM's default policy: the control domain only, -EPERM for others). Microhv answers getdomaininfo;
-/// creating, building, pausing and destroying domains are the next steps of issue 12, and every
-/// other operation is -ENOSYS, logged once per operation.
+/// (XSM's default policy: the control domain only, -EPERM for others). Microhv answers what `xl`
+/// uses to create, build, query, pause and destroy a PV domain (Toolstack/*.cs); every other
+/// operation is -ENOSYS, logged once per operation.
 /// </summary>
 public static class Domctl
 {
@@ -26,6 +26,30 @@ public static class Domctl
         switch (cmd)
         {
             case Public.Domctl.XEN_DOMCTL_getdomaininfo: return GetDomainInfo(v, arg, d, domid);
+            case Public.Domctl.XEN_DOMCTL_createdomain: return Toolstack.DomainLifecycle.Create(v, arg, domid);
+            case Public.Domctl.XEN_DOMCTL_destroydomain: return Toolstack.DomainLifecycle.Destroy(v, d);
+            case Public.Domctl.XEN_DOMCTL_pausedomain: return Toolstack.DomainLifecycle.Pause(v, d);
+            case Public.Domctl.XEN_DOMCTL_unpausedomain: return Toolstack.DomainLifecycle.Unpause(v, d);
+            case Public.Domctl.XEN_DOMCTL_max_vcpus:
+                if (!GuestMemory.ReadU32(v, arg + Public.Domctl.max_vcpus_max, out uint max)) return -Errno.EFAULT;
+                return Toolstack.DomainLifecycle.SetMaxVcpus(v, d, max);
+            case Public.Domctl.XEN_DOMCTL_max_mem: return Toolstack.DomainSettings.MaxMem(v, d, arg);
+            case Public.Domctl.XEN_DOMCTL_setvcpuaffinity: return Toolstack.DomainSettings.VcpuAffinity(v, d, arg, true);
+            case Public.Domctl.XEN_DOMCTL_getvcpuaffinity: return Toolstack.DomainSettings.VcpuAffinity(v, d, arg, false);
+            case Public.Domctl.XEN_DOMCTL_setnodeaffinity: return Toolstack.DomainSettings.SetNodeAffinity(v, arg);
+            case Public.Domctl.XEN_DOMCTL_settscinfo: return Toolstack.DomainSettings.SetTscInfo(v, d, arg);
+            case Public.Domctl.XEN_DOMCTL_gettscinfo: return Toolstack.DomainSettings.GetTscInfo(v, d, arg);
+            case Public.Domctl.XEN_DOMCTL_scheduler_op: return Toolstack.DomainSettings.SchedulerOp(v, d, arg);
+            case Public.Domctl.XEN_DOMCTL_set_address_size: return Toolstack.DomainSettings.SetAddressSize(v, arg);
+            case Public.Domctl.XEN_DOMCTL_get_address_size: return Toolstack.DomainSettings.GetAddressSize(v, arg);
+            case Public.Domctl.XEN_DOMCTL_hypercall_init: return Toolstack.DomainSettings.HypercallInit(v, d, arg);
+            case Public.Domctl.XEN_DOMCTL_setdomainhandle: return Toolstack.DomainSettings.SetDomainHandle(v, d, arg);
+            case Public.Domctl.XEN_DOMCTL_settimeoffset: return Toolstack.DomainSettings.SetTimeOffset(v, d, arg);
+            case Public.Domctl.XEN_DOMCTL_getvcpuinfo: return Toolstack.DomainSettings.GetVcpuInfo(v, d, arg);
+            case Public.Domctl.XEN_DOMCTL_setvcpucontext: return Toolstack.VcpuContext.Set(v, d, arg);
+            case Public.Domctl.XEN_DOMCTL_getvcpucontext: return Toolstack.VcpuContext.Get(v, d, arg);
+            case Public.Domctl.XEN_DOMCTL_get_cpu_policy: return Toolstack.CpuPolicy.GetDomain(v, d, arg);
+            case Public.Domctl.XEN_DOMCTL_set_cpu_policy: return Toolstack.CpuPolicy.Set(v, d, arg);
             default:
                 Sysctl.LogUnknownOnce(m, true, cmd);
                 return -Errno.ENOSYS;

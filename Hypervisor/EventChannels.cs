@@ -42,8 +42,24 @@ public sealed unsafe class EventChannels
     public EventChannels(Domain domain)
     {
         Domain = domain;
+        Clear();
+    }
+
+    /// <summary>The table of a new domain (also a reused pooled one): every port free, port 0 reserved.
+    /// Unlike <see cref="Reset"/> nothing is closed: the caller made sure no peer is bound any more.</summary>
+    public void Clear()
+    {
+        Zero.Fill(_state);
+        Zero.Fill(_remoteDomain);
+        Zero.Fill(_remotePort);
+        Zero.Fill(_virqToPort);
         _state[0] = ChannelState.Reserved;     // Xen never hands out port 0: guests use it as "no port"
-        Timers.InitVcpu(domain.Vcpu);
+        Polling = false;
+        PollPort = 0;
+        PollDeadline = 0;
+        RunstateArea = 0;
+        VcpuInfoRegistered = false;
+        Timers.InitVcpu(Domain.Vcpu);
     }
 
     public bool IsValidPort(long port) => port >= 0 && port < Capacity;

@@ -30,6 +30,9 @@ public sealed class FrameTable
     private readonly uint[] _typeCount;
     private readonly uint[] _refCount;
     private readonly byte[] _flags;
+    /// <summary>Mappings of the frame in page tables of domains other than its owner (privcmd's foreign
+    /// maps): while any remains, a dead owner's frame is kept, not given back.</summary>
+    private readonly uint[] _foreignRefs;
     private const byte FlagPinned = 1, FlagValidated = 2;
     public readonly ulong FrameCount;
 
@@ -41,6 +44,7 @@ public sealed class FrameTable
         _typeCount = new uint[frameCount];
         _refCount = new uint[frameCount];
         _flags = new byte[frameCount];
+        _foreignRefs = new uint[frameCount];
         for (ulong i = 0; i < frameCount; i++) _owner[i] = OwnerNone;
     }
 
@@ -55,6 +59,8 @@ public sealed class FrameTable
     public uint TypeCount(ulong mfn) => mfn < FrameCount ? _typeCount[mfn] : 0;
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public uint RefCount(ulong mfn) => mfn < FrameCount ? _refCount[mfn] : 0;
+    public uint ForeignRefs(ulong mfn) => mfn < FrameCount ? _foreignRefs[mfn] : 0;
+    public void SetForeignRefs(ulong mfn, uint count) { if (mfn < FrameCount) _foreignRefs[mfn] = count; }
     public bool IsPinned(ulong mfn) => mfn < FrameCount && (_flags[mfn] & FlagPinned) != 0;
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public bool IsValidated(ulong mfn) => mfn < FrameCount && (_flags[mfn] & FlagValidated) != 0;

@@ -65,13 +65,37 @@ public sealed class GrantTable
     /// Call once when the domain is built.</summary>
     public static GrantTable Create(Domain d)
     {
-        GrantTable existing = Of(d);
-        if (existing != null) return existing;
-        GrantTable gt = new GrantTable(d);
+        GrantTable gt = Of(d);
+        if (gt != null && gt.NrFrames > 0) return gt;
+        if (gt == null) gt = new GrantTable(d);
         if (!gt.Grow(1)) return null;
         Register(d, gt);
         return gt;
     }
+
+    /// <summary>Gives a pooled domain its (empty) table object at boot, so that <see cref="Create"/> at
+    /// domctl createdomain only takes frames and allocates no object.</summary>
+    public static void Reserve(Domain d)
+    {
+        if (Of(d) == null) d.GrantTable = new GrantTable(d);
+    }
+
+    /// <summary>Forgets every frame, pin and mapping (a pooled domain being reused; its frames were given back).</summary>
+    public void Clear()
+    {
+        Zero.Fill(Frames);
+        NrFrames = 0;
+        Zero.Fill(StatusFrames);
+        NrStatusFrames = 0;
+        Version = 1;
+        Zero.Fill(_readPins); Zero.Fill(_writePins); Zero.Fill(_activeDomid); Zero.Fill(_activeMfn);
+        Zero.Fill(_activeStart); Zero.Fill(_activeLength); Zero.Fill(_activeSubPage);
+        Zero.Fill(_mapFlags); Zero.Fill(_mapDomid); Zero.Fill(_mapRef); Zero.Fill(_mapMfn);
+        _mapLimit = 0;
+    }
+
+    /// <summary>True when the table has no frame yet (a reserved object of a pooled domain).</summary>
+    public bool IsEmpty => NrFrames == 0;
 
     /// <summary>Grows the table to <paramref name="nrFrames"/> frames (never shrinks), and in version 2 its
     /// status frames to match: each new frame is zeroed (all grants invalid) and given to the domain.

@@ -210,6 +210,9 @@ public static class GuestMemory
         return true;
     }
 
+    public static bool WriteU16(Vcpu v, ulong va, ushort value)
+        => WriteU8(v, va, (byte)value) && WriteU8(v, va + 1, (byte)(value >> 8));
+
     public static bool WriteU32(Vcpu v, ulong va, uint value)
     {
         LiveGuestMemory live = LiveFor(v);

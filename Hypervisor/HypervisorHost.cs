@@ -47,6 +47,8 @@ public abstract class HypervisorHost
     /// <summary>The running guest's FS base and active GS base as the CPU holds them (FS_BASE, and
     /// KERNEL_GS_BASE while the hypervisor runs): a vCPU with CR4.FSGSBASE writes them without trapping.</summary>
     public virtual void ReadGuestSegmentBases(out ulong fs, out ulong gs) { fs = 0; gs = 0; }
+    /// <summary>Puts a reused vCPU's FPU area back in its power-on state (the kernel owns the area; nothing in hosted tests).</summary>
+    public virtual void ResetVcpuFpu(Vcpu v) { }
     /// <summary>update_descriptor changed entry <paramref name="index"/> of the running vCPU's GDT.</summary>
     public virtual void WriteGuestGdtEntry(int index, ulong descriptor) { }
 }

@@ -10,7 +10,8 @@ namespace Microhv.Hypervisor;
 /// </summary>
 public sealed class Machine
 {
-    public const int MaxDomains = 8;
+    /// <summary>Domains alive at once: the boot loader's and the toolstack's.</summary>
+    public const int MaxDomains = 16;
 
     public readonly PhysicalMemory Memory;
     public readonly FrameSource Frames;
@@ -24,6 +25,10 @@ public sealed class Machine
     /// <summary>Where serial input goes (a domain or the debug keys).</summary>
     public readonly ConsoleInput ConsoleInput;
     public int DomainCount;
+    /// <summary>Domain objects for the toolstack's createdomain (null until the kernel fills it at boot).</summary>
+    public DomainPool Pool;
+    /// <summary>Where createdomain looks for the next free id (Xen's rover: ids are not reused at once).</summary>
+    public ushort DomidRover;
     /// <summary>The domain whose console line is open (its last byte was no newline), or null.</summary>
     public Domain ConsoleLineOpenBy;
 
@@ -74,6 +79,26 @@ public sealed class Machine
     {
         for (int i = 0; i < DomainCount; i++) if (Domains[i].DomainId == id) return Domains[i];
         return null;
+    }
+
+    /// <summary>Makes <paramref name="d"/> one of the machine's domains; false when the table is full.</summary>
+    public bool AddDomain(Domain d)
+    {
+        if (DomainCount >= MaxDomains) return false;
+        Domains[DomainCount++] = d;
+        return true;
+    }
+
+    /// <summary>Takes a domain out of the machine's list (it has given back every frame); the order of the others stays.</summary>
+    public void RemoveDomain(Domain d)
+    {
+        int i = 0;
+        while (i < DomainCount && Domains[i] != d) i++;
+        if (i == DomainCount) return;
+        for (; i + 1 < DomainCount; i++) Domains[i] = Domains[i + 1];
+        Domains[--DomainCount] = null;
+        Scheduler.Forget(d);
+        if (ConsoleLineOpenBy == d) ConsoleLineOpenBy = null;
     }
 
     /// <summary>Records machine frame <paramref name="mfn"/> as guest frame <paramref name="pfn"/> in the M2P table.</summary>

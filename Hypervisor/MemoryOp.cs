@@ -4,11 +4,11 @@ using Microhv.Hypervisor.Public;
 namespace Microhv.Hypervisor;
 
 /// <summary>
-/// memory_op (xen/common/memory.c do_memory_op and xen/arch/x86/mm.c arch_memory_op) for a PV
-/// guest whose memory is fixed when it is built. It answers the questions a booting kernel asks
-/// (its memory map, its reservation, where the machine-to-phys table is), takes frames back on
-/// decrease_reservation and gives them again on increase_reservation and populate_physmap, up to
-/// the pages the domain was built with (Mm/Populate.cs). Exchange is the hardware domain's
+/// memory_op (xen/common/memory.c do_memory_op and xen/arch/x86/mm.c arch_memory_op) for PV
+/// guests. It answers the questions a booting kernel asks (its memory map, its reservation, where the
+/// machine-to-phys table is), takes frames back on decrease_reservation, and grows a domain up to its
+/// max_pages on increase_reservation/populate_physmap, for itself or from the control domain for
+/// another (Mm/Reservation.cs, with claims and set_memory_map). Exchange is the hardware domain's
 /// (Mm/MemoryExchange.cs); the HVM physmap commands are -ENOSYS.
 /// </summary>
 public static class MemoryOp
@@ -21,7 +21,17 @@ public static class MemoryOp
         {
             case XenMem.XENMEM_increase_reservation:
             case XenMem.XENMEM_populate_physmap:
-                return Grow(v, op, arg, startExtent);
+                return Mm.Reservation.Grow(v, op, arg, startExtent);
+            case XenMem.XENMEM_claim_pages: return Mm.Reservation.Claim(v, arg, startExtent);
+            case XenMem.XENMEM_set_memory_map:
+                if (startExtent != 0) return -Errno.ENOSYS;
+                return Mm.Reservation.SetMemoryMap(v, arg);
+            case XenMem.XENMEM_get_sharing_freed_pages:
+            case XenMem.XENMEM_get_sharing_shared_pages:
+                return 0;   // no memory sharing: nothing saved, nothing shared (Xen without CONFIG_MEM_SHARING)
+            case XenMem.XENMEM_acquire_resource:
+                // Not offered: libxenforeignmemory then falls back to GNTTABOP_setup_table and a foreign map.
+                return -Errno.EOPNOTSUPP;
             case XenMem.XENMEM_decrease_reservation: return DecreaseReservation(v, arg, startExtent);
             case XenMem.XENMEM_maximum_ram_page:
                 if (startExtent != 0) return -Errno.EINVAL;
@@ -31,7 +41,8 @@ public static class MemoryOp
             case XenMem.XENMEM_maximum_gpfn:
                 if (startExtent != 0) return -Errno.EINVAL;
                 return Reservation(v, op, arg);
-            case XenMem.XENMEM_memory_map: return MemoryMap(v, arg);
+            case XenMem.XENMEM_memory_map:
+                return v.Domain.MemoryMapEntries != 0 ? Mm.Reservation.GetMemoryMap(v, arg) : MemoryMap(v, arg);
             case XenMem.XENMEM_machine_memory_map:
                 if (!v.Domain.IsHardwareDomain)
                     return Io.DeviceRefusal.Refuse(v.Domain, Io.DeviceRefusal.MachineMemoryMap, "read the machine's memory map");
@@ -145,7 +156,7 @@ public static class MemoryOp
         long rc = FindTarget(v, domid, out Domain d);
         if (rc != 0) return rc;
         if (op == XenMem.XENMEM_maximum_gpfn) return (long)MaximumGpfn(d);
-        return (long)(op == XenMem.XENMEM_maximum_reservation ? d.MaxPages : d.NrPages);
+        return (long)(op == XenMem.XENMEM_current_reservation ? d.NrPages : d.MaxPages);
     }
 
     /// <summary>Xen's PV answer is the max_pfn the guest itself published in shared_info, minus one.</summary>
@@ -193,15 +204,6 @@ public static class MemoryOp
         return 0;
     }
 
-    /// <summary>increase_reservation / populate_physmap: frames back up to the domain's max_pages (Mm/Populate.cs).</summary>
-    private static long Grow(Vcpu v, int op, ulong arg, ulong startExtent)
-    {
-        long rc = ReadReservation(v, arg, out ulong list, out ulong count, out uint order);
-        if (rc != 0) return rc;
-        if (startExtent > count) return -Errno.EINVAL;
-        return Mm.Populate.Do(v, op, arg, list, count, order, startExtent);
-    }
-
     /// <summary>
     /// decrease_reservation: the guest hands back frames it owns (for a PV guest the extent list holds
     /// machine frame numbers). A frame is taken only if it is an ordinary page of the domain's p2m with
@@ -227,9 +229,8 @@ public static class MemoryOp
 
     private static bool Release(Domain d, ulong mfn)
     {
-        if (!CanGiveBack(d, mfn) || !FindPfn(d, mfn, out ulong pfn)) return false;
-        FrameTable ft = d.Machine.FrameTable;
-        d.P2m[pfn] = Domain.Invalid;
+        if (!CanGiveBack(d, mfn)) return false;
+        if (FindPfn(d, mfn, out ulong pfn)) d.P2m[pfn] = Domain.Invalid;
         DomainRelinquish.FreeFrame(d.Machine, mfn);
         if (d.NrPages > 0) d.NrPages--;
         return true;

@@ -19,8 +19,18 @@ public sealed class Scheduler
 
     public Scheduler(Machine machine) { _machine = machine; }
 
+    /// <summary>A vCPU that is up, not blocked, of a running domain the toolstack has not paused.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    public static bool IsRunnable(Vcpu v) => v != null && v.Domain.State == DomainState.Running && !v.Blocked;
+    public static bool IsRunnable(Vcpu v)
+        => v != null && v.Domain.State == DomainState.Running && !v.Blocked && v.Online && !v.Domain.Paused;
+
+    /// <summary>A domain left the machine's list: it is no longer the running one, and the rotation
+    /// continues from the domain before its slot.</summary>
+    public void Forget(Domain d)
+    {
+        if (Running != null && Running.Domain == d) Running = null;
+        if (_lastIndex >= _machine.DomainCount) _lastIndex = _machine.DomainCount - 1;
+    }
 
     /// <summary>Called on every timer tick while <paramref name="current"/> runs (null = idle);
     /// true when its slice is used up.</summary>
@@ -58,8 +68,8 @@ public sealed class Scheduler
     {
         for (int i = 0; i < _machine.DomainCount; i++)
         {
-            DomainState s = _machine.Domains[i].State;
-            if (s == DomainState.Running || s == DomainState.Building) return false;
+            Domain d = _machine.Domains[i];
+            if (d.State == DomainState.Running || d.State == DomainState.Building) return false;
         }
         return true;
     }

@@ -6,8 +6,8 @@ namespace Microhv.Hypervisor;
 /// sysctl (xen/common/sysctl.c, xen/arch/x86/sysctl.c): the toolstack's questions about the whole
 /// machine, at Xen 4.17's interface version (another gets -EACCES, checked first as Xen does). Only
 /// the control domain may ask (XSM's default policy: others -EPERM). Microhv answers physinfo,
-/// sched_id, getdomaininfolist and cpupool info/freeinfo, which `xl info`,
-/// `xl list` and the daemons use; every other operation is -ENOSYS, logged once per operation so a
+/// sched_id, getdomaininfolist, cpupool info/freeinfo, numainfo, cputopoinfo, get_cpu_policy and
+/// get_cpu_featureset, which `xl info`, `xl list`, `xl create` and the daemons use; every other operation is -ENOSYS, logged once per operation so a
 /// boot shows what the toolstack asked for.
 /// </summary>
 public static class Sysctl
@@ -31,6 +31,10 @@ public static class Sysctl
                 return GuestMemory.WriteU32(v, arg + Public.Sysctl.sched_id_sched_id, SchedulerId) ? 0 : -Errno.EFAULT;
             case Public.Sysctl.XEN_SYSCTL_getdomaininfolist: return GetDomainInfoList(v, arg);
             case Public.Sysctl.XEN_SYSCTL_cpupool_op: return CpupoolOp(v, arg);
+            case Public.Sysctl.XEN_SYSCTL_numainfo: return Toolstack.Topology.NumaInfo(v, arg);
+            case Public.Sysctl.XEN_SYSCTL_cputopoinfo: return Toolstack.Topology.CpuTopoInfo(v, arg);
+            case Public.Sysctl.XEN_SYSCTL_get_cpu_policy: return Toolstack.CpuPolicy.GetSystem(v, arg);
+            case Public.Sysctl.XEN_SYSCTL_get_cpu_featureset: return Toolstack.CpuPolicy.GetFeatureset(v, arg);
             default:
                 LogUnknownOnce(v.Domain.Machine, false, cmd);
                 return -Errno.ENOSYS;

@@ -43,7 +43,7 @@ public static class TimeInfo
         if (d.SharedInfoMfn == 0) return;
         PhysicalMemory mem = d.Machine.Memory;
         ulong si = d.SharedInfoMfn << Layout.PageShift;
-        ulong sec = d.Machine.WallclockAtBootNs / 1_000_000_000UL;
+        ulong sec = d.Machine.WallclockAtBootNs / 1_000_000_000UL + (ulong)d.TimeOffsetSeconds;
         uint nsec = (uint)(d.Machine.WallclockAtBootNs % 1_000_000_000UL);
         uint version = (mem.Read32(si + SharedInfo.wc_version) + 1) | 1;
         mem.Write32(si + SharedInfo.wc_version, version);

@@ -62,6 +62,11 @@ public sealed class Vcpu
 
     /// <summary>Blocked in sched_op(block/poll) until an event is pending.</summary>
     public bool Blocked;
+    /// <summary>The vCPU is up (Xen's !VPF_down): built by the domain builder, or given a context with
+    /// VGCF_online by the toolstack's setvcpucontext. An offline vCPU never runs.</summary>
+    public bool Online;
+    /// <summary>setvcpuaffinity: the physical CPUs (bit n = CPU n) this vCPU may run on, and prefers.</summary>
+    public ulong HardAffinity = ulong.MaxValue, SoftAffinity = ulong.MaxValue;
     /// <summary>One-shot timer deadline in system-time ns (0 = none), and the periodic timer period.</summary>
     public ulong TimerDeadline, PeriodicPeriod, PeriodicNext;
 
@@ -77,4 +82,33 @@ public sealed class Vcpu
     /// <summary>The running hypercall's remaining work budget and the continuation it recorded (Continuation.cs).</summary>
     public int PreemptBudget = Continuation.Budget;
     public PendingContinuation PendingCall;
+
+    /// <summary>Back to the state of a new vCPU (a pooled domain is reused): every field but the FPU area,
+    /// which the kernel owns and puts back in its power-on state itself.</summary>
+    public void Reset()
+    {
+        Regs = default;
+        KernelMode = true;
+        GuestTable = GuestTableUser = 0;
+        Zero.Fill(TrapTable);
+        Zero.Fill(StackWords);
+        KernelSs = KernelSp = 0;
+        EventCallback = FailsafeCallback = SyscallCallback = 0;
+        SyscallMasksEvents = false;
+        FsBase = GsBaseKernel = GsBaseUser = 0;
+        FpuTaskSwitched = false;
+        Iopl = 0;
+        Zero.Fill(GdtFrames);
+        GdtEntries = 0;
+        LdtBase = LdtEntries = 0;
+        Blocked = false;
+        Online = false;
+        HardAffinity = SoftAffinity = ulong.MaxValue;
+        TimerDeadline = PeriodicPeriod = PeriodicNext = 0;
+        PendingExitWork = default;
+        CrashReported = false;
+        VcpuInfoAddress = 0;
+        PreemptBudget = Continuation.Budget;
+        PendingCall = default;
+    }
 }

@@ -68,6 +68,7 @@ public static class SchedOp
         d.State = DomainState.Shutdown;
         d.ShutdownReason = reason;
         d.Vcpu.PendingExitWork |= ExitWork.Reschedule;
+        Toolstack.DomainLifecycle.NotifyDomExc(d.Machine);
     }
 
     private static long RemoteShutdown(Vcpu v, ulong arg)

@@ -27,7 +27,15 @@ public sealed class Pirqs
     public Pirqs(Domain domain)
     {
         _domain = domain;
+        Clear();
+    }
+
+    /// <summary>No pirq mapped (a new or reused domain).</summary>
+    public void Clear()
+    {
         for (int i = 0; i < Count; i++) { _gsi[i] = -1; _msi[i] = -1; _port[i] = 0; }
+        EoiMapMfn = 0;
+        EoiMapUnmasks = false;
     }
 
     private bool IsMapped(int pirq) => IsValid(pirq) && (_gsi[pirq] >= 0 || _msi[pirq] >= 0);

@@ -58,7 +58,7 @@ public static class GrantHostMapping
         ulong pte = PageTableValidator.AdjustEntry((mfn << Layout.PageShift) | PteFlags(flags), 1);
         ulong old = m.Memory.Read64(slot);
         m.Memory.Write64(slot, pte);
-        PageTableValidator.PutPageFromEntry(m, old, 1);
+        PageTableValidator.PutPageFromEntry(m, old, 1, v.Domain.DomainId);
         return Gnttab.GNTST_okay;
     }
 
@@ -96,7 +96,7 @@ public static class GrantHostMapping
         }
         if (status != Gnttab.GNTST_okay)
         {
-            PageTableValidator.PutPageFromEntry(m, stolen, 1);
+            PageTableValidator.PutPageFromEntry(m, stolen, 1, v.Domain.DomainId);
             return status;
         }
         // With contains_pte the virtual address is unknown, so the whole TLB goes (Xen flushes it after every batch).

@@ -67,14 +67,17 @@ public static class PageTableValidator
                 PageTypes.PutPage(m, mfn);
                 return -Errno.EBUSY;
             }
+            if (pgOwner != d) m.FrameTable.SetForeignRefs(mfn, m.FrameTable.ForeignRefs(mfn) + 1);
             return 0;
         }
         if ((entry & FlagsMask & ~BaseAllowed) != 0) return -Errno.EINVAL;     // PSE, PWT, PCD, G
         return PageTypes.GetPageAndType(m, d, mfn, PageTypes.TypeOfLevel(level - 1));
     }
 
-    /// <summary>put_page_from_lNe: drops what GetPageFromEntry took for an entry that was installed.</summary>
-    public static void PutPageFromEntry(Machine m, ulong entry, int level)
+    /// <summary>put_page_from_lNe: drops what GetPageFromEntry took for an entry that was installed in a
+    /// table of domain <paramref name="tableOwner"/>; the last foreign mapping of a dead domain's kept
+    /// frame gives it back (DomainRelinquish.AfterForeignUnmap).</summary>
+    public static void PutPageFromEntry(Machine m, ulong entry, int level, ushort tableOwner)
     {
         if (!PageTableEntry.IsPresent(entry)) return;
         ulong mfn = MfnOf(entry);
@@ -83,6 +86,13 @@ public static class PageTableValidator
         {
             if (PageTableEntry.IsWritable(entry)) PageTypes.PutPageType(m, mfn);
             PageTypes.PutPage(m, mfn);
+            FrameTable ft = m.FrameTable;
+            uint foreign = ft.ForeignRefs(mfn);
+            if (foreign != 0 && ft.OwnerOf(mfn) != tableOwner)
+            {
+                ft.SetForeignRefs(mfn, foreign - 1);
+                if (foreign == 1) DomainRelinquish.AfterForeignUnmap(m, mfn);
+            }
             return;
         }
         PageTypes.PutPageAndType(m, mfn);
@@ -135,7 +145,7 @@ public static class PageTableValidator
                 for (int j = i - 1; j >= 0; j--)
                 {
                     if (level == 4 && Layout.IsHypervisorL4Slot(j)) continue;
-                    PutPageFromEntry(m, mem.Read64(table + (ulong)j * 8), level);
+                    PutPageFromEntry(m, mem.Read64(table + (ulong)j * 8), level, d.DomainId);
                 }
                 return rc;
             }
@@ -151,11 +161,12 @@ public static class PageTableValidator
         PhysicalMemory mem = m.Memory;
         ulong table = mfn << Layout.PageShift;
         if (!mem.Contains(table, Layout.PageSize)) return;
+        ushort owner = m.FrameTable.OwnerOf(mfn);
         for (int i = 0; i < EntriesPerTable; i++)
         {
             if (level == 4 && Layout.IsHypervisorL4Slot(i)) continue;
             ulong entry = mem.Read64(table + (ulong)i * 8);
-            if (PageTableEntry.IsPresent(entry)) PutPageFromEntry(m, entry, level);
+            if (PageTableEntry.IsPresent(entry)) PutPageFromEntry(m, entry, level, owner);
         }
     }
 
@@ -199,7 +210,7 @@ public static class PageTableValidator
         entry = ForceReadOnlyIo(m, AdjustEntry(entry, level), level);
         if (preserveAd) entry |= old & (PageTableEntry.Accessed | PageTableEntry.Dirty);
         m.Memory.Write64(slot, entry);
-        PutPageFromEntry(m, old, level);
+        PutPageFromEntry(m, old, level, d.DomainId);
         return 0;
     }
 

@@ -18,6 +18,14 @@ public static class XenMem
     public const int XENMEM_set_memory_map = 13;
     public const int XENMEM_maximum_gpfn = 14;
     public const int XENMEM_add_to_physmap_batch = 23;
+    public const int XENMEM_get_sharing_freed_pages = 18;
+    public const int XENMEM_get_sharing_shared_pages = 19;
+    public const int XENMEM_claim_pages = 24;
+    public const int XENMEM_acquire_resource = 28;
+    // struct xen_foreign_memory_map { domid_t domid; struct xen_memory_map map; } (set_memory_map)
+    public const int foreign_memory_map_domid = 0, foreign_memory_map_map = 8;
+    /// <summary>mem_flags: XENMEMF_populate_on_demand (HVM only) and the address-bits field (bits 0-7).</summary>
+    public const uint XENMEMF_populate_on_demand = 1u << 16;
     public const int XENMEM_get_vnumainfo = 26;
 
     /// <summary>The low bits of cmd are the sub-command; the rest is a continuation's start extent.</summary>

@@ -47,4 +47,18 @@ public static class Sysctl
         XEN_SYSCTL_CPUPOOL_OP_ADDCPU = 4, XEN_SYSCTL_CPUPOOL_OP_RMCPU = 5, XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN = 6,
         XEN_SYSCTL_CPUPOOL_OP_FREEINFO = 7;
     public const uint XEN_SYSCTL_CPUPOOL_PAR_ANY = 0xFFFFFFFF;
+
+    // struct xen_sysctl_cpu_featureset { u32 index; u32 nr_features; XEN_GUEST_HANDLE_64(uint32) features; }
+    public const int featureset_index = u + 0, featureset_nr_features = u + 4, featureset_features = u + 8;
+    // struct xen_sysctl_cpu_policy { u32 index, nr_leaves, nr_msrs, _rsvd; handle leaves; handle msrs; }
+    public const int cpu_policy_index = u + 0, cpu_policy_nr_leaves = u + 4, cpu_policy_nr_msrs = u + 8, cpu_policy_rsvd = u + 12,
+        cpu_policy_leaves = u + 16, cpu_policy_msrs = u + 24;
+    public const uint XEN_SYSCTL_cpu_policy_raw = 0, XEN_SYSCTL_cpu_policy_host = 1, XEN_SYSCTL_cpu_policy_pv_max = 2,
+        XEN_SYSCTL_cpu_policy_hvm_max = 3, XEN_SYSCTL_cpu_policy_pv_default = 4, XEN_SYSCTL_cpu_policy_hvm_default = 5;
+
+    // struct xen_sysctl_numainfo { u32 num_nodes; handle meminfo (xen_sysctl_meminfo_t {u64 memsize, memfree}); handle distance (u32) }
+    public const int numainfo_num_nodes = u + 0, numainfo_meminfo = u + 8, numainfo_distance = u + 16, meminfo_size = 16;
+    // struct xen_sysctl_cputopoinfo { u32 num_cpus; handle cputopo (xen_sysctl_cputopo_t {u32 core, socket, node}) }
+    public const int cputopoinfo_num_cpus = u + 0, cputopoinfo_cputopo = u + 8, cputopo_size = 12;
+    public const uint XEN_INVALID_CORE_ID = 0xFFFFFFFF, XEN_INVALID_SOCKET_ID = 0xFFFFFFFF, XEN_INVALID_NODE_ID = 0xFFFFFFFF;
 }

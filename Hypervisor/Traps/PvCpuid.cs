@@ -45,12 +45,19 @@ public static class PvCpuid
 
     public static void Query(Vcpu v, uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d)
     {
+        Default(v.Domain.Machine, leaf, subleaf, out a, out b, out c, out d);
+        Toolstack.CpuPolicy.ApplyMask(v.Domain, leaf, subleaf, ref a, ref b, ref c, ref d);
+    }
+
+    /// <summary>Xen's PV default policy on this machine: what a domain sees before its toolstack narrows it.</summary>
+    public static void Default(Machine m, uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d)
+    {
         if (leaf >= 0x40000000 && leaf < 0x50000000)
         {
             XenLeaf(leaf, out a, out b, out c, out d);
             return;
         }
-        v.Domain.Machine.Host.CpuId(leaf, subleaf, out a, out b, out c, out d);
+        m.Host.CpuId(leaf, subleaf, out a, out b, out c, out d);
         switch (leaf)
         {
             case 1:

@@ -148,13 +148,53 @@ internal static unsafe class DomainLoader
         fixed (byte* p = b) return p + offset;
     }
 
-    /// <summary>A 16-byte-aligned FXSAVE image in the power-on state: FCW 0x37F, MXCSR 0x1F80.</summary>
+    /// <summary>A 16-byte-aligned FXSAVE image in the power-on state.</summary>
     private static unsafe ulong NewFpuArea()
     {
         byte* a = Internal.Runtime.KernelHeap.AllocateAligned(512, 16);
+        InitFpuArea((ulong)a);
+        return (ulong)a;
+    }
+
+    /// <summary>Puts an FXSAVE image in the power-on state: FCW 0x37F, MXCSR 0x1F80, everything else 0.</summary>
+    public static unsafe void InitFpuArea(ulong area)
+    {
+        if (area == 0) return;
+        byte* a = (byte*)area;
+        for (int i = 0; i < 512; i++) a[i] = 0;
         *(ushort*)a = 0x037F;
         *(uint*)(a + 24) = 0x1F80;
         *(uint*)(a + 28) = 0xFFFF;    // MXCSR_MASK
-        return (ulong)a;
+    }
+
+    /// <summary>
+    /// The domain objects the toolstack's createdomain takes (DomainPool), made now because a hypercall
+    /// allocates nothing: only when an initial domain exists that could run a toolstack. Each gets its
+    /// FPU area. The boot log says how many and the heap they took.
+    /// </summary>
+    public static void ReservePool(Machine machine)
+    {
+        bool control = false;
+        for (int i = 0; i < machine.DomainCount; i++) if (machine.Domains[i].IsControlDomain) control = true;
+        if (!control) return;
+        ulong before = Internal.Runtime.KernelHeap.Allocated;
+        int size = DomainPool.DefaultSize;
+        if (size > Machine.MaxDomains - machine.DomainCount) size = Machine.MaxDomains - machine.DomainCount;
+        ulong need = (ulong)size * 256 * 1024;
+        if (Internal.Runtime.KernelHeap.Remaining < need + 2 * 1024 * 1024)
+        {
+            Log.Line("domain: not enough heap for the toolstack's domain pool; createdomain will fail with -ENOMEM");
+            return;
+        }
+        DomainPool pool = DomainPool.Fill(machine, size);
+        // Fill's domains are in the pool already; give each its FPU area.
+        for (int i = 0; i < size; i++)
+        {
+            Domain d = pool.Peek(i);
+            d.Vcpu.FpuArea = NewFpuArea();
+        }
+        machine.Pool = pool;
+        Log.Write("domain: "); Log.Dec((ulong)size); Log.Write(" domain objects ready for the toolstack (");
+        Log.Dec((Internal.Runtime.KernelHeap.Allocated - before) >> 10); Log.Line(" KiB)");
     }
 }

@@ -75,5 +75,6 @@ internal sealed unsafe class KernelHost : HypervisorHost
         fs = Cpu.ReadMsr(0xC0000100);
         gs = Cpu.ReadMsr(Smp.CpuBlock.KernelGsBaseMsr);
     }
+    public override void ResetVcpuFpu(Vcpu v) => DomainLoader.InitFpuArea(v.FpuArea);
     public override void WriteGuestGdtEntry(int index, ulong descriptor) => GuestGdt.Write(index, descriptor);
 }

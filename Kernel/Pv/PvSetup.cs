@@ -40,6 +40,7 @@ internal static unsafe class PvSetup
         DomainSummary.FreeFramesAtStart = frames.FreeFrames;
         ScreenHandover.BeforeDomains(machine, info);
         DomainLoader.LoadAll(machine, info);
+        DomainLoader.ReservePool(machine);
         ScreenHandover.AfterDomains(machine);
         if (machine.DomainCount == 0)
         {

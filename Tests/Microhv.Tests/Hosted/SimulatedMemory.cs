@@ -96,11 +96,22 @@ public sealed class BumpFrameSource : FrameSource
         _end = start + (ulong)count * 4096;
     }
 
-    public override ulong FreeFrameCount => (_end - _next) / 4096;
+    /// <summary>When set, frames given back are handed out again (most recent first) and counted as free,
+    /// as the kernel's allocator does; otherwise they are only recorded.</summary>
+    public bool Reuse;
+
+    public override ulong FreeFrameCount => (_end - _next) / 4096 + (Reuse ? (ulong)Freed.Count : 0);
 
     public override bool TryAllocateFrame(out ulong physicalAddress)
     {
         physicalAddress = 0;
+        if (Reuse && Freed.Count > 0)
+        {
+            physicalAddress = Freed[^1];
+            Freed.RemoveAt(Freed.Count - 1);
+            for (int i = 0; i < 4096; i++) _memory.Bytes[(int)(physicalAddress - _memory.Base) + i] = 0xCC;
+            return true;
+        }
         if (_next >= _end) return false;
         physicalAddress = _next;
         _next += 4096;

@@ -94,6 +94,8 @@ public sealed class TestMachine
     public readonly FrameTable FrameTable;
     public readonly RecordingHost Host = new();
     public readonly Machine Machine;
+    /// <summary>The machine's frame source (the upper half of memory); set Reuse to have freed frames handed out again.</summary>
+    public readonly BumpFrameSource Frames;
     private ulong _nextFrame;
 
     public TestMachine(int frames = 1024, ulong firstFreeFrame = 16)
@@ -101,14 +103,16 @@ public sealed class TestMachine
         Memory = new SimulatedMemory(0, frames * 4096);
         FrameTable = new FrameTable((ulong)frames);
         _nextFrame = firstFreeFrame;
-        Machine = new Machine(Memory, new BumpFrameSource(Memory, (ulong)(frames / 2) * 4096, frames / 2), FrameTable, Host);
+        Frames = new BumpFrameSource(Memory, (ulong)(frames / 2) * 4096, frames / 2);
+        Machine = new Machine(Memory, Frames, FrameTable, Host);
     }
 
     /// <summary>Adds a domain with the given id to the machine.</summary>
     public Domain AddDomain(ushort id, bool initial = false)
     {
         var d = new Domain(Machine, id) { IsInitialDomain = initial, State = DomainState.Running };
-        Machine.Domains[Machine.DomainCount++] = d;
+        d.Vcpu.Online = true;
+        Machine.AddDomain(d);
         return d;
     }
 

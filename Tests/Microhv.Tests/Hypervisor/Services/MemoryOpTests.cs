@@ -88,6 +88,10 @@ public class MemoryOpTests
         Assert.Equal(ServiceGuest.Pages, MemoryOp.Do(g.V, XENMEM_current_reservation, ServiceGuest.Base));
         g.W16(ServiceGuest.Base, 2);
         Assert.Equal(-1, MemoryOp.Do(g.V, XENMEM_current_reservation, ServiceGuest.Base));
+        // The maximum is max_pages, which the toolstack may set above what the domain holds.
+        g.D.MaxPages = ServiceGuest.Pages + 5;
+        g.W16(ServiceGuest.Base, DOMID_SELF);
+        Assert.Equal(ServiceGuest.Pages + 5, MemoryOp.Do(g.V, XENMEM_maximum_reservation, ServiceGuest.Base));
         g.W16(ServiceGuest.Base, 77);
         Assert.Equal(-3, MemoryOp.Do(g.V, XENMEM_current_reservation, ServiceGuest.Base));
         Assert.Equal(-14, MemoryOp.Do(g.V, XENMEM_maximum_reservation, ServiceGuest.Unmapped));
@@ -134,7 +138,7 @@ public class MemoryOpTests
         Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_populate_physmap, ServiceGuest.Base));
         Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));
         Assert.Equal(ServiceGuest.Pages, (int)g.D.NrPages);
-        Assert.Equal(-14, MemoryOp.Do(g.V, XENMEM_populate_physmap, ServiceGuest.Unmapped));
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_populate_physmap, ServiceGuest.Unmapped));   // Xen: start_extent
         g.W16(ServiceGuest.Base, DOMID_SELF);
         Assert.Equal(ServiceGuest.Pages, MemoryOp.Do(g.V, XENMEM_maximum_reservation, ServiceGuest.Base));
     }
@@ -184,8 +188,8 @@ public class MemoryOpTests
         Reservation(g, ServiceGuest.Base, list, 2, 0, DOMID_SELF);
         Assert.Equal(2, MemoryOp.Do(g.V, XENMEM_decrease_reservation, ServiceGuest.Base));
 
-        Reservation(g, ServiceGuest.Base, list, 1, 1, DOMID_SELF);
-        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));   // order 1: not offered
+        Reservation(g, ServiceGuest.Base, list, 1, 10, DOMID_SELF);
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));   // order 10: above a domU's 9
         Reservation(g, ServiceGuest.Base, ServiceGuest.ReadOnlyPage, 1, 0, DOMID_SELF);
         Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));   // the MFN could not go back
         Assert.Equal(ServiceGuest.Pages - 2, (int)g.D.NrPages);
@@ -195,7 +199,39 @@ public class MemoryOpTests
         Assert.Equal((ushort)1, g.Tm.FrameTable.OwnerOf(g.R64(list)));
         Assert.Equal(ServiceGuest.Pages - 1, (int)g.D.NrPages);
         Reservation(g, ServiceGuest.Base, list, 1, 0, 2);
-        Assert.Equal(-3, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));  // no domain 2: -ESRCH
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));   // no domain 2: start_extent, as Xen
+    }
+
+    [Fact]
+    public void Growing_stops_at_max_pages_and_a_bad_reservation_does_nothing()
+    {
+        var g = new ServiceGuest();
+        // At max_pages already: no extent (Xen's over-allocation), said once per domain.
+        Reservation(g, ServiceGuest.Base, ServiceGuest.Base + 64, 4, 0, DOMID_SELF);
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_populate_physmap, ServiceGuest.Base));
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));
+        Assert.Equal(ServiceGuest.Pages, (int)g.D.NrPages);
+        Assert.Contains("over-allocation", g.ConsoleText);
+        // An unreadable reservation is no extent done (Xen returns start_extent).
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_populate_physmap, ServiceGuest.Unmapped));
+        // Room for two more: populate_physmap gives two frames, records the gpfns in the M2P and returns the MFNs.
+        g.D.MaxPages = ServiceGuest.Pages + 2;
+        ulong list = ServiceGuest.Base + 64;
+        g.W64(list, 100);
+        g.W64(list + 8, 101);
+        g.W64(list + 16, 102);
+        Reservation(g, ServiceGuest.Base, list, 3, 0, DOMID_SELF);
+        Assert.Equal(2, MemoryOp.Do(g.V, XENMEM_populate_physmap, ServiceGuest.Base));
+        ulong a = g.R64(list), b = g.R64(list + 8);
+        Assert.Equal((ushort)1, g.Tm.FrameTable.OwnerOf(a));
+        Assert.Equal((ushort)1, g.Tm.FrameTable.OwnerOf(b));
+        Assert.NotEqual(a, b);
+        Assert.Equal(102UL, g.R64(list + 16));       // the third was not done
+        Assert.Equal(ServiceGuest.Pages + 2, (int)g.D.NrPages);
+        // An order above what a domU may ask (9) does nothing.
+        g.D.MaxPages = 1 << 20;
+        Reservation(g, ServiceGuest.Base, list, 1, 10, DOMID_SELF);
+        Assert.Equal(0, MemoryOp.Do(g.V, XENMEM_increase_reservation, ServiceGuest.Base));
     }
 
     [Fact]
