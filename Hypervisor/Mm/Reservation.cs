@@ -44,7 +44,7 @@ public static class Reservation
         {
             if (i != startExtent && Continuation.PreemptCheck(v))
             {
-                Continuation.Create(v, Xen.__HYPERVISOR_memory_op, (ulong)op | (i << XenMem.MEMOP_EXTENT_SHIFT), arg);
+                Continuation.Create(v, Xen.__HYPERVISOR_memory_op, (ulong)(uint)op | (i << XenMem.MEMOP_EXTENT_SHIFT), arg);
                 return (long)i;
             }
             ulong gpfn = 0, slot = list + i * 8;
