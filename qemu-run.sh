@@ -15,9 +15,11 @@ usage: ./qemu-run.sh [options] [-- extra QEMU arguments]
                    build/linux/dom0-disk.img, made from make-rootfs.sh's image on first use and kept
                    across runs (what you write survives a poweroff); --fresh-disk starts over.
                    Fetches the kernel and builds the disk the first time (~100 MB of packages).
+                   Dom0 starts Xen's toolstack at boot (xenstored, xenconsoled, the xenbr0 bridge):
+                   xl works, `xl create /root/guest.cfg` starts a guest (see README).
   --fresh-disk     with --linux: replace build/linux/dom0-disk.img by a new copy of the image
-  --append "words" with --linux: add words to dom0's command line, e.g. --append xen-toolstack
-                   (dom0 then starts Xen's toolstack at boot: xenstored, xenconsoled; xl works)
+  --no-toolstack   with --linux: do not start Xen's toolstack in dom0
+  --append "words" with --linux: add words to dom0's command line
   --uefi           boot with UEFI firmware (OVMF) instead of BIOS (SeaBIOS)
   --usb            attach the ISO as a USB mass-storage disk (xHCI) and boot from it, as a stick
                    written with dd would boot (default: as a CD-ROM)
@@ -33,12 +35,13 @@ EOF
 }
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-uefi=0 usb=0 mem="" cmdline="" have_cmdline=0 gdb=0 display=0 build=1 guest=1 linux=0 fresh=0 dom0_words=""
+uefi=0 usb=0 mem="" cmdline="" have_cmdline=0 gdb=0 display=0 build=1 guest=1 linux=0 fresh=0 dom0_words="" toolstack=1
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --linux) linux=1 ;;
         --fresh-disk) fresh=1 ;;
+        --no-toolstack) toolstack=0 ;;
         --append)
             [ $# -ge 2 ] || { echo "qemu-run: --append needs an argument" >&2; exit 2; }
             dom0_words=$2; shift ;;
@@ -112,6 +115,9 @@ if [ "$linux" = 1 ]; then
         echo "qemu-run: $disk is a new copy of build/linux/rootfs.img" >&2
     fi
     iso=build/microhv-linux.iso
+    if [ "$toolstack" = 1 ]; then
+        case " $dom0_words " in *" xen-toolstack "*) ;; *) dom0_words="xen-toolstack${dom0_words:+ $dom0_words}" ;; esac
+    fi
     modules=(build/linux/vmlinux "name=dom0 pages=131072 initial -- root=/dev/sda1 console=hvc0${dom0_words:+ $dom0_words}"
              build/linux/rootfs-initrd.cpio.gz "initrd")
 fi
