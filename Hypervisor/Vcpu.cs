@@ -96,6 +96,8 @@ public sealed class Vcpu
         EventCallback = FailsafeCallback = SyscallCallback = 0;
         SyscallMasksEvents = false;
         FsBase = GsBaseKernel = GsBaseUser = 0;
+        Cr4 = 0;
+        SegmentBasesLive = false;
         FpuTaskSwitched = false;
         Iopl = 0;
         Zero.Fill(GdtFrames);
