@@ -31,11 +31,7 @@ public class Dom0ToolstackTests
     /// <see cref="XlGuestScenario.Needs"/>). For a trial run without editing, MICROHV_TOOLSTACK_STEPS in the
     /// environment replaces the list: step names separated by commas (Toolstack is always run), or `all`.
     /// </summary>
-    public static readonly ToolstackStep[] MicrohvSteps =
-    {
-        ToolstackStep.Toolstack, ToolstackStep.Create, ToolstackStep.Console, ToolstackStep.Shutdown,
-        ToolstackStep.FreeMemory, ToolstackStep.Cycles,
-    };
+    public static readonly ToolstackStep[] MicrohvSteps = Enum.GetValues<ToolstackStep>();
 
     [Fact]
     public void Xen_dom0_runs_the_toolstack_and_an_xl_created_guest() => Run(Dom0Host.XenWith("xen-toolstack"), Enum.GetValues<ToolstackStep>(), _output);
