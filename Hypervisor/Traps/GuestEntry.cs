@@ -64,7 +64,9 @@ public sealed class GuestEntry
         return Exit(ref frame, v, false);
     }
 
-    /// <summary>An exception (vector &lt; 32) raised by guest code; <paramref name="cr2"/> is the CPU's CR2.</summary>
+    /// <summary>An exception (vector &lt; 32) raised by guest code; <paramref name="cr2"/> is the CPU's CR2.
+    /// Inlined into the kernel's guest trap entry, as Syscall is into its SYSCALL entry.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ExitActions Exception(ref TrapFrame frame, ulong cr2)
     {
         Traps++;

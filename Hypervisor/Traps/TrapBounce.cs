@@ -39,7 +39,7 @@ public static class TrapBounce
     public static bool Bounce(Vcpu v, ref TrapFrame regs, int vector, bool hasErrorCode, ulong errorCode, ulong cr2)
     {
         if (vector < 0 || vector > 255) { v.Domain.Crash("bounce of an invalid vector"); return false; }
-        TrapInfo ti = v.TrapTable[vector];
+        ref TrapInfo ti = ref v.TrapTable[vector];
         int flags = TBF_EXCEPTION;
         if (vector == VectorPF)
         {

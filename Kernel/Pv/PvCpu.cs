@@ -51,12 +51,21 @@ internal static unsafe class PvCpu
     [RuntimeExport("guest_trap_dispatch")]
     private static int OnGuestTrap(TrapFrame* frame, byte* guestXmm, uint cpu)
     {
-        if (frame->Vector == LocalApic.SpuriousInterruptVector)
+        GuestEntry entry = Entries[cpu];
+        ulong vector = frame->Vector;
+        if (vector < 32)
+        {
+            // An exception of the guest's (a bounce, an emulated instruction): decided in this frame.
+            ExitActions exit = entry.Exception(ref *frame, Cpu.ReadCr2());
+            if ((exit & ~ExitActions.NothingToApply) != 0 || ScreenConsole.CursorBehind) Apply(entry, frame, guestXmm, exit);
+            return (int)(exit & ExitActions.StubOnly);
+        }
+        if (vector == LocalApic.SpuriousInterruptVector)
         {
             TrapDispatch.SpuriousCount++;                // no EOI owed; the guest resumes as it was
-            return (int)(Entries[cpu].Resume() & ExitActions.StubOnly);
+            return (int)(entry.Resume() & ExitActions.StubOnly);
         }
-        return OnTrap(Entries[cpu], frame, guestXmm);
+        return OnTrap(entry, frame, guestXmm);
     }
 
     /// <summary>An interrupt of the hypervisor's own idle loop once domains run (TrapDispatch).</summary>
