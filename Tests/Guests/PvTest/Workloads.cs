@@ -49,7 +49,9 @@ internal static unsafe class Workloads
     /// <summary>
     /// Everything a hardware domain may do, tried by a domain that is not one: a port read (all ones,
     /// as Xen answers ports it does not grant), map_pirq, setup_gsi, a PTE naming MMIO, XENMEM_exchange,
-    /// the host's memory map and platform_op (each -EPERM). Powers off when every refusal was right.
+    /// the host's memory map and platform_op; then what only the control domain may do: domctl, sysctl,
+    /// populate_physmap for another domain and mmu_update with another domain's frames (each -EPERM).
+    /// Powers off when every refusal was right.
     /// </summary>
     private static void Devices()
     {
@@ -78,6 +80,22 @@ internal static unsafe class Workloads
         Refused(ref tried, ref refused, "machine_memory_map", Hypercall.MemoryOp(10, map));
         buf[0] = 55; buf[1] = 0x03000001; buf[2] = 0;                       // platform_op get_cpuinfo
         Refused(ref tried, ref refused, "platform_op", Hypercall.Call1(Xen.platform_op, (ulong)buf));
+
+        // The toolstack's calls, which only the control domain may make (Xen's XSM default policy).
+        uint* op = stackalloc uint[36];                                     // struct xen_domctl / xen_sysctl
+        for (int i = 0; i < 36; i++) op[i] = 0;
+        op[0] = 3; op[1] = 0x15; op[2] = 0;                                 // domctl pausedomain of domain 0
+        Refused(ref tried, ref refused, "domctl", Hypercall.Call1(36, (ulong)op));
+        op[0] = 3; op[1] = 0x15; op[2] = 0;                                 // sysctl physinfo
+        Refused(ref tried, ref refused, "sysctl", Hypercall.Call1(35, (ulong)op));
+        ulong* list = stackalloc ulong[1];
+        list[0] = 0x100;
+        ulong* res = stackalloc ulong[4];                                   // populate_physmap of one frame for domain 0
+        res[0] = (ulong)list; res[1] = 1; res[2] = 0; res[3] = 0;
+        Refused(ref tried, ref refused, "populate_physmap for dom0", Hypercall.MemoryOp(6, res));
+        ulong* req = stackalloc ulong[2];                                   // mmu_update with domain 0 as the page owner
+        req[0] = 0x1000; req[1] = (0x1000UL) | Xen._PAGE_PRESENT;
+        Refused(ref tried, ref refused, "foreign mmu_update", Hypercall.Call4(Xen.mmu_update, (ulong)req, 1, 0, 0));
 
         XenConsole.Write("pvtest: workload devices: "); XenConsole.Dec(refused); XenConsole.Write(" of ");
         XenConsole.Dec(tried); XenConsole.Line(" refused");

@@ -146,11 +146,12 @@ public class PvGuestTests
     public void ADomainThatIsNotTheHardwareDomainIsRefusedTheDevices()
     {
         // Domain 1 tries a port, map_pirq, setup_gsi, a PTE naming MMIO, XENMEM_exchange, the host's
-        // memory map and platform_op: each refused (-EPERM; the port reads all ones), the hypervisor
-        // logs each kind once (map_pirq and setup_gsi are one kind), and both domains run to their end.
+        // memory map and platform_op, then the toolstack's domctl, sysctl, populate_physmap for dom0 and a
+        // foreign mmu_update: each refused (-EPERM; the port reads all ones), the hypervisor logs each
+        // device kind once (map_pirq and setup_gsi are one kind), and both domains run to their end.
         string guest = XenHypervisor.EnsurePvTest();
         using var qemu = Boot((guest, "name=hwdom -- workload=yield"), (guest, "name=intruder -- workload=devices"));
-        qemu.WaitForLine("(d1) pvtest: workload devices: 7 of 7 refused", Step);
+        qemu.WaitForLine("(d1) pvtest: workload devices: 11 of 11 refused", Step);
         qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", Step);
         foreach (string what in new[] { "map physical IRQs", "map I/O memory", "exchange memory", "read the machine's memory map", "use platform_op" })
             Assert.Single(qemu.Lines, $"hwdom: d1 may not {what}: not the hardware domain (-EPERM; logged once)");
