@@ -62,8 +62,8 @@ public static class DomainInfo
             && GuestMemory.WriteU64(caller, va + Public.Domctl.info_outstanding_pages, d.ClaimedPages)
             // A PV domain's gfn of a frame is its MFN.
             && GuestMemory.WriteU64(caller, va + Public.Domctl.info_shared_info_frame, d.SharedInfoMfn)
-            // The running time vCPU runstates report (Microhv accounts no per-state time yet).
-            && GuestMemory.WriteU64(caller, va + Public.Domctl.info_cpu_time, online ? host.SystemTimeNs() : 0)
+            // The time its vCPU has run (Xen's sum of the vCPUs' running time).
+            && GuestMemory.WriteU64(caller, va + Public.Domctl.info_cpu_time, d.Machine.Scheduler.RunTime(d.Vcpu))
             && GuestMemory.WriteU32(caller, va + Public.Domctl.info_nr_online_vcpus, online ? 1u : 0u)
             && GuestMemory.WriteU32(caller, va + Public.Domctl.info_max_vcpu_id, Toolstack.DomainLifecycle.MaxVcpus - 1)
             && GuestMemory.WriteU8(caller, va + Public.Domctl.info_gpaddr_bits, (byte)PhysicalAddressBits(host));

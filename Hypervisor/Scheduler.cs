@@ -45,7 +45,7 @@ public sealed class Scheduler
     /// (the current one again if it is the only one), or null to idle.</summary>
     public Vcpu PickNext(Vcpu current, bool preempt)
     {
-        if (!preempt && IsRunnable(current)) return Running = current;
+        if (!preempt && IsRunnable(current)) return Choose(current);
         int n = _machine.DomainCount;
         for (int step = 1; step <= n; step++)
         {
@@ -57,10 +57,33 @@ public sealed class Scheduler
                 if (v != current) Switches++;
                 _lastIndex = i;
                 _ticksLeft = SliceTicks;
-                return Running = v;
+                return Choose(v);
             }
         }
-        return Running = null;
+        return Choose(null);
+    }
+
+    /// <summary>Makes <paramref name="next"/> the running vCPU; on a change the one leaving is charged the
+    /// time since it started (Vcpu.RunNs, the cpu_time getdomaininfo and getvcpuinfo report).</summary>
+    private Vcpu Choose(Vcpu next)
+    {
+        if (next == Running) return next;
+        ulong now = _machine.Host.SystemTimeNs();
+        if (Running != null && now > Running.RunSince) Running.RunNs += now - Running.RunSince;
+        if (next != null) next.RunSince = now;
+        return Running = next;
+    }
+
+    /// <summary>The time <paramref name="v"/> has run, up to now if it is running.</summary>
+    public ulong RunTime(Vcpu v)
+    {
+        ulong t = v.RunNs;
+        if (v == Running)
+        {
+            ulong now = _machine.Host.SystemTimeNs();
+            if (now > v.RunSince) t += now - v.RunSince;
+        }
+        return t;
     }
 
     /// <summary>True when no domain can ever run again: all shut down or crashed.</summary>

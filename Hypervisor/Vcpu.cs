@@ -65,6 +65,8 @@ public sealed class Vcpu
     /// <summary>The vCPU is up (Xen's !VPF_down): built by the domain builder, or given a context with
     /// VGCF_online by the toolstack's setvcpucontext. An offline vCPU never runs.</summary>
     public bool Online;
+    /// <summary>Time the vCPU ran before it last left the CPU, and when it last started (system time, ns): Scheduler.RunTime.</summary>
+    public ulong RunNs, RunSince;
     /// <summary>setvcpuaffinity: the physical CPUs (bit n = CPU n) this vCPU may run on, and prefers.</summary>
     public ulong HardAffinity = ulong.MaxValue, SoftAffinity = ulong.MaxValue;
     /// <summary>One-shot timer deadline in system-time ns (0 = none), and the periodic timer period.</summary>
@@ -105,6 +107,7 @@ public sealed class Vcpu
         LdtBase = LdtEntries = 0;
         Blocked = false;
         Online = false;
+        RunNs = RunSince = 0;
         HardAffinity = SoftAffinity = ulong.MaxValue;
         TimerDeadline = PeriodicPeriod = PeriodicNext = 0;
         PendingExitWork = default;

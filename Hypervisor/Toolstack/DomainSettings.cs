@@ -185,8 +185,7 @@ public static class DomainSettings
         if (vcpu >= DomainLifecycle.MaxVcpus) return -Errno.EINVAL;
         Vcpu t = d.Vcpu;
         bool running = t == v || d.Machine.Scheduler.Running == t;
-        // As the runstate areas and getdomaininfo say: running since boot (no per-state accounting yet).
-        ulong time = t.Online ? d.Machine.Host.SystemTimeNs() : 0;
+        ulong time = d.Machine.Scheduler.RunTime(t);
         return GuestMemory.WriteU8(v, arg + Public.Domctl.getvcpuinfo_online, (byte)(t.Online ? 1 : 0))
             && GuestMemory.WriteU8(v, arg + Public.Domctl.getvcpuinfo_blocked, (byte)(t.Blocked ? 1 : 0))
             && GuestMemory.WriteU8(v, arg + Public.Domctl.getvcpuinfo_running, (byte)(running ? 1 : 0))
