@@ -25,6 +25,23 @@ public static class Dom0Report
         new("Disk interrupts per guest second during a read", r => r.InterruptsPerSecond, "0", true),
     };
 
+    private static double MBps(long bytes, double seconds) => bytes / 1e6 / seconds;
+
+    /// <summary>Issue 12's figures (Dom0XlBench): an `xl create`d guest beside the hardware dom0.</summary>
+    private static readonly Row[] XlRows =
+    {
+        new("`xl create` to the domU's shell: dom0's clock from `xl create` until the shell's banner came out of `xl console` (guest s)", r => One(r.Xl.ShellSeconds), "0.00", false),
+        new("of which: `xl create` until it returned (guest s)", r => One(r.Xl.CreateSeconds), "0.00", false),
+        new($"domU `dd` read of {Dom0Bench.Megabytes} MiB from /dev/xvdb, 1 MiB blocks, `iflag=direct` (MB per guest s)", r => r.Xl.ReadMBps, "0.0", true),
+        new($"domU `dd` write of {Dom0Bench.Megabytes} MiB to /dev/xvdb, 1 MiB blocks, `oflag=direct conv=fsync` (MB per guest s)", r => r.Xl.WriteMBps, "0.0", true),
+        new($"dom0 → domU over xenbr0: {Dom0XlBench.TransferMiB} MiB with busybox `nc`, dom0's clock (MB per guest s)",
+            r => r.Xl.ToGuestSeconds is double s ? new[] { MBps(Dom0XlBench.TransferBytes, s) } : Array.Empty<double>(), "0.0", true),
+        new($"domU → dom0 over xenbr0: {Dom0XlBench.TransferMiB} MiB with busybox `nc`, the domU's clock (MB per guest s)",
+            r => r.Xl.FromGuestSeconds is double s ? new[] { MBps(Dom0XlBench.TransferBytes, s) } : Array.Empty<double>(), "0.0", true),
+        new("`xl destroy` until it returned (guest s)", r => One(r.Xl.DestroySeconds), "0.00", false),
+        new("`xl destroy` until the guest has left `xl list` (guest s)", r => One(r.Xl.GoneSeconds), "0.00", false),
+    };
+
     private static double? Median(IReadOnlyList<double> v)
     {
         if (v.Count == 0) return null;
@@ -34,7 +51,7 @@ public static class Dom0Report
 
     private static Dom0Result Of(List<Dom0Result> all, Column c) => all.FirstOrDefault(r => r.Column == c);
 
-    private static string Cell(Dom0Result r, Row row)
+    private static string Cell(Dom0Result r, Row row, string failure = null)
     {
         if (r == null) return "n/a";
         if (r.NotRun != null) return "not run (" + r.NotRun + ")";
@@ -45,7 +62,7 @@ public static class Dom0Report
             if (values.Count == 1) return text;
             return text + " (" + values.Min().ToString(row.Format, CultureInfo.InvariantCulture) + "–" + values.Max().ToString(row.Format, CultureInfo.InvariantCulture) + ")";
         }
-        return "failed (" + Program.Short(r.Failure ?? "no figure") + ")";
+        return "failed (" + Program.Short(r.Failure ?? failure ?? "no figure") + ")";
     }
 
     /// <summary>Microhv's figure over Xen's, and whether that is at or better than Xen (within 5%: a tie).</summary>
@@ -86,6 +103,31 @@ public static class Dom0Report
         string wall = mw is double a && xw is double b && b > 0
             ? Report.Ratio(a / b) : "";
         sb.AppendLine($"| Wall clock from QEMU's start to the shell banner, this run under icount (host-dependent: the ratio only) | | | {wall} |");
+        sb.AppendLine();
+        AppendXl(sb, m, x);
+    }
+
+    private static void AppendXl(StringBuilder sb, Dom0Result m, Dom0Result x)
+    {
+        sb.AppendLine("### Xen's toolstack in dom0: an `xl create`d Debian guest");
+        sb.AppendLine();
+        sb.AppendLine("In the same boot, after the figures above: dom0 starts Xen's toolstack (`xen-toolstack start`, Debian's");
+        sb.AppendLine("xen-utils-4.17) and creates the dom0 tests' guest (`/root/guest.cfg`: Debian's kernel, its initramfs, 128 MiB,");
+        sb.AppendLine("one vCPU, a vif on xenbr0) with a second disk for the `dd` figures:");
+        sb.AppendLine("`" + Dom0XlBench.CreateCommand + "`; `" + Dom0XlBench.BenchDisk + "` is " + Dom0Bench.Megabytes + " MiB of zeros");
+        sb.AppendLine("in a tmpfs of dom0's, served by blkback over a loop device as the guest's xvda is (so the figures are the");
+        sb.AppendLine("split block path, blkfront → grants and event channels → blkback → loop → dom0's page cache, not the AHCI disk).");
+        sb.AppendLine("The create figure is dom0's clock from just before `xl create` until `grep` read the guest's shell banner from");
+        sb.AppendLine("`xl console guest` (its output into a pipe: it copies what xenconsoled kept since the guest started), on one");
+        sb.AppendLine("typed line. The domU's figures are the domU's own clock (its Linux's `now at`, same icount). Each `dd` runs " + Dom0XlBench.Repetitions + " times");
+        sb.AppendLine("(median, (min–max)); each transfer once: random data from a file in RAM sent with busybox `nc`, timed by the sender");
+        sb.AppendLine("until `nc` ended (it ends when the receiver closes, after the last byte), the byte count checked at the receiver.");
+        sb.AppendLine("The destroy loop polls `xl list guest` every 50 ms.");
+        sb.AppendLine();
+        sb.AppendLine("| Figure | Microhv | Xen 4.17 | Microhv / Xen |");
+        sb.AppendLine("|---|---:|---:|---|");
+        foreach (Row row in XlRows)
+            sb.AppendLine($"| {row.Label} | {Cell(m, row, m?.Xl.Failure)} | {Cell(x, row, x?.Xl.Failure)} | {Compare(Median(row.Values(m)), Median(row.Values(x)), row.HigherIsBetter)} |");
         sb.AppendLine();
     }
 }

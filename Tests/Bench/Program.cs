@@ -233,7 +233,8 @@ public static class Program
   --quick            fewer repetitions in the guest (pvops.quick=1); no boot-time runs, no clean build,
                      no dom0 runs unless --configs names them
   --configs a,b      only these: native, hypercall, rom, xen (hypercall/rom include their ping-pong run),
-                     dom0-microhv, dom0-xen (dom0: both; Debian Linux as hardware dom0 from the AHCI disk)
+                     dom0-microhv, dom0-xen (dom0: both; Debian Linux as hardware dom0 from the AHCI disk,
+                     then Xen's toolstack in it: xl create, the domU's disk and network, xl destroy)
   --timeout N        hard timeout of each QEMU run in seconds (default 150)
   --out FILE         where the report goes (default BENCHMARKS.md in the repository)
   --no-build         use the existing build/ images
