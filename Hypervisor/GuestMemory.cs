@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microhv.HAL;
 
 namespace Microhv.Hypervisor;
@@ -307,50 +308,52 @@ public static class GuestMemory
     }
 
     /// <summary><paramref name="count"/> consecutive 64-bit words at <paramref name="va"/> (an iret
-    /// context): one copy, or one walk when they lie in one page; false on the first fault.</summary>
+    /// context) into the struct of ulong fields that starts with <paramref name="first"/>: one copy,
+    /// or one walk when they lie in one page; false on the first fault.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    public static bool ReadU64s(Vcpu v, ulong va, ulong[] values, int count)
+    public static bool ReadU64s(Vcpu v, ulong va, ref ulong first, int count)
     {
         LiveGuestMemory live = LiveFor(v);
-        if (live != null) return AccessOk(va, (ulong)count * 8) && live.ReadU64s(va, values, count);
-        return ReadU64sWalked(v, va, values, count);
+        if (live != null) return AccessOk(va, (ulong)count * 8) && live.ReadU64s(va, ref first, count);
+        return ReadU64sWalked(v, va, ref first, count);
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static bool ReadU64sWalked(Vcpu v, ulong va, ulong[] values, int count)
+    private static bool ReadU64sWalked(Vcpu v, ulong va, ref ulong first, int count)
     {
         ulong length = (ulong)count * 8;
         if (TranslateWithinPage(v, va, length, false, out ulong ma))
         {
             PhysicalMemory mem = v.Domain.Machine.Memory;
-            for (int i = 0; i < count; i++) values[i] = mem.Read64(ma + (ulong)i * 8);
+            for (int i = 0; i < count; i++) Unsafe.Add(ref first, i) = mem.Read64(ma + (ulong)i * 8);
             return true;
         }
-        for (int i = 0; i < count; i++) if (!ReadU64(v, va + (ulong)i * 8, out values[i])) return false;
+        for (int i = 0; i < count; i++) if (!ReadU64(v, va + (ulong)i * 8, out Unsafe.Add(ref first, i))) return false;
         return true;
     }
 
     /// <summary><paramref name="count"/> consecutive 64-bit words to <paramref name="va"/> (a bounce
-    /// frame); false on the first fault, with the words before it written, as Xen's copy leaves them.</summary>
+    /// frame) from the struct of ulong fields that starts with <paramref name="first"/>; false on the
+    /// first fault, with the words before it written, as Xen's copy leaves them.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    public static bool WriteU64s(Vcpu v, ulong va, ulong[] values, int count)
+    public static bool WriteU64s(Vcpu v, ulong va, ref ulong first, int count)
     {
         LiveGuestMemory live = LiveFor(v);
-        if (live != null) return AccessOk(va, (ulong)count * 8) && live.WriteU64s(va, values, count);
-        return WriteU64sWalked(v, va, values, count);
+        if (live != null) return AccessOk(va, (ulong)count * 8) && live.WriteU64s(va, ref first, count);
+        return WriteU64sWalked(v, va, ref first, count);
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static bool WriteU64sWalked(Vcpu v, ulong va, ulong[] values, int count)
+    private static bool WriteU64sWalked(Vcpu v, ulong va, ref ulong first, int count)
     {
         ulong length = (ulong)count * 8;
         if (TranslateWithinPage(v, va, length, true, out ulong ma))
         {
             PhysicalMemory mem = v.Domain.Machine.Memory;
-            for (int i = 0; i < count; i++) mem.Write64(ma + (ulong)i * 8, values[i]);
+            for (int i = 0; i < count; i++) mem.Write64(ma + (ulong)i * 8, Unsafe.Add(ref first, i));
             return true;
         }
-        for (int i = 0; i < count; i++) if (!WriteU64(v, va + (ulong)i * 8, values[i])) return false;
+        for (int i = 0; i < count; i++) if (!WriteU64(v, va + (ulong)i * 8, Unsafe.Add(ref first, i))) return false;
         return true;
     }
 }

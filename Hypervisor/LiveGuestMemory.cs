@@ -27,7 +27,8 @@ public abstract class LiveGuestMemory
     /// <summary>Copies <paramref name="length"/> bytes at <paramref name="va"/> into <paramref name="buffer"/>.</summary>
     public abstract bool Read(ulong va, byte[] buffer, int offset, int length);
     public abstract bool Write(ulong va, byte[] buffer, int offset, int length);
-    /// <summary><paramref name="count"/> consecutive 64-bit words (a bounce frame, an iret context) in one copy.</summary>
-    public abstract bool ReadU64s(ulong va, ulong[] values, int count);
-    public abstract bool WriteU64s(ulong va, ulong[] values, int count);
+    /// <summary><paramref name="count"/> consecutive 64-bit words (a bounce frame, an iret context: a struct
+    /// of ulong fields on the caller's stack, <paramref name="first"/> its first) in one copy.</summary>
+    public abstract bool ReadU64s(ulong va, ref ulong first, int count);
+    public abstract bool WriteU64s(ulong va, ref ulong first, int count);
 }

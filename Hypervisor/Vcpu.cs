@@ -32,9 +32,6 @@ public sealed class Vcpu
     public ulong GuestTable, GuestTableUser;
 
     public readonly TrapInfo[] TrapTable = new TrapInfo[256];
-    /// <summary>A bounce frame or iret context on its way to or from the guest stack, copied in one go
-    /// (kept here so the trap path allocates nothing).</summary>
-    public readonly ulong[] StackWords = new ulong[9];
     /// <summary>stack_switch: the guest kernel stack used when a trap arrives from guest user mode.</summary>
     public ulong KernelSs, KernelSp;
 
@@ -93,7 +90,6 @@ public sealed class Vcpu
         KernelMode = true;
         GuestTable = GuestTableUser = 0;
         Zero.Fill(TrapTable);
-        Zero.Fill(StackWords);
         KernelSs = KernelSp = 0;
         EventCallback = FailsafeCallback = SyscallCallback = 0;
         SyscallMasksEvents = false;

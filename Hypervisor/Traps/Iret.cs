@@ -11,20 +11,25 @@ namespace Microhv.Hypervisor.Traps;
 /// </summary>
 public static class Iret
 {
+    /// <summary>Xen's struct iret_context (xen-x86_64.h), field for field: read from the guest stack in one copy.</summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    public struct IretContext
+    {
+        public ulong Rax, R11, Rcx, Flags, Rip, Cs, Rflags, Rsp, Ss;
+    }
+
     /// <summary>Replaces the whole frame (RAX included); a frame that cannot be read crashes the domain.</summary>
     public static void Do(Vcpu v, ref TrapFrame regs)
     {
         Domain d = v.Domain;
         ulong sp = regs.Rsp;
-        ulong[] w = v.StackWords;
-        if (!GuestMemory.ReadU64s(v, sp, w, ArchX86.iret_context_size / 8))
+        IretContext c = default;
+        if (!GuestMemory.ReadU64s(v, sp, ref c.Rax, ArchX86.iret_context_size / 8))
         {
             d.Crash("iret: fault reading the iret context from the guest stack");
             return;
         }
-        ulong rax = w[ArchX86.iret_rax / 8], r11 = w[ArchX86.iret_r11 / 8], rcx = w[ArchX86.iret_rcx / 8];
-        ulong flags = w[ArchX86.iret_flags / 8], rip = w[ArchX86.iret_rip / 8], cs = w[ArchX86.iret_cs / 8];
-        ulong rflags = w[ArchX86.iret_rflags / 8], rsp = w[ArchX86.iret_rsp / 8], ss = w[ArchX86.iret_ss / 8];
+        ulong cs = c.Cs, rflags = c.Rflags;
 
         // RPL 3 in the saved CS means "back to guest user space": switch page tables and GS base.
         if ((cs & 3) == 3)
@@ -40,15 +45,15 @@ public static class Iret
         if ((d.VmAssist & (1UL << Xen.VMASST_TYPE_architectural_iopl)) != 0)
             v.Iopl = (int)((rflags & ArchX86.X86_EFLAGS_IOPL) >> 12);
 
-        regs.Rip = rip;
+        regs.Rip = c.Rip;
         regs.Cs = (cs | 3) & 0xFFFF;                // the selector only: bits 32+ carry the saved mask
         regs.Rflags = (rflags & ~(ArchX86.X86_EFLAGS_IOPL | ArchX86.X86_EFLAGS_VM)) | ArchX86.X86_EFLAGS_IF | ArchX86.X86_EFLAGS_MBS;
-        regs.Rsp = rsp;
-        regs.Ss = (ss | 3) & 0xFFFF;
-        if ((flags & ArchX86.VGCF_in_syscall) == 0)
+        regs.Rsp = c.Rsp;
+        regs.Ss = (c.Ss | 3) & 0xFFFF;
+        if ((c.Flags & ArchX86.VGCF_in_syscall) == 0)
         {
-            regs.R11 = r11;
-            regs.Rcx = rcx;
+            regs.R11 = c.R11;
+            regs.Rcx = c.Rcx;
         }
         else
         {
@@ -61,6 +66,6 @@ public static class Iret
         ulong info = VcpuInfo.Address(v);
         if (info != 0) d.Machine.Memory.Write8(info + SharedInfo.evtchn_upcall_mask, (byte)((rflags & ArchX86.X86_EFLAGS_IF) != 0 ? 0 : 1));
 
-        regs.Rax = rax;
+        regs.Rax = c.Rax;
     }
 }

@@ -27,6 +27,18 @@ public static class TrapBounce
     public const uint ExceptionsWithErrorCode = (1u << 8) | (1u << 10) | (1u << 11) | (1u << 12) | (1u << 13) |
         (1u << 14) | (1u << 17) | (1u << 21) | (1u << 29) | (1u << 30);
 
+    /// <summary>
+    /// The frame create_bounce_frame writes, lowest address first, built on the hypervisor's stack and
+    /// copied to the guest's in one go. The top five words are fixed; below them come RCX, R11 and the
+    /// error code, or, without an error code, RCX and R11 one slot higher (the frame is then the last
+    /// seven words and Low0 is not written).
+    /// </summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    public struct BounceFrame
+    {
+        public ulong Low0, Low1, Low2, Rip, Cs, Rflags, Rsp, Ss;
+    }
+
     /// <summary>Page-fault error code bit "the access came from user mode".</summary>
     private const ulong PfecUserMode = 1UL << 2;
 
@@ -34,19 +46,16 @@ public static class TrapBounce
     /// Delivers exception <paramref name="vector"/> to the guest's trap-table handler (pv_inject_event
     /// for a hardware exception). For #PF, <paramref name="cr2"/> goes to vcpu_info.arch.cr2 and the
     /// error code's user bit is rewritten to say guest user vs guest kernel. False when the domain was
-    /// crashed instead (no handler, or the frame could not be written).
+    /// crashed instead (no handler, or the frame could not be written). Inlined into its callers
+    /// (the trap entry's exception path among them), so the bounce is one frame, CreateBounceFrame's.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static bool Bounce(Vcpu v, ref TrapFrame regs, int vector, bool hasErrorCode, ulong errorCode, ulong cr2)
     {
         if (vector < 0 || vector > 255) { v.Domain.Crash("bounce of an invalid vector"); return false; }
         ref TrapInfo ti = ref v.TrapTable[vector];
         int flags = TBF_EXCEPTION;
-        if (vector == VectorPF)
-        {
-            SetCr2(v, cr2);
-            errorCode &= ~PfecUserMode;
-            if (!v.KernelMode) errorCode |= PfecUserMode;
-        }
+        if (vector == VectorPF) errorCode = PageFaultErrorCode(v, errorCode, cr2);
         if (hasErrorCode) flags |= TBF_EXCEPTION_ERRCODE;
         if (ArchX86.TI_GET_IF(ti.Flags)) flags |= TBF_INTERRUPT;
         if (ti.Address == 0)
@@ -55,6 +64,16 @@ public static class TrapBounce
             return false;
         }
         return CreateBounceFrame(v, ref regs, ti.Address, flags, errorCode);
+    }
+
+    /// <summary>#PF: the faulting address goes to vcpu_info.arch.cr2 and the error code's user bit says
+    /// guest user vs guest kernel (the CPU saw ring 3 for both).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static ulong PageFaultErrorCode(Vcpu v, ulong errorCode, ulong cr2)
+    {
+        SetCr2(v, cr2);
+        errorCode &= ~PfecUserMode;
+        return v.KernelMode ? errorCode : errorCode | PfecUserMode;
     }
 
     /// <summary>A software interrupt (INT n allowed by the trap table's DPL): no error code; regs.Rip
@@ -152,19 +171,30 @@ public static class TrapBounce
         if (savedMask == 0) rflags |= ArchX86.X86_EFLAGS_IF;
         if ((d.VmAssist & (1UL << Xen.VMASST_TYPE_architectural_iopl)) != 0) rflags |= ((ulong)v.Iopl & 3) << 12;
 
-        bool hasError = (flags & TBF_EXCEPTION_ERRCODE) != 0;
-        ulong frame = sp - 7 * 8 - (hasError ? 8UL : 0UL);
-        ulong[] w = v.StackWords;
-        int n = 0;
-        w[n++] = regs.Rcx;
-        w[n++] = regs.R11;
-        if (hasError) w[n++] = errorCode & 0xFFFF_FFFF;
-        w[n++] = regs.Rip;
-        w[n++] = cs | ((ulong)savedMask << 32);
-        w[n++] = rflags;
-        w[n++] = regs.Rsp;
-        w[n++] = regs.Ss & 0xFFFF;
-        bool ok = GuestMemory.WriteU64s(v, frame, w, n);
+        BounceFrame f;
+        f.Rip = regs.Rip;
+        f.Cs = cs | ((ulong)savedMask << 32);
+        f.Rflags = rflags;
+        f.Rsp = regs.Rsp;
+        f.Ss = regs.Ss & 0xFFFF;
+        ulong frame;
+        bool ok;
+        if ((flags & TBF_EXCEPTION_ERRCODE) != 0)
+        {
+            f.Low0 = regs.Rcx;
+            f.Low1 = regs.R11;
+            f.Low2 = errorCode & 0xFFFF_FFFF;
+            frame = sp - 8 * 8;
+            ok = GuestMemory.WriteU64s(v, frame, ref f.Low0, 8);
+        }
+        else
+        {
+            f.Low0 = 0;
+            f.Low1 = regs.Rcx;
+            f.Low2 = regs.R11;
+            frame = sp - 7 * 8;
+            ok = GuestMemory.WriteU64s(v, frame, ref f.Low1, 7);
+        }
         if (!ok)
         {
             d.Crash("bounce frame: fault writing the guest kernel stack");

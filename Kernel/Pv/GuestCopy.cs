@@ -46,13 +46,8 @@ internal sealed unsafe class GuestCopy : LiveGuestMemory
         fixed (byte* b = &buffer[offset]) return Copy((void*)va, b, (ulong)length) == 0;
     }
 
-    public override bool ReadU64s(ulong va, ulong[] values, int count)
-    {
-        fixed (ulong* p = values) return Copy(p, (void*)va, (ulong)count * 8) == 0;
-    }
+    // The words are a struct on the caller's stack, so their address is fixed without pinning.
+    public override bool ReadU64s(ulong va, ref ulong first, int count) => Copy(Unsafe.AsPointer(ref first), (void*)va, (ulong)count * 8) == 0;
 
-    public override bool WriteU64s(ulong va, ulong[] values, int count)
-    {
-        fixed (ulong* p = values) return Copy((void*)va, p, (ulong)count * 8) == 0;
-    }
+    public override bool WriteU64s(ulong va, ref ulong first, int count) => Copy((void*)va, Unsafe.AsPointer(ref first), (ulong)count * 8) == 0;
 }

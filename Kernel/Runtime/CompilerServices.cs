@@ -43,6 +43,7 @@ namespace System.Runtime.CompilerServices
         [Intrinsic] public static extern ref TTo As<TFrom, TTo>(ref TFrom source);
         [Intrinsic] public static extern void* AsPointer<T>(ref T value);
         [Intrinsic] public static extern ref T AsRef<T>(void* source);
+        [Intrinsic] public static extern ref T Add<T>(ref T source, int elementOffset);
     }
     public sealed class CallConvCdecl { }
     public sealed class CallConvStdcall { }

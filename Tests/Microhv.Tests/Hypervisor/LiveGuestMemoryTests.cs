@@ -62,17 +62,17 @@ public sealed class SimulatedCpuAccess : LiveGuestMemory
     public override bool WriteU64(ulong va, ulong value) => WriteN(va, 8, value);
     public override bool Read(ulong va, byte[] buffer, int offset, int length) => Bytes(va, length, false, (pa, i) => buffer[offset + i] = _mem.Read8(pa));
     public override bool Write(ulong va, byte[] buffer, int offset, int length) => Bytes(va, length, true, (pa, i) => _mem.Write8(pa, buffer[offset + i]));
-    public override bool ReadU64s(ulong va, ulong[] values, int count)
+    public override bool ReadU64s(ulong va, ref ulong first, int count)
     {
         var b = new byte[count * 8];
         if (!Read(va, b, 0, b.Length)) return false;
-        for (int i = 0; i < count; i++) values[i] = System.BitConverter.ToUInt64(b, i * 8);
+        for (int i = 0; i < count; i++) System.Runtime.CompilerServices.Unsafe.Add(ref first, i) = System.BitConverter.ToUInt64(b, i * 8);
         return true;
     }
-    public override bool WriteU64s(ulong va, ulong[] values, int count)
+    public override bool WriteU64s(ulong va, ref ulong first, int count)
     {
         var b = new byte[count * 8];
-        for (int i = 0; i < count; i++) System.BitConverter.GetBytes(values[i]).CopyTo(b, i * 8);
+        for (int i = 0; i < count; i++) System.BitConverter.GetBytes(System.Runtime.CompilerServices.Unsafe.Add(ref first, i)).CopyTo(b, i * 8);
         return Write(va, b, 0, b.Length);
     }
 }
