@@ -93,8 +93,26 @@ internal static unsafe class FuzzMain
     private static void RunCall()
     {
         HostileCall c = s_call;
+        if (c.Nr == 13) KeepAWakeSource();
         if (c.RestoreTraps) { s_result = FencedHypercall(&c.Nr, (ulong)FuzzTraps.Table); return; }
         s_result = Rng.OneIn(8) ? Int82(c.Nr, c.A1, c.A2, c.A3, c.A4, c.A5) : Hypercall.Raw(c.Nr, c.A1, c.A2, c.A3, c.A4, c.A5);
+    }
+
+    /// <summary>
+    /// A wild multicall list (the M2P, whose entries populate_physmap lets any domain choose, our page
+    /// tables) can hold sched_op(SCHEDOP_block), which unmasks events and waits for one, as on Xen: with
+    /// no event source we would sleep for good (seen with seed 208: blocked at the multicall's SYSCALL,
+    /// nothing bound but the console). So before each multicall VIRQ_TIMER is bound (-EEXIST when it
+    /// still is) and a 10 ms periodic timer runs: a block then ends at the next tick.
+    /// </summary>
+    private static void KeepAWakeSource()
+    {
+        uint* bind = stackalloc uint[3];                  // struct evtchn_bind_virq { virq; vcpu; port }
+        bind[0] = Xen.VIRQ_TIMER; bind[1] = 0; bind[2] = 0;
+        Hypercall.EventChannelOp(Xen.EVTCHNOP_bind_virq, bind);
+        ulong* period = stackalloc ulong[1];              // struct vcpu_set_periodic_timer { period_ns }
+        period[0] = 10_000_000;
+        Hypercall.Call3(Xen.vcpu_op, 6, 0, (ulong)period);   // VCPUOP_set_periodic_timer
     }
 
     private static void RunProbe() => PrivOps.Probe(s_probe, s_pa, s_pb, s_pc);
