@@ -117,6 +117,7 @@ public static class Dom0Report
         sb.AppendLine("`" + Dom0XlBench.CreateCommand + "`; `" + Dom0XlBench.BenchDisk + "` is " + Dom0Bench.Megabytes + " MiB of zeros");
         sb.AppendLine("in a tmpfs of dom0's, served by blkback over a loop device as the guest's xvda is (so the figures are the");
         sb.AppendLine("split block path, blkfront → grants and event channels → blkback → loop → dom0's page cache, not the AHCI disk).");
+        sb.AppendLine("A first create and destroy of the same guest, untimed, brings what `xl create` reads into dom0's page cache.");
         sb.AppendLine("The create figure is dom0's clock from just before `xl create` until `grep` read the guest's shell banner from");
         sb.AppendLine("`xl console guest` (its output into a pipe: it copies what xenconsoled kept since the guest started), on one");
         sb.AppendLine("typed line. The domU's figures are the domU's own clock (its Linux's `now at`, same icount). Each `dd` runs " + Dom0XlBench.Repetitions + " times");
