@@ -128,6 +128,7 @@ public static unsafe class HypercallTable
 
     /// <summary>iret replaces the whole frame; like Xen's do_iret it returns the restored RAX, which
     /// the dispatcher writes back.</summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit]
     private static long iret(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5)
     {
         Iret.Do(v, ref r);

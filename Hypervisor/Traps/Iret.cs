@@ -18,12 +18,15 @@ public static class Iret
         public ulong Rax, R11, Rcx, Flags, Rip, Cs, Rflags, Rsp, Ss;
     }
 
-    /// <summary>Replaces the whole frame (RAX included); a frame that cannot be read crashes the domain.</summary>
+    /// <summary>Replaces the whole frame (RAX included); a frame that cannot be read crashes the domain.
+    /// Inlined into the hypercall table's entry; the context is not zeroed first (the copy fills it).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    [System.Runtime.CompilerServices.SkipLocalsInit]
     public static void Do(Vcpu v, ref TrapFrame regs)
     {
         Domain d = v.Domain;
         ulong sp = regs.Rsp;
-        IretContext c = default;
+        System.Runtime.CompilerServices.Unsafe.SkipInit(out IretContext c);
         if (!GuestMemory.ReadU64s(v, sp, ref c.Rax, ArchX86.iret_context_size / 8))
         {
             d.Crash("iret: fault reading the iret context from the guest stack");

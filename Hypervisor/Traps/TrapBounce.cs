@@ -134,6 +134,7 @@ public static class TrapBounce
     /// push the frame, and point the registers at <paramref name="handler"/> on FLAT_KERNEL_CS. A stack
     /// in the hypervisor's hole or a frame that faults crashes the domain, as Xen does.
     /// </summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit]        // the frame struct is filled before it is copied
     public static bool CreateBounceFrame(Vcpu v, ref TrapFrame regs, ulong handler, int flags, ulong errorCode)
     {
         Domain d = v.Domain;
@@ -189,7 +190,6 @@ public static class TrapBounce
         }
         else
         {
-            f.Low0 = 0;
             f.Low1 = regs.Rcx;
             f.Low2 = regs.R11;
             frame = sp - 7 * 8;

@@ -17,6 +17,7 @@ namespace System.Runtime.CompilerServices
     public sealed class CompilerGeneratedAttribute : Attribute { }
     public sealed class ScopedRefAttribute : Attribute { }
     public sealed class UnsafeValueTypeAttribute : Attribute { }
+    public sealed class SkipLocalsInitAttribute : Attribute { }
     public sealed class InlineArrayAttribute : Attribute { public InlineArrayAttribute(int length) { } }
     public enum MethodImplOptions { NoInlining = 0x8, NoOptimization = 0x40, AggressiveInlining = 0x100, InternalCall = 0x1000 }
     public sealed class MethodImplAttribute : Attribute
@@ -44,6 +45,7 @@ namespace System.Runtime.CompilerServices
         [Intrinsic] public static extern void* AsPointer<T>(ref T value);
         [Intrinsic] public static extern ref T AsRef<T>(void* source);
         [Intrinsic] public static extern ref T Add<T>(ref T source, int elementOffset);
+        [Intrinsic] public static extern void SkipInit<T>(out T value);
     }
     public sealed class CallConvCdecl { }
     public sealed class CallConvStdcall { }
