@@ -18,6 +18,11 @@ public static class GuestTraps
     /// <summary>ud2; .ascii "xen" — Xen's forced-emulation prefix, followed here by cpuid (0f a2).</summary>
     private static readonly byte[] ForcedEmulationPrefix = { 0x0F, 0x0B, 0x78, 0x65, 0x6E };
 
+    /// <summary>The vectors the switch below handles itself (emulation, #PF and #NM bookkeeping, the
+    /// machine-level ones that crash the domain); every other one below 32 is a plain bounce.</summary>
+    private const uint DecidedHere = (1u << TrapBounce.VectorGP) | (1u << TrapBounce.VectorUD) | (1u << TrapBounce.VectorPF) |
+        (1u << TrapBounce.VectorNM) | (1u << TrapBounce.VectorNMI) | (1u << TrapBounce.VectorDF) | (1u << TrapBounce.VectorMC);
+
     private static readonly byte[] Fetch = new byte[InstructionDecoder.MaxLength];
     private static ulong _lastSpuriousRip, _lastSpuriousCr2;
     private static int _spuriousRepeats;
@@ -31,6 +36,13 @@ public static class GuestTraps
     {
         int vector = (int)regs.Vector;
         ulong err = regs.ErrorCode;
+        // The common case first: a vector with nothing to emulate or refuse goes to the guest's handler.
+        if ((uint)vector < 32 && (DecidedHere & (1u << vector)) == 0)
+        {
+            bool hasError = (TrapBounce.ExceptionsWithErrorCode & (1u << vector)) != 0;
+            TrapBounce.Bounce(v, ref regs, vector, hasError, hasError ? err : 0, 0);
+            return;
+        }
         switch (vector)
         {
             case TrapBounce.VectorGP: GeneralProtection(v, ref regs, err); break;
@@ -43,9 +55,7 @@ public static class GuestTraps
                 v.Domain.Crash("machine-level exception (NMI, #DF or #MC) while the guest ran");
                 break;
             default:
-                if (vector < 0 || vector >= 32) { v.Domain.Crash("guest trap with a vector outside 0-31"); break; }
-                bool hasError = (TrapBounce.ExceptionsWithErrorCode & (1u << vector)) != 0;
-                TrapBounce.Bounce(v, ref regs, vector, hasError, hasError ? err : 0, 0);
+                v.Domain.Crash("guest trap with a vector outside 0-31");
                 break;
         }
     }
