@@ -42,7 +42,8 @@ public static class UpdateVaMapping
     /// <summary>
     /// Xen's map_guest_l1e: the L1 table and slot that map <paramref name="va"/> in the vCPU's current
     /// tables. The walk must reach a present L2 entry without superpages, and the L1 must be a
-    /// validated L1 of this domain; false otherwise (Xen returns -EINVAL).
+    /// validated L1 of this domain; false otherwise (Xen returns -EINVAL). Only the three upper levels
+    /// are read, as Xen reaches the L1 through the L2 entry: the L1 entry itself is ModEntry's to read.
     /// </summary>
     public static bool FindGuestL1e(Vcpu v, ulong va, out ulong l1Mfn, out int index)
     {
@@ -52,10 +53,19 @@ public static class UpdateVaMapping
         ulong root = v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser;
         if (root == 0) return false;
         Machine m = v.Domain.Machine;
-        PageWalkResult walk = PageTable.Walk(m.Memory, root, va, out ulong slot, out int level);
-        if (level != 1 || (walk != PageWalkResult.Mapped && walk != PageWalkResult.NotPresent)) return false;
-        l1Mfn = slot >> Layout.PageShift;
-        index = (int)((slot & (Layout.PageSize - 1)) >> 3);
+        PhysicalMemory mem = m.Memory;
+        ulong table = root & PageTableEntry.AddressMask;
+        for (int level = 4; level >= 2; level--)
+        {
+            ulong slot = table + (ulong)PageTableEntry.IndexAt(va, level) * 8;
+            if (!mem.Contains(slot, 8)) return false;
+            ulong entry = mem.Read64(slot);
+            if (!PageTableEntry.IsPresent(entry) || PageTableEntry.IsLargePage(entry)) return false;
+            table = PageTableEntry.Address(entry);
+        }
+        if (!mem.Contains(table, Layout.PageSize)) return false;
+        l1Mfn = table >> Layout.PageShift;
+        index = PageTableEntry.IndexAt(va, 1);
         return v.Domain.OwnsFrame(l1Mfn) && PageTableValidator.IsLiveTable(m, l1Mfn, 1);
     }
 }
