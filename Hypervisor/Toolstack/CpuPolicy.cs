@@ -245,43 +245,40 @@ public static class CpuPolicy
 
     /// <summary>domctl get_cpu_policy: the domain's leaves and MSRs; null buffers ask for the maximum counts.</summary>
     public static long GetDomain(Vcpu caller, Domain d, ulong arg)
+        => Serialise(caller, d.Machine, d, arg + Public.Domctl.cpu_policy_nr_leaves, arg + Public.Domctl.cpu_policy_nr_msrs,
+            arg + Public.Domctl.cpu_policy_leaves, arg + Public.Domctl.cpu_policy_msrs);
+
+    /// <summary>
+    /// Writes a policy (<paramref name="d"/>'s, or the PV default for null) into the caller's buffers, as domctl and
+    /// sysctl get_cpu_policy both do from their own field addresses: a null buffer asks for the maximum count; the
+    /// counts written go back.
+    /// </summary>
+    private static long Serialise(Vcpu caller, Machine m, Domain d, ulong nrLeavesAt, ulong nrMsrsAt, ulong leavesAt, ulong msrsAt)
     {
-        if (!GuestMemory.ReadU32(caller, arg + Public.Domctl.cpu_policy_nr_leaves, out uint nrLeaves)
-            || !GuestMemory.ReadU32(caller, arg + Public.Domctl.cpu_policy_nr_msrs, out uint nrMsrs)
-            || !GuestMemory.ReadU64(caller, arg + Public.Domctl.cpu_policy_leaves, out ulong leaves)
-            || !GuestMemory.ReadU64(caller, arg + Public.Domctl.cpu_policy_msrs, out ulong msrs))
+        if (!GuestMemory.ReadU32(caller, nrLeavesAt, out uint nrLeaves) || !GuestMemory.ReadU32(caller, nrMsrsAt, out uint nrMsrs)
+            || !GuestMemory.ReadU64(caller, leavesAt, out ulong leaves) || !GuestMemory.ReadU64(caller, msrsAt, out ulong msrs))
             return -Errno.EFAULT;
         long rc;
         if (leaves == 0) nrLeaves = MaxSerialisedLeaves;
-        else if ((rc = WriteLeaves(caller, d.Machine, d, leaves, nrLeaves, out nrLeaves)) != 0) return rc;
+        else if ((rc = WriteLeaves(caller, m, d, leaves, nrLeaves, out nrLeaves)) != 0) return rc;
         if (msrs == 0) nrMsrs = MaxSerialisedMsrs;
         else if ((rc = WriteMsrs(caller, msrs, nrMsrs, out nrMsrs)) != 0) return rc;
-        return GuestMemory.WriteU32(caller, arg + Public.Domctl.cpu_policy_nr_leaves, nrLeaves)
-            && GuestMemory.WriteU32(caller, arg + Public.Domctl.cpu_policy_nr_msrs, nrMsrs) ? 0 : -Errno.EFAULT;
+        return GuestMemory.WriteU32(caller, nrLeavesAt, nrLeaves) && GuestMemory.WriteU32(caller, nrMsrsAt, nrMsrs) ? 0 : -Errno.EFAULT;
     }
 
     /// <summary>sysctl get_cpu_policy: raw/host/pv_max/pv_default are Microhv's PV policy (what it can give);
     /// HVM policies -EOPNOTSUPP; another index -EINVAL.</summary>
     public static long GetSystem(Vcpu caller, ulong arg)
     {
-        Machine m = caller.Domain.Machine;
         if (!GuestMemory.ReadU32(caller, arg + Public.Sysctl.cpu_policy_index, out uint index)
-            || !GuestMemory.ReadU32(caller, arg + Public.Sysctl.cpu_policy_nr_leaves, out uint nrLeaves)
-            || !GuestMemory.ReadU32(caller, arg + Public.Sysctl.cpu_policy_nr_msrs, out uint nrMsrs)
             || !GuestMemory.ReadU32(caller, arg + Public.Sysctl.cpu_policy_rsvd, out uint rsvd)
-            || !GuestMemory.ReadU64(caller, arg + Public.Sysctl.cpu_policy_leaves, out ulong leaves)
-            || !GuestMemory.ReadU64(caller, arg + Public.Sysctl.cpu_policy_msrs, out ulong msrs))
+            || !GuestMemory.ReadU64(caller, arg + Public.Sysctl.cpu_policy_msrs, out _))     // the whole struct, before any check (Xen copies it in)
             return -Errno.EFAULT;
         if (index > Public.Sysctl.XEN_SYSCTL_cpu_policy_hvm_default || rsvd != 0) return -Errno.EINVAL;
         if (index == Public.Sysctl.XEN_SYSCTL_cpu_policy_hvm_max || index == Public.Sysctl.XEN_SYSCTL_cpu_policy_hvm_default)
             return -Errno.EOPNOTSUPP;
-        long rc;
-        if (leaves == 0) nrLeaves = MaxSerialisedLeaves;
-        else if ((rc = WriteLeaves(caller, m, null, leaves, nrLeaves, out nrLeaves)) != 0) return rc;
-        if (msrs == 0) nrMsrs = MaxSerialisedMsrs;
-        else if ((rc = WriteMsrs(caller, msrs, nrMsrs, out nrMsrs)) != 0) return rc;
-        return GuestMemory.WriteU32(caller, arg + Public.Sysctl.cpu_policy_nr_leaves, nrLeaves)
-            && GuestMemory.WriteU32(caller, arg + Public.Sysctl.cpu_policy_nr_msrs, nrMsrs) ? 0 : -Errno.EFAULT;
+        return Serialise(caller, caller.Domain.Machine, null, arg + Public.Sysctl.cpu_policy_nr_leaves, arg + Public.Sysctl.cpu_policy_nr_msrs,
+            arg + Public.Sysctl.cpu_policy_leaves, arg + Public.Sysctl.cpu_policy_msrs);
     }
 
     /// <summary>sysctl get_cpu_featureset: a null buffer asks for the word count; otherwise as many words as
