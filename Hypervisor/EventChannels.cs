@@ -111,15 +111,21 @@ public sealed unsafe class EventChannels
     /// <summary>
     /// Xen's evtchn_2l_set_pending: set the pending bit; if it was clear and the port is unmasked,
     /// set the selector bit and, if that was clear, raise the upcall and wake the vCPU. Pollers of
-    /// the port wake whether or not it is masked.
+    /// the port wake whether or not it is masked. The port's pending and mask words are found once
+    /// and written through the direct map (the hot half of every event send).
     /// </summary>
     public void SetPending(int port)
     {
-        if (!IsValidPort(port) || Domain.SharedInfoMfn == 0) return;
-        if (ChangeBit(SharedInfo.evtchn_pending, port, true)) return;
-        if (!TestBit(SharedInfo.evtchn_mask, port) && VcpuInfo.SetSelectorBit(Domain.Vcpu, port >> 6))
-            VcpuInfo.MarkEventsPending(Domain.Vcpu);
-        CheckPollers(port);
+        ulong mfn = Domain.SharedInfoMfn;
+        if ((uint)port >= Capacity || mfn == 0) return;
+        PhysicalMemory mem = Domain.Machine.Memory;
+        ulong word = (mfn << Layout.PageShift) + (ulong)(port >> 6) * 8;
+        ulong bit = 1UL << (port & 63);
+        ulong pending = mem.Read64(word + SharedInfo.evtchn_pending);
+        if ((pending & bit) != 0) return;
+        mem.Write64(word + SharedInfo.evtchn_pending, pending | bit);
+        if ((mem.Read64(word + SharedInfo.evtchn_mask) & bit) == 0) VcpuInfo.RaiseSelector(Domain.Vcpu, port >> 6);
+        if (Polling) CheckPollers(port);
     }
 
     private void ClearPending(int port) => ChangeBit(SharedInfo.evtchn_pending, port, false);
@@ -129,9 +135,8 @@ public sealed unsafe class EventChannels
     {
         if (!IsValidPort(port)) return -Errno.EINVAL;
         int p = (int)port;
-        if (ChangeBit(SharedInfo.evtchn_mask, p, false) && TestBit(SharedInfo.evtchn_pending, p)
-            && VcpuInfo.SetSelectorBit(Domain.Vcpu, p >> 6))
-            VcpuInfo.MarkEventsPending(Domain.Vcpu);
+        if (ChangeBit(SharedInfo.evtchn_mask, p, false) && TestBit(SharedInfo.evtchn_pending, p))
+            VcpuInfo.RaiseSelector(Domain.Vcpu, p >> 6);
         return 0;
     }
 

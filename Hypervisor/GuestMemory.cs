@@ -145,11 +145,21 @@ public static class GuestMemory
     /// grant (its maptrack holds them; the walk already checked the PTE allows the access).</summary>
     private static bool IsSharedWithGuest(Domain d, ulong mfn) => GrantTable.MapsGrantedFrame(d, mfn);
 
+    // The scalar accessors: the live copy inline, the software walk out of line (its walk path is a
+    // large local the common case should not have to clear on every call).
+
     public static bool ReadU8(Vcpu v, ulong va, out byte value)
     {
         value = 0;
         LiveGuestMemory live = LiveFor(v);
         if (live != null) return AccessOk(va, 1) && live.ReadU8(va, out value);
+        return ReadU8Walked(v, va, out value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool ReadU8Walked(Vcpu v, ulong va, out byte value)
+    {
+        value = 0;
         if (!Translate(v, va, false, out ulong ma)) return false;
         value = v.Domain.Machine.Memory.Read8(ma);
         return true;
@@ -161,7 +171,7 @@ public static class GuestMemory
         value = 0;
         LiveGuestMemory live = LiveFor(v);
         if (live != null) return AccessOk(va, 2) && live.ReadU16(va, out value);
-        if (!ReadU8(v, va, out byte lo) || !ReadU8(v, va + 1, out byte hi)) return false;
+        if (!ReadU8Walked(v, va, out byte lo) || !ReadU8Walked(v, va + 1, out byte hi)) return false;
         value = (ushort)(lo | hi << 8);
         return true;
     }
@@ -171,6 +181,13 @@ public static class GuestMemory
         value = 0;
         LiveGuestMemory live = LiveFor(v);
         if (live != null) return AccessOk(va, 4) && live.ReadU32(va, out value);
+        return ReadU32Walked(v, va, out value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool ReadU32Walked(Vcpu v, ulong va, out uint value)
+    {
+        value = 0;
         if (TranslateWithinPage(v, va, 4, false, out ulong ma))
         {
             value = v.Domain.Machine.Memory.Read32(ma);
@@ -178,7 +195,7 @@ public static class GuestMemory
         }
         for (int i = 0; i < 4; i++)
         {
-            if (!ReadU8(v, va + (ulong)i, out byte b)) return false;
+            if (!ReadU8Walked(v, va + (ulong)i, out byte b)) return false;
             value |= (uint)b << (8 * i);
         }
         return true;
@@ -189,6 +206,13 @@ public static class GuestMemory
         value = 0;
         LiveGuestMemory live = LiveFor(v);
         if (live != null) return AccessOk(va, 8) && live.ReadU64(va, out value);
+        return ReadU64Walked(v, va, out value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool ReadU64Walked(Vcpu v, ulong va, out ulong value)
+    {
+        value = 0;
         if (TranslateWithinPage(v, va, 8, false, out ulong ma))
         {
             value = v.Domain.Machine.Memory.Read64(ma);
@@ -196,7 +220,7 @@ public static class GuestMemory
         }
         for (int i = 0; i < 8; i++)
         {
-            if (!ReadU8(v, va + (ulong)i, out byte b)) return false;
+            if (!ReadU8Walked(v, va + (ulong)i, out byte b)) return false;
             value |= (ulong)b << (8 * i);
         }
         return true;
@@ -206,6 +230,12 @@ public static class GuestMemory
     {
         LiveGuestMemory live = LiveFor(v);
         if (live != null) return AccessOk(va, 1) && live.WriteU8(va, value);
+        return WriteU8Walked(v, va, value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool WriteU8Walked(Vcpu v, ulong va, byte value)
+    {
         if (!Translate(v, va, true, out ulong ma)) return false;
         v.Domain.Machine.Memory.Write8(ma, value);
         return true;
@@ -218,12 +248,18 @@ public static class GuestMemory
     {
         LiveGuestMemory live = LiveFor(v);
         if (live != null) return AccessOk(va, 4) && live.WriteU32(va, value);
+        return WriteU32Walked(v, va, value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool WriteU32Walked(Vcpu v, ulong va, uint value)
+    {
         if (TranslateWithinPage(v, va, 4, true, out ulong ma))
         {
             v.Domain.Machine.Memory.Write32(ma, value);
             return true;
         }
-        for (int i = 0; i < 4; i++) if (!WriteU8(v, va + (ulong)i, (byte)(value >> (8 * i)))) return false;
+        for (int i = 0; i < 4; i++) if (!WriteU8Walked(v, va + (ulong)i, (byte)(value >> (8 * i)))) return false;
         return true;
     }
 
@@ -231,12 +267,18 @@ public static class GuestMemory
     {
         LiveGuestMemory live = LiveFor(v);
         if (live != null) return AccessOk(va, 8) && live.WriteU64(va, value);
+        return WriteU64Walked(v, va, value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool WriteU64Walked(Vcpu v, ulong va, ulong value)
+    {
         if (TranslateWithinPage(v, va, 8, true, out ulong ma))
         {
             v.Domain.Machine.Memory.Write64(ma, value);
             return true;
         }
-        for (int i = 0; i < 8; i++) if (!WriteU8(v, va + (ulong)i, (byte)(value >> (8 * i)))) return false;
+        for (int i = 0; i < 8; i++) if (!WriteU8Walked(v, va + (ulong)i, (byte)(value >> (8 * i)))) return false;
         return true;
     }
 
@@ -328,7 +370,7 @@ public static class GuestMemory
             for (int i = 0; i < count; i++) Unsafe.Add(ref first, i) = mem.Read64(ma + (ulong)i * 8);
             return true;
         }
-        for (int i = 0; i < count; i++) if (!ReadU64(v, va + (ulong)i * 8, out Unsafe.Add(ref first, i))) return false;
+        for (int i = 0; i < count; i++) if (!ReadU64Walked(v, va + (ulong)i * 8, out Unsafe.Add(ref first, i))) return false;
         return true;
     }
 
@@ -353,7 +395,7 @@ public static class GuestMemory
             for (int i = 0; i < count; i++) mem.Write64(ma + (ulong)i * 8, Unsafe.Add(ref first, i));
             return true;
         }
-        for (int i = 0; i < count; i++) if (!WriteU64(v, va + (ulong)i * 8, Unsafe.Add(ref first, i))) return false;
+        for (int i = 0; i < count; i++) if (!WriteU64Walked(v, va + (ulong)i * 8, Unsafe.Add(ref first, i))) return false;
         return true;
     }
 }

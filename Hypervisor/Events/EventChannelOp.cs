@@ -13,6 +13,7 @@ namespace Microhv.Hypervisor.Events;
 /// </summary>
 public static class EventChannelOp
 {
+    [System.Runtime.CompilerServices.SkipLocalsInit]        // the ports below are written by their read before any use
     public static long Do(Vcpu v, ulong cmd, ulong arg)
     {
         switch ((int)(uint)cmd)

@@ -38,17 +38,19 @@ public static class VcpuInfo
         if (a != 0) v.Domain.Machine.Memory.Write8(a + SharedInfo.evtchn_upcall_mask, 0);
     }
 
-    /// <summary>Sets selector bit <paramref name="word"/>; true when it was clear (Xen's test_and_set_bit).</summary>
-    public static bool SetSelectorBit(Vcpu v, int word)
+    /// <summary>Xen's test_and_set_bit of selector bit <paramref name="word"/> and, when it was clear,
+    /// vcpu_mark_events_pending: the second half of a port becoming pending and unmasked.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static void RaiseSelector(Vcpu v, int word)
     {
         ulong a = Address(v);
-        if (a == 0) return false;
+        if (a == 0) return;
         PhysicalMemory mem = v.Domain.Machine.Memory;
         ulong sel = mem.Read64(a + SharedInfo.evtchn_pending_sel);
         ulong bit = 1UL << word;
-        if ((sel & bit) != 0) return false;
+        if ((sel & bit) != 0) return;
         mem.Write64(a + SharedInfo.evtchn_pending_sel, sel | bit);
-        return true;
+        MarkEventsPending(v, a, mem);
     }
 
     /// <summary>Xen's vcpu_mark_events_pending: raise evtchn_upcall_pending and kick the vCPU if it
@@ -56,8 +58,12 @@ public static class VcpuInfo
     public static void MarkEventsPending(Vcpu v)
     {
         ulong a = Address(v);
-        if (a == 0) return;
-        PhysicalMemory mem = v.Domain.Machine.Memory;
+        if (a != 0) MarkEventsPending(v, a, v.Domain.Machine.Memory);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void MarkEventsPending(Vcpu v, ulong a, PhysicalMemory mem)
+    {
         if (mem.Read8(a + SharedInfo.evtchn_upcall_pending) != 0) return;
         mem.Write8(a + SharedInfo.evtchn_upcall_pending, 1);
         v.Domain.EventChannels.Wake();
