@@ -280,7 +280,7 @@ public sealed unsafe class EventChannels
     /// console → the hypervisor drains the ring.</summary>
     public long Send(long port)
     {
-        if (!IsValidPort(port)) return -Errno.EINVAL;
+        if ((ulong)port >= Capacity) return -Errno.EINVAL;
         int p = (int)port;
         switch (_state[p])
         {

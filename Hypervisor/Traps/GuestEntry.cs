@@ -122,7 +122,7 @@ public sealed class GuestEntry
             ExitActions quick = ExitActions.None;
             if (TrapBounce.UpcallDeliverable(v))
             {
-                if (!v.KernelMode || !TrapBounce.CreateBounceFrame(v, ref frame, v.EventCallback, TrapBounce.TBF_INTERRUPT, 0))
+                if (!v.KernelMode || !TrapBounce.DeliverEventUpcallInline(v, ref frame))
                     return SlowExit(ref frame, false, false, enteredInKernelMode);   // to kernel mode, or the domain crashed
                 quick = ExitActions.Upcall;
             }

@@ -30,7 +30,7 @@ public static class GuestTraps
     /// <summary>GuestEntry calls this for an exception (vector &lt; 32 in regs.Vector, error code in
     /// regs.ErrorCode) raised while the guest ran; <paramref name="cr2"/> is the CPU's CR2 for #PF. A
     /// domain it crashes is seen by the exit path from the domain's state, the one record of it.
-    /// Inlined into the trap entry, so a plain bounce (the default case) is one call, CreateBounceFrame's.</summary>
+    /// Inlined into the trap entry, with a plain bounce's frame built there too (the default case: no call).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static void HandleException(Vcpu v, ref TrapFrame regs, ulong cr2)
     {
@@ -40,7 +40,7 @@ public static class GuestTraps
         if ((uint)vector < 32 && (DecidedHere & (1u << vector)) == 0)
         {
             bool hasError = (TrapBounce.ExceptionsWithErrorCode & (1u << vector)) != 0;
-            TrapBounce.Bounce(v, ref regs, vector, hasError, hasError ? err : 0, 0);
+            TrapBounce.BounceException(v, ref regs, vector, hasError, hasError ? err : 0);
             return;
         }
         switch (vector)

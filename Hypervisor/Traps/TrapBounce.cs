@@ -46,24 +46,38 @@ public static class TrapBounce
     /// Delivers exception <paramref name="vector"/> to the guest's trap-table handler (pv_inject_event
     /// for a hardware exception). For #PF, <paramref name="cr2"/> goes to vcpu_info.arch.cr2 and the
     /// error code's user bit is rewritten to say guest user vs guest kernel. False when the domain was
-    /// crashed instead (no handler, or the frame could not be written). Inlined into its callers
-    /// (the trap entry's exception path among them), so the bounce is one frame, CreateBounceFrame's.
+    /// crashed instead (no handler, or the frame could not be written). Inlined into its callers; the
+    /// frame itself is built by CreateBounceFrame's call.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static bool Bounce(Vcpu v, ref TrapFrame regs, int vector, bool hasErrorCode, ulong errorCode, ulong cr2)
     {
-        if (vector < 0 || vector > 255) { v.Domain.Crash("bounce of an invalid vector"); return false; }
-        ref TrapInfo ti = ref v.TrapTable[vector];
-        int flags = TBF_EXCEPTION;
         if (vector == VectorPF) errorCode = PageFaultErrorCode(v, errorCode, cr2);
-        if (hasErrorCode) flags |= TBF_EXCEPTION_ERRCODE;
-        if (ArchX86.TI_GET_IF(ti.Flags)) flags |= TBF_INTERRUPT;
-        if (ti.Address == 0)
+        return BounceThroughTrapTable(v, ref regs, vector, hasErrorCode, errorCode, false);
+    }
+
+    /// <summary>The trap entry's plain bounce (an exception with nothing to emulate, never #PF): as
+    /// <see cref="Bounce"/>, with the frame built in the caller's own frame (the hot path of a guest
+    /// exception is then one C# frame, the trap entry's).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static bool BounceException(Vcpu v, ref TrapFrame regs, int vector, bool hasErrorCode, ulong errorCode)
+        => BounceThroughTrapTable(v, ref regs, vector, hasErrorCode, errorCode, true);
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool BounceThroughTrapTable(Vcpu v, ref TrapFrame regs, int vector, bool hasErrorCode, ulong errorCode, bool frameInline)
+    {
+        if ((uint)vector > 255) { v.Domain.Crash("bounce of an invalid vector"); return false; }
+        ref TrapInfo ti = ref v.TrapTable[vector];
+        ulong handler = ti.Address;
+        if (handler == 0)
         {
             CrashNoHandler(v, ref regs, vector);
             return false;
         }
-        return CreateBounceFrame(v, ref regs, ti.Address, flags, errorCode);
+        int flags = TBF_EXCEPTION;
+        if (hasErrorCode) flags |= TBF_EXCEPTION_ERRCODE;
+        if (ArchX86.TI_GET_IF(ti.Flags)) flags |= TBF_INTERRUPT;
+        return frameInline ? PushBounceFrame(v, ref regs, handler, flags, errorCode) : CreateBounceFrame(v, ref regs, handler, flags, errorCode);
     }
 
     /// <summary>#PF: the faulting address goes to vcpu_info.arch.cr2 and the error code's user bit says
@@ -98,6 +112,12 @@ public static class TrapBounce
     /// </summary>
     public static bool DeliverEventUpcall(Vcpu v, ref TrapFrame regs)
         => UpcallDeliverable(v) && CreateBounceFrame(v, ref regs, v.EventCallback, TBF_INTERRUPT, 0);
+
+    /// <summary>The common exit's upcall to a vCPU in guest kernel mode (GuestEntry.Exit): the frame is
+    /// built in the exit's own frame.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static bool DeliverEventUpcallInline(Vcpu v, ref TrapFrame regs)
+        => PushBounceFrame(v, ref regs, v.EventCallback, TBF_INTERRUPT, 0);
 
     /// <summary>An event is pending in vcpu_info, delivery is not masked and the guest has a callback.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
@@ -134,18 +154,24 @@ public static class TrapBounce
     /// push the frame, and point the registers at <paramref name="handler"/> on FLAT_KERNEL_CS. A stack
     /// in the hypervisor's hole or a frame that faults crashes the domain, as Xen does.
     /// </summary>
-    [System.Runtime.CompilerServices.SkipLocalsInit]        // the frame struct is filled before it is copied
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     public static bool CreateBounceFrame(Vcpu v, ref TrapFrame regs, ulong handler, int flags, ulong errorCode)
+        => PushBounceFrame(v, ref regs, handler, flags, errorCode);
+
+    /// <summary>CreateBounceFrame's body, inlined where the bounce is the hot path (a plain exception,
+    /// an upcall on the common exit).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    [System.Runtime.CompilerServices.SkipLocalsInit]        // the frame struct is filled before it is copied
+    private static bool PushBounceFrame(Vcpu v, ref TrapFrame regs, ulong handler, int flags, ulong errorCode)
     {
         Domain d = v.Domain;
         if (handler == 0) { d.Crash("bounce to a null handler"); return false; }
         ulong cs = regs.Cs & 0xFFFF;
         ulong sp;
-        bool toggled = false;
-        if (!v.KernelMode)
+        bool toggled = !v.KernelMode;
+        if (toggled)
         {
             ToggleGuestMode(v);
-            toggled = true;
             sp = v.KernelSp;
         }
         else
@@ -155,9 +181,7 @@ public static class TrapBounce
         }
         sp &= ~0xFUL;                            // frames are 16-byte aligned
         // The stack must lie in the lower half, or above the hypervisor's range plus a frame.
-        bool lowHalf = sp <= Xen.HYPERVISOR_VIRT_START;
-        bool aboveHole = sp >= Xen.HYPERVISOR_VIRT_END + 8 * 8;
-        if (!lowHalf && !aboveHole)
+        if (sp > Xen.HYPERVISOR_VIRT_START && sp < Xen.HYPERVISOR_VIRT_END + 8 * 8)
         {
             if (toggled) ToggleGuestMode(v);
             d.Crash("bounce frame: guest stack pointer in the hypervisor's range");
@@ -166,15 +190,14 @@ public static class TrapBounce
 
         ulong info = VcpuInfo.Address(v);
         PhysicalMemory mem = d.Machine.Memory;
-        byte savedMask = info == 0 ? (byte)1 : mem.Read8(info + SharedInfo.evtchn_upcall_mask);
-
-        ulong rflags = regs.Rflags & ~(ArchX86.X86_EFLAGS_IF | ArchX86.X86_EFLAGS_IOPL);
-        if (savedMask == 0) rflags |= ArchX86.X86_EFLAGS_IF;
-        if ((d.VmAssist & (1UL << Xen.VMASST_TYPE_architectural_iopl)) != 0) rflags |= ((ulong)v.Iopl & 3) << 12;
+        ulong savedMask = info == 0 ? 1UL : mem.Read8(info + SharedInfo.evtchn_upcall_mask);
 
         BounceFrame f;
         f.Rip = regs.Rip;
-        f.Cs = cs | ((ulong)savedMask << 32);
+        f.Cs = cs | (savedMask << 32);
+        ulong rflags = regs.Rflags & ~(ArchX86.X86_EFLAGS_IF | ArchX86.X86_EFLAGS_IOPL);
+        if (savedMask == 0) rflags |= ArchX86.X86_EFLAGS_IF;
+        if ((d.VmAssist & (1UL << Xen.VMASST_TYPE_architectural_iopl)) != 0) rflags |= ((ulong)v.Iopl & 3) << 12;
         f.Rflags = rflags;
         f.Rsp = regs.Rsp;
         f.Ss = regs.Ss & 0xFFFF;
@@ -204,9 +227,8 @@ public static class TrapBounce
         if ((flags & TBF_INTERRUPT) != 0 && info != 0) mem.Write8(info + SharedInfo.evtchn_upcall_mask, 1);
 
         // IA32 semantics of a trap: TF, VM, RF, NT cleared; AC too, so the kernel is not alignment-checked.
-        regs.Rflags &= ~(ArchX86.X86_EFLAGS_AC | ArchX86.X86_EFLAGS_VM | ArchX86.X86_EFLAGS_RF |
-                         ArchX86.X86_EFLAGS_NT | ArchX86.X86_EFLAGS_TF);
-        regs.Rflags |= ArchX86.X86_EFLAGS_IF | ArchX86.X86_EFLAGS_MBS;
+        regs.Rflags = (regs.Rflags & ~(ArchX86.X86_EFLAGS_AC | ArchX86.X86_EFLAGS_VM | ArchX86.X86_EFLAGS_RF |
+                         ArchX86.X86_EFLAGS_NT | ArchX86.X86_EFLAGS_TF)) | ArchX86.X86_EFLAGS_IF | ArchX86.X86_EFLAGS_MBS;
         regs.Ss = Xen.FLAT_KERNEL_SS64;
         regs.Rsp = frame;
         regs.Cs = Xen.FLAT_KERNEL_CS64;

@@ -49,6 +49,7 @@ internal static unsafe class PvCpu
     /// as a runtime export (no transition frame); a SYSCALL has its own entry below. Returns the exit
     /// stub's bits (<see cref="ExitActions.StubOnly"/>: SYSRET, CR0.TS).</summary>
     [RuntimeExport("guest_trap_dispatch")]
+    [SkipLocalsInit]        // the inlined bounce frame is filled before it is copied
     private static int OnGuestTrap(TrapFrame* frame, byte* guestXmm, uint cpu)
     {
         GuestEntry entry = Entries[cpu];
@@ -114,6 +115,7 @@ internal static unsafe class PvCpu
     /// common hypercall runs here in one frame: GuestEntry.Syscall, the table dispatch and the exit
     /// decision are inlined, and an exit that needs only SYSRET and CR0.TS returns straight to the stub.</summary>
     [RuntimeExport("syscall_dispatch")]
+    [SkipLocalsInit]        // the inlined bounce frame and iret context are filled before they are read
     private static int OnSyscall(TrapFrame* frame, byte* guestXmm, uint cpu)
     {
         GuestEntry entry = Entries[cpu];
