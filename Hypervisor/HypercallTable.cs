@@ -127,11 +127,15 @@ public static unsafe class HypercallTable
     private static long domctl(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => Domctl.Do(v, a1);
 
     /// <summary>iret replaces the whole frame; like Xen's do_iret it returns the restored RAX, which
-    /// the dispatcher writes back.</summary>
+    /// the dispatcher writes back. The dispatcher calls <see cref="Iret"/> directly; the row keeps the
+    /// table complete.</summary>
+    private static long iret(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => Iret(v, ref r);
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     [System.Runtime.CompilerServices.SkipLocalsInit]
-    private static long iret(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5)
+    internal static long Iret(Vcpu v, ref TrapFrame r)
     {
-        Iret.Do(v, ref r);
+        Traps.Iret.Do(v, ref r);
         return (long)r.Rax;
     }
 }

@@ -15,7 +15,17 @@ public static unsafe class Hypercalls
     public static void Dispatch(Vcpu v, ref TrapFrame regs)
     {
         Continuation.Begin(v);
-        long result = Call(v, ref regs, regs.Rax, regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8);
+        ulong nr = regs.Rax;
+        // iret, the way back from every bounced exception and event upcall, is called directly (inlined
+        // here) before the table, as Xen 4.17's pv_hypercall does with its priority-1 hypercalls
+        // (hypercall-defs.c, call_handlers_pv64). Multicall entries go through the table.
+        long result;
+        if (nr == Xen.__HYPERVISOR_iret)
+        {
+            v.Domain.HypercallCounts[Xen.__HYPERVISOR_iret]++;
+            result = HypercallTable.Iret(v, ref regs);
+        }
+        else result = Call(v, ref regs, nr, regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8);
         if (!Continuation.Apply(v, ref regs)) regs.Rax = (ulong)result;   // a continuation re-issues the call instead
     }
 
