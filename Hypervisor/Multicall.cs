@@ -12,7 +12,7 @@ namespace Microhv.Hypervisor;
 /// replaces the register frame from the iret context on the guest's stack, its result (the restored
 /// RAX) is written back as far as the new address space allows and is the multicall's return value.
 /// The batch stops when the domain stops running (it shut down or crashed mid-batch).
-/// Like Xen, it is preemptible: between entries, and when an entry's call ends in a continuation
+/// Like Xen, it is preemptible: between entries (at once after an entry that blocked or yielded), and when an entry's call ends in a continuation
 /// (whose arguments are then written back into the entry), the multicall continues itself from
 /// that entry, so neither the count nor one entry's work is unbounded.
 /// </summary>
@@ -29,7 +29,7 @@ public static class Multicall
         {
             if (d.State == DomainState.Shutdown || d.State == DomainState.Crashed) break;
             ulong entry = calls + (ulong)i * EntrySize;
-            if (i != 0 && Continuation.PreemptCheck(v)) return Continuation.Create(v, Xen.__HYPERVISOR_multicall, entry, nr - i);
+            if (i != 0 && (GaveUpTheCpu(v) || Continuation.PreemptCheck(v))) return Continuation.Create(v, Xen.__HYPERVISOR_multicall, entry, nr - i);
             if (!GuestMemory.ReadU64(v, entry + OffsetOp, out ulong op)) return -Errno.EFAULT;
             long result;
             if (!HypercallTable.AllowedInMulticall(op)) result = -Errno.EINVAL;
@@ -53,6 +53,10 @@ public static class Multicall
         }
         return 0;
     }
+
+    /// <summary>An entry blocked or yielded: Xen's hypercall_preempt_check then sees the scheduler's softirq
+    /// pending, so the batch stops there and continues itself from the next entry once the vCPU runs again.</summary>
+    private static bool GaveUpTheCpu(Vcpu v) => (v.PendingExitWork & Traps.ExitWork.Reschedule) != 0;
 
     /// <summary>The entry's call recorded a continuation: its new arguments go back into the entry
     /// and the multicall is continued from it (Xen's MCSF_call_preempted). If the entry cannot be

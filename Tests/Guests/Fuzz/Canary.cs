@@ -3,14 +3,20 @@ namespace Microhv.Guests.Fuzz;
 /// <summary>
 /// mode=canary: a domain that only holds a pattern. It fills its spare pages with words naming
 /// their own frame and offset, re-checks them between short polls, and ends when every fuzzer
-/// (fuzzers=N) has signalled it is done on an event channel it offered that fuzzer
-/// (EVTCHNOP_alloc_unbound), or fails after <c>wait=</c> seconds (default 600). Any changed word is a hypervisor failure: it is printed and the
-/// canary crashes. The fuzzers look for the pattern in what they manage to map (a leak).
+/// (fuzzers=N, domains 1..N) has shut down, or fails after <c>wait=</c> seconds (default 600). It
+/// learns that from the hypervisor (domctl getdomaininfo: it is the initial, control domain), not
+/// from the fuzzers: a fuzzer can send any event or write any text, but it cannot make its domain
+/// shut down without ending, so no fuzzer can end the watch early. The verdict goes out on the
+/// canary's own console (the initial domain's lines are the only unprefixed ones) and in its exit:
+/// poweroff with code 0 only when the pattern held to the end, crash otherwise. The fuzzers look
+/// for the pattern in what they manage to map (a leak).
 /// </summary>
 internal static unsafe class Canary
 {
     public const ulong Magic = 0xCA7A11E5UL << 32;
     private const int FirstPage = 1, Pages = 47;
+    private const ulong Domctl = 36, XEN_DOMCTL_getdomaininfo = 5, XEN_DOMCTL_INTERFACE_VERSION = 0x15;
+    private const uint XEN_DOMINF_shutdown = 1u << 2, XEN_DOMINF_blocked = 1u << 4;
 
     public static ulong Word(ulong mfn, ulong index) => Magic | (mfn & 0xFFFFF) << 12 | index;
 
@@ -22,16 +28,7 @@ internal static unsafe class Canary
             ulong mfn = Guest.MfnOf(page);
             for (ulong i = 0; i < 512; i++) page[i] = Word(mfn, i);
         }
-        uint* ports = stackalloc uint[8];
         if (fuzzers > 8) fuzzers = 8;
-        uint* alloc = stackalloc uint[3];
-        for (int f = 0; f < fuzzers; f++)
-        {
-            alloc[0] = 0x7FF0 | (uint)(1 + f) << 16;   // dom SELF, remote_dom f+1
-            alloc[1] = 0;
-            long rc = Hypercall.EventChannelOp(Xen.EVTCHNOP_alloc_unbound, alloc);
-            ports[f] = rc == 0 ? alloc[1] : 0;   // struct evtchn_alloc_unbound {dom, remote_dom; port}
-        }
         XenConsole.Write("fuzz: canary holds ");
         XenConsole.Dec(Pages);
         XenConsole.Write(" pages for ");
@@ -39,36 +36,52 @@ internal static unsafe class Canary
         XenConsole.Line(" fuzzers");
 
         ulong checks = 0;
-        int done = 0;
-        bool* seen = stackalloc bool[8];
         ulong* poll = stackalloc ulong[3];
         ulong deadline = Guest.SystemTime(out uint _) + seconds * 1000000000UL;
         while (true)
         {
             Check();
             checks++;
-            if (done == fuzzers) break;
+            int running = 0;
+            for (int f = 1; f <= fuzzers; f++) if (!HasShutDown((ushort)f, out _)) running++;
+            if (running == 0) break;
             if (Guest.SystemTime(out uint _) > deadline)
             {
                 XenConsole.Write("fuzz: canary: ");
-                XenConsole.Dec(fuzzers - done);
+                XenConsole.Dec(running);
                 XenConsole.Line(" fuzzers did not finish in time");
+                for (int f = 1; f <= fuzzers; f++)
+                {
+                    if (HasShutDown((ushort)f, out uint flags)) continue;
+                    XenConsole.Write("fuzz: canary: d"); XenConsole.Dec(f);
+                    XenConsole.Line((flags & XEN_DOMINF_blocked) != 0 ? " is still running, blocked" : " is still running");
+                }
                 Hypercall.Shutdown(Xen.SHUTDOWN_crash);
             }
-            poll[0] = (ulong)ports; poll[1] = (ulong)fuzzers; poll[2] = Guest.SystemTime(out uint _) + 5000000;
+            poll[0] = 0; poll[1] = 0; poll[2] = Guest.SystemTime(out uint _) + 5000000;   // no ports: sleep 5 ms
             Hypercall.SchedOp(Xen.SCHEDOP_poll, poll);
-            ulong* pending = (ulong*)(Guest.SharedInfo + Xen.SH_evtchn_pending);
-            for (int f = 0; f < fuzzers; f++)
-            {
-                uint port = ports[f];
-                if (seen[f] || port == 0) continue;
-                if (Cpu.TestAndClearBit(&pending[port / 64], (int)(port % 64)) != 0) { seen[f] = true; done++; }
-            }
         }
+        Check();
         XenConsole.Write("fuzz: canary intact after ");
-        XenConsole.Udec(checks);
+        XenConsole.Udec(checks + 1);
         XenConsole.Line(" checks");
         Hypercall.Shutdown(Xen.SHUTDOWN_poweroff);
+    }
+
+    /// <summary>domctl getdomaininfo for domain <paramref name="id"/>: shut down (or gone: Xen answers with the
+    /// next domain up, or -ESRCH past the last one).</summary>
+    private static bool HasShutDown(ushort id, out uint flags)
+    {
+        ulong* domctl = stackalloc ulong[18];                 // struct xen_domctl, 144 bytes
+        for (int i = 0; i < 18; i++) domctl[i] = 0;
+        ((uint*)domctl)[0] = (uint)XEN_DOMCTL_getdomaininfo;
+        ((uint*)domctl)[1] = (uint)XEN_DOMCTL_INTERFACE_VERSION;
+        ((ushort*)domctl)[4] = id;
+        long rc = Hypercall.Call1(Domctl, (ulong)domctl);
+        flags = ((uint*)domctl)[5];                           // u.getdomaininfo.flags (u at 16, flags at 4)
+        if (rc != 0) return true;
+        if (((ushort*)domctl)[8] != id) return true;          // u.getdomaininfo.domain: a later one
+        return (flags & XEN_DOMINF_shutdown) != 0;
     }
 
     private static void Check()

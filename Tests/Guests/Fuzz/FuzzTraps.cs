@@ -16,13 +16,15 @@ public struct TrapFrame
 /// are resumed instead: #NM (the hypervisor clears the virtual CR0.TS when it delivers it, as Xen
 /// does, so the instruction is retried), #DB (debug registers a call armed: cleared) and the event
 /// upcall (events stay masked: pending bits are cleared, the frame's IF too). A trap outside a call
-/// is the fuzzer's own bug or the hypervisor's: it is reported and the domain crashes.
+/// is the fuzzer's own bug or the hypervisor's: it is reported and the domain crashes. A trap inside a
+/// hypercall counts as unexpected when it is at our own code; at any other address it is "wild": the
+/// call sent us there through a callback or frame it registered itself.
 /// </summary>
 internal static unsafe class FuzzTraps
 {
     public const ulong VectorEvent = 0x100, VectorFailsafe = 0x101;
     public static bool InCall, InProbe;
-    public static ulong Traps, Unexpected, NmTraps;
+    public static ulong Traps, Unexpected, NmTraps, Wild;
     public static ulong LastVector, LastRip, LastError;
     private static int s_nmInRow;
     /// <summary>Where vcpu_info lives if a call moved it (VCPUOP_register_vcpu_info on the victim page), else 0.</summary>
@@ -86,7 +88,14 @@ internal static unsafe class FuzzTraps
         LastVector = f->Vector; LastRip = f->Rip; LastError = f->ErrorCode;
         if (InCall)
         {
-            if (!InProbe) Unexpected++;
+            // A trap at an address outside our image comes from a control transfer the call itself set up
+            // (a junk event or failsafe callback registered by one multicall entry and entered when another
+            // let an upcall through): our doing, as it would be on Xen. Inside our image it is a fault the
+            // hypercall instruction should not have raised.
+            bool ours = f->Rip >= Guest.Layout->ImageStart && f->Rip < Guest.Layout->ImageEnd;
+            if (InProbe) { }
+            else if (ours) Unexpected++;
+            else Wild++;
             f->Rip = Cpu.Symbol(Cpu.SymCheckAbort);
             return;
         }

@@ -3,10 +3,12 @@
 # domains per boot, boots of consecutive seeds until SEEDS seeds have run. Prints each boot's result,
 # the calls per second, and every failing seed with the log it left (a failing seed is replayed with
 # log=1 logfrom=K on its module line to see its calls).
-#   Tests/Guests/Fuzz/campaign.sh [--seeds N] [--first S] [--calls N] [--fuzzers N] [--timeout SECONDS]
+#   Tests/Guests/Fuzz/campaign.sh [--seeds N] [--first S] [--calls N] [--fuzzers N] [--timeout SECONDS] [--out DIR] [--log-from K]
+# --out: where the ISO and the boots' logs go (default build/fuzz-campaign); --log-from K: every fuzzer
+# logs its calls from call K on (log=1 logfrom=K).
 set -u
 cd "$(dirname "$0")/../../.."
-seeds=40 first=1000 calls=1000000 fuzzers=4 timeout=1800
+seeds=40 first=1000 calls=1000000 fuzzers=4 timeout=1800 out=build/fuzz-campaign logfrom=
 while [ $# -gt 0 ]; do
     case "$1" in
         --seeds) seeds=$2; shift 2 ;;
@@ -14,12 +16,13 @@ while [ $# -gt 0 ]; do
         --calls) calls=$2; shift 2 ;;
         --fuzzers) fuzzers=$2; shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
-        *) echo "usage: $0 [--seeds N] [--first S] [--calls N] [--fuzzers N] [--timeout SECONDS]" >&2; exit 2 ;;
+        --out) out=$2; shift 2 ;;
+        --log-from) logfrom=$2; shift 2 ;;
+        -h|--help|*) echo "usage: $0 [--seeds N] [--first S] [--calls N] [--fuzzers N] [--timeout SECONDS] [--out DIR] [--log-from K]" >&2; exit 2 ;;
     esac
 done
 dotnet build Kernel/Kernel.csproj -nologo -v q >/dev/null || exit 1
 dotnet build Tests/Guests/Fuzz/Fuzz.csproj -nologo -v q >/dev/null || exit 1
-out=build/fuzz-campaign
 mkdir -p "$out"
 total=0 failed=0 start=$(date +%s)
 seed=$first
@@ -27,7 +30,7 @@ while [ $((seed - first)) -lt "$seeds" ]; do
     args=(build/fuzz.elf "name=canary pages=2048 initial -- mode=canary fuzzers=$fuzzers wait=$timeout")
     list=""
     for ((f = 0; f < fuzzers && seed - first < seeds; f++, seed++)); do
-        args+=(build/fuzz.elf "name=fuzz$seed pages=2048 -- seed=$seed calls=$calls")
+        args+=(build/fuzz.elf "name=fuzz$seed pages=2048 -- seed=$seed calls=$calls${logfrom:+ log=1 logfrom=$logfrom}")
         list="$list $seed"
     done
     n=$(( $(echo $list | wc -w) ))
