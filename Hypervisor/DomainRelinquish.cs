@@ -42,14 +42,18 @@ public static class DomainRelinquish
         d.Vcpu.VcpuInfoAddress = 0;
         FrameTable ft = m.FrameTable;
         GrantTable gt = GrantTable.Of(d);
-        bool granted = gt != null && AnyPinned(gt);      // rare: then each frame is checked against the pins
+        // Frames another domain maps through a grant (and then the grant table's frames) are marked first, so the
+        // walk asks one bit per frame: asking the grant table for each of a large domain's frames cost a second of
+        // `xl destroy` while a backend still mapped a grant (frames x entries).
+        bool granted = gt != null && MarkGranted(ft, gt, true);
         ulong kept = 0;
         for (ulong mfn = 0; mfn < ft.FrameCount; mfn++)
         {
             if (ft.OwnerOf(mfn) != d.DomainId) continue;
-            if (ft.ForeignRefs(mfn) != 0 || granted && StillGranted(d, mfn)) kept++;
+            if (ft.ForeignRefs(mfn) != 0 || granted && ft.IsMarked(mfn)) kept++;
             else FreeFrame(m, mfn);
         }
+        if (granted) MarkGranted(ft, gt, false);
         d.FramesKept = kept;
         if (gt != null && !granted) gt.NrFrames = gt.NrStatusFrames = 0;   // its frames went with the others
         d.NrPages = 0;
@@ -121,6 +125,25 @@ public static class DomainRelinquish
             if (gt.ActiveMfn(r) == mfn) return true;
         }
         return anyPinned && GrantTable.IsGrantFrame(d, mfn);
+    }
+
+    /// <summary>Sets (or clears) the frame table's scratch mark on every frame a pinned grant of <paramref name="gt"/>
+    /// maps and, when any is pinned, on the grant table's own frames: what <see cref="StillGranted"/> answers frame by
+    /// frame, for all frames at once. True when some grant is pinned.</summary>
+    private static bool MarkGranted(FrameTable ft, GrantTable gt, bool mark)
+    {
+        bool anyPinned = false;
+        uint entries = gt.NrEntries;
+        for (uint r = 0; r < entries; r++)
+        {
+            if (!gt.IsPinned(r)) continue;
+            anyPinned = true;
+            ft.SetMarked(gt.ActiveMfn(r), mark);
+        }
+        if (!anyPinned) return false;
+        for (int i = 0; i < gt.NrFrames; i++) ft.SetMarked(gt.Frames[i], mark);
+        for (int i = 0; i < gt.NrStatusFrames; i++) ft.SetMarked(gt.StatusFrames[i], mark);
+        return true;
     }
 
     private static bool AnyPinned(GrantTable gt)

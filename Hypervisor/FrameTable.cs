@@ -33,7 +33,7 @@ public sealed class FrameTable
     /// <summary>Mappings of the frame in page tables of domains other than its owner (privcmd's foreign
     /// maps): while any remains, a dead owner's frame is kept, not given back.</summary>
     private readonly uint[] _foreignRefs;
-    private const byte FlagPinned = 1, FlagValidated = 2;
+    private const byte FlagPinned = 1, FlagValidated = 2, FlagMarked = 4;
     public readonly ulong FrameCount;
 
     public FrameTable(ulong frameCount)
@@ -76,4 +76,10 @@ public sealed class FrameTable
     public void SetRefCount(ulong mfn, uint count) { if (mfn < FrameCount) _refCount[mfn] = count; }
     public void SetPinned(ulong mfn, bool pinned) { if (mfn < FrameCount) _flags[mfn] = (byte)(pinned ? _flags[mfn] | FlagPinned : _flags[mfn] & ~FlagPinned); }
     public void SetValidated(ulong mfn, bool validated) { if (mfn < FrameCount) _flags[mfn] = (byte)(validated ? _flags[mfn] | FlagValidated : _flags[mfn] & ~FlagValidated); }
+
+    /// <summary>A scratch mark for one walk over the frames that must not ask a per-frame question of another
+    /// structure (DomainRelinquish marks a dead domain's still-granted frames, walks, then clears the marks);
+    /// clear between walks.</summary>
+    public bool IsMarked(ulong mfn) => mfn < FrameCount && (_flags[mfn] & FlagMarked) != 0;
+    public void SetMarked(ulong mfn, bool marked) { if (mfn < FrameCount) _flags[mfn] = (byte)(marked ? _flags[mfn] | FlagMarked : _flags[mfn] & ~FlagMarked); }
 }

@@ -122,6 +122,35 @@ public class GrantMapTests
     }
 
     [Fact]
+    public void A_dead_granter_keeps_exactly_the_frames_its_pinned_grants_map_and_leaves_no_scratch_mark()
+    {
+        // Two grants mapped, one granted but not mapped: the walk keeps the two mapped frames and the grant
+        // table's frame, gives back everything else (the unmapped grant's frame too), and clears its marks.
+        Grant(7, GTF_permit_access, 2, A.Data[0]);
+        Grant(9, GTF_permit_access | GTF_readonly, 2, A.Data[1]);
+        Grant(11, GTF_permit_access, 2, A.Data[2]);
+        Assert.Equal(GNTST_okay, Map(HostVa, GNTMAP_host_map, 7, 1, out uint first));
+        Assert.Equal(GNTST_okay, Map(MmGuest.Va(21), GNTMAP_host_map | GNTMAP_readonly, 9, 1, out uint second));
+        A.Dom.State = DomainState.Shutdown;
+        DomainRelinquish.ReleaseDead(T.Machine, B.V);
+        Assert.Equal(3UL, A.Dom.FramesKept);
+        Assert.Equal((ushort)1, T.FrameTable.OwnerOf(A.Data[0]));
+        Assert.Equal((ushort)1, T.FrameTable.OwnerOf(A.Data[1]));
+        Assert.Equal((ushort)1, T.FrameTable.OwnerOf(Gt.Frames[0]));
+        Assert.Equal(FrameTable.OwnerNone, T.FrameTable.OwnerOf(A.Data[2]));
+        Assert.Equal(FrameTable.OwnerNone, T.FrameTable.OwnerOf(A.Data[3]));
+        for (ulong mfn = 0; mfn < T.FrameTable.FrameCount; mfn++) Assert.False(T.FrameTable.IsMarked(mfn), $"frame {mfn} is still marked");
+
+        Assert.Equal(GNTST_okay, Unmap(HostVa, first));
+        Assert.Equal(FrameTable.OwnerNone, T.FrameTable.OwnerOf(A.Data[0]));
+        Assert.Equal(2UL, A.Dom.FramesKept);
+        Assert.Equal(GNTST_okay, Unmap(MmGuest.Va(21), second));
+        Assert.Equal(FrameTable.OwnerNone, T.FrameTable.OwnerOf(A.Data[1]));
+        Assert.Equal(FrameTable.OwnerNone, T.FrameTable.OwnerOf(Gt.Frames[0]));
+        Assert.Equal(0UL, A.Dom.FramesKept);
+    }
+
+    [Fact]
     public void A_dead_mapper_releases_its_mappings_of_another_domains_grants()
     {
         ulong frame = A.Data[0];
