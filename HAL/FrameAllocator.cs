@@ -102,6 +102,26 @@ public sealed class FrameAllocator : FrameSource
         return FrameStatus.Ok;
     }
 
+    /// <summary>
+    /// Turns the reserved frames lying wholly inside [start, start+length) free again (boot modules once their
+    /// domains are built, as Xen's discard_initial_images). Free, allocated and unmanaged frames are left alone;
+    /// the caller passes only ranges it knows are RAM. Returns how many frames became free.
+    /// </summary>
+    public ulong ReleaseReservedRange(ulong start, ulong length)
+    {
+        if (!Clamp(start, length, true, out ulong first, out ulong end)) return 0;
+        ulong released = 0;
+        for (ulong f = first; f < end; f++)
+        {
+            if (!IsBit(0, f) || !IsBit(_words, f)) continue;
+            ClearBit(_words, f);
+            _freeCount++;
+            released++;
+        }
+        if (released != 0 && (int)(first / 64) < _searchWord) _searchWord = (int)(first / 64);
+        return released;
+    }
+
     public override bool TryAllocateFrame(out ulong physicalAddress) => Allocate(out physicalAddress);
 
     /// <summary>Takes the lowest-numbered free frame at or after the search hint; false when none is free.</summary>

@@ -57,6 +57,29 @@ internal static unsafe class PhysicalMemoryMap
         return frames;
     }
 
+    /// <summary>
+    /// Once every domain is built from the boot modules (their kernels and initrds are copied into the domains'
+    /// own frames), the modules' frames are free memory, as Xen discards its initial images: the whole frames
+    /// of each module that lie in RAM the firmware's map calls available. Returns how many frames were released.
+    /// </summary>
+    public static ulong ReleaseModules(Multiboot2Info info, FrameAllocator frames)
+    {
+        ulong released = 0;
+        for (int m = 0; m < info.ModuleCount; m++)
+        {
+            info.GetModule(m, out ulong s, out ulong e, out _, out _);
+            if (e <= s) continue;
+            for (int i = 0; i < info.MemoryMapCount; i++)
+            {
+                info.GetMemoryMapEntry(i, out ulong b, out ulong len, out uint type);
+                if (type != Multiboot2.MemoryAvailable) continue;
+                ulong start = s > b ? s : b, end = e < b + len ? e : b + len;
+                if (end > start) released += frames.ReleaseReservedRange(start, end - start);
+            }
+        }
+        return released;
+    }
+
     /// <summary>The direct map covers the low 4 GiB (RAM and the MMIO hole: local APIC, framebuffer) and all RAM above.</summary>
     public static ulong DirectMapLimit(Multiboot2Info info)
     {

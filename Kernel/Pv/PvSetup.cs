@@ -40,6 +40,13 @@ internal static unsafe class PvSetup
         DomainSummary.FreeFramesAtStart = frames.FreeFrames;
         ScreenHandover.BeforeDomains(machine, info);
         DomainLoader.LoadAll(machine, info);
+        ulong released = PhysicalMemoryMap.ReleaseModules(info, frames);
+        DomainSummary.FreeFramesAtStart += released;
+        if (Log.ShowInfo)
+        {
+            Log.Write("memory: "); Log.Dec(released); Log.Write(" frames ("); Log.Dec(released >> 8);
+            Log.Line(" MiB) of boot modules given back now that the domains are built");
+        }
         DomainLoader.ReservePool(machine);
         ScreenHandover.AfterDomains(machine);
         if (machine.DomainCount == 0)

@@ -49,6 +49,38 @@ public class FrameAllocatorTests
     }
 
     [Fact]
+    public void ReleasingAReservedRangeFreesOnlyItsWholeReservedFrames()
+    {
+        // Usable frames 0..15, frame 0 allocated; a boot module at [0x2800, 0x7800) reserves frames 2..7;
+        // frame 20 is reserved without being usable (not RAM) and stays out of every release below.
+        var a = Make(0, 64);
+        a.AddUsableRange(0, 0x10000);
+        Assert.True(a.Allocate(out ulong taken));                // frame 0: allocated, outside the range
+        a.ReserveRange(0x2800, 0x5000);
+        Assert.Equal(16UL - 1 - 6, a.FreeFrames);
+        a.ReserveRange(0x14000, 0x1000);
+
+        Assert.Equal(4UL, a.ReleaseReservedRange(0x2800, 0x5000)); // whole frames 3..6; 2 and 7 are partial
+        Assert.True(a.IsReserved(0x2000));
+        Assert.True(a.IsReserved(0x7000));
+        for (ulong f = 3; f <= 6; f++) Assert.True(a.IsFree(f * 4096));
+        Assert.Equal(16UL - 1 - 2, a.FreeFrames);
+        Assert.Equal(0UL, a.ReleaseReservedRange(0x3000, 0x4000));  // free frames stay free, not counted twice
+        Assert.Equal(0UL, a.ReleaseReservedRange(0, 0x1000));       // an allocated frame stays allocated
+        Assert.Equal(FrameStatus.Ok, a.Free(taken));
+        Assert.Equal(1UL, a.ReleaseReservedRange(0x2000, 0x1000));  // now wholly inside
+        Assert.Equal(16UL - 1, a.FreeFrames);                        // frame 7 is still reserved
+
+        // The released frames are handed out and taken back like any other.
+        var seen = new HashSet<ulong>();
+        while (a.Allocate(out ulong p)) Assert.True(seen.Add(p));
+        Assert.Contains(0x3000UL, seen);
+        Assert.DoesNotContain(0x7000UL, seen);
+        Assert.DoesNotContain(0x14000UL, seen);
+        Assert.Equal(FrameStatus.Ok, a.Free(0x3000));
+    }
+
+    [Fact]
     public void NeverHandsOutReservedOrUsedFramesAndReportsExhaustion()
     {
         // Usable: 0..16 MiB as a loader would report it; reserved: first MiB, kernel, a module, the boot info.
