@@ -206,7 +206,7 @@ global stack_guard, stack_top, ist_stacks, ist_stacks_end
 stack_guard:     resb 4096               ; unmapped by the kernel's page tables
 stack_bottom:    resb 64 * 1024
 stack_top:
-ist_stacks:      resb 3 * (4096 + 16384) ; #DF, NMI, #MC: guard page + 16 KiB each
+ist_stacks:      resb 4 * (4096 + 16384) ; #DF, NMI, #MC, #DB: guard page + 16 KiB each
 ist_stacks_end:
 early_heap:      resb 24 * 1024 * 1024   ; the managed heap until the frame allocator runs
 early_heap_end:

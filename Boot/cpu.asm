@@ -57,6 +57,23 @@ FN cpu_write_cr3
 FN cpu_write_cr4
     mov cr4, rdi
     ret
+; The debug registers a vCPU's breakpoints live in (Hypervisor/Traps/DebugRegisters.cs).
+FN cpu_read_dr6
+    mov rax, dr6
+    ret
+FN cpu_write_dr6
+    mov dr6, rdi
+    ret
+FN cpu_write_dr7
+    mov dr7, rdi
+    ret
+; void cpu_load_breakpoints(ulong dr0, dr1, dr2, dr3): the four breakpoint addresses.
+FN cpu_load_breakpoints
+    mov dr0, rdi
+    mov dr1, rsi
+    mov dr2, rdx
+    mov dr3, rcx
+    ret
 FN cpu_rdmsr
     mov ecx, edi
     rdmsr

@@ -23,7 +23,9 @@ isr%1:
 
 %assign v 0
 %rep 256
-  %if v == 8 || v == 10 || v == 11 || v == 12 || v == 13 || v == 14 || v == 17 || v == 21 || v == 29 || v == 30
+  %if v == 1
+    ; #DB: isr1 below
+  %elif v == 8 || v == 10 || v == 11 || v == 12 || v == 13 || v == 14 || v == 17 || v == 21 || v == 29 || v == 30
     ISR_ERR v
   %else
     ISR_NOERR v
@@ -49,6 +51,7 @@ isr%1:
 %define PCPU_CR0_TS       24               ; CR0.TS is set now (we left to a guest with it)
 %define PCPU_INDEX        32               ; this CPU's index (Processors.Cpus)
 %define PCPU_IDLE_TOP     40               ; the idle loop's stack top
+%define DR6_DEFAULT       0xFFFF0FF0
 
 %macro PUSH_GPRS 0
     push rax
@@ -90,6 +93,7 @@ trap_common:
     test byte [rbp + F_CS], 3
     jz trap_from_hypervisor
     swapgs                                ; the guest's GS base to KERNEL_GS_BASE, this CPU's block to GS
+trap_from_guest:                          ; (isr1 joins here, GS already swapped)
     ; From a guest. The C# code clobbers the SysV scratch registers (pushed above; the callee-saved
     ; ones are in the frame because iret and vCPU switches rewrite them) and, of the SSE state, only
     ; xmm0 and xmm8 (Tests/Microhv.Tests/Qemu/ImageFpuUseTests.cs checks the image): save those two,
@@ -193,6 +197,91 @@ exit_sysret:
     swapgs
     o64 sysret
 
+; #DB runs on its own stack (IST4) and trusts neither RSP nor GS: a guest's MOV SS or POP SS delays a
+; data breakpoint's #DB past the next instruction, so after SYSCALL (or INT n) it arrives at CPL 0 on
+; the first instruction of the entry, before its SWAPGS, on the guest's RSP (Xen's XSA-260). And the
+; hypervisor itself trips the guest's data breakpoints when it reads or writes guest memory.
+;  - From the guest (CPL 3): GS is the guest's for certain. The CPU's frame moves to this CPU's normal
+;    stack, where every other trap from a guest starts, and it goes on as any guest exception (vector
+;    1, bounced to the guest's handler: PvCpu reads DR6), so the IST stack is free again for a #DB the
+;    hypervisor takes while it handles this one.
+;  - From the hypervisor (CPL 0): GS may be either; nothing here uses it, nor any C# code. Like Xen's
+;    do_debug in hypervisor context the event is dropped: DR6 is reset, TF cleared in the interrupted
+;    frame, and an instruction breakpoint (which the checks on DR0-3 make impossible here, and which
+;    would fire again at once) turns DR7 off; a data breakpoint is a trap, already past. Counted.
+global isr1
+align 16
+isr1:
+    test byte [rsp + 8], 3                ; the interrupted CS
+    jz .from_hypervisor
+    swapgs                                ; the guest's GS base to KERNEL_GS_BASE, this CPU's block to GS
+    push rax
+    push rcx
+    ; Here: [rsp] rcx, +8 rax, +16 RIP, +24 CS, +32 RFLAGS, +40 RSP, +48 SS.
+    mov rax, [gs:PCPU_STACK_TOP]
+    mov rcx, [rsp + 48]
+    mov [rax - 8], rcx                    ; SS
+    mov rcx, [rsp + 40]
+    mov [rax - 16], rcx                   ; RSP
+    mov rcx, [rsp + 32]
+    mov [rax - 24], rcx                   ; RFLAGS
+    mov rcx, [rsp + 24]
+    mov [rax - 32], rcx                   ; CS
+    mov rcx, [rsp + 16]
+    mov [rax - 40], rcx                   ; RIP
+    mov qword [rax - 48], 0               ; error code
+    mov qword [rax - 56], 1               ; vector
+    lea rcx, [rax - 56]
+    mov rax, [rsp + 8]
+    xchg rcx, [rsp]                       ; the guest's RCX back, the new stack pointer in its slot
+    mov rsp, [rsp]
+    PUSH_GPRS
+    mov rbp, rsp
+    cld
+    jmp trap_from_guest
+.from_hypervisor:
+    push rax
+    push rcx
+    push rdx
+    push r8
+    push r9
+    mov rax, dr6
+    mov ecx, DR6_DEFAULT
+    mov dr6, rcx
+    test eax, 0xF                         ; B0-B3: a breakpoint matched
+    jz .step
+    mov r8, dr7
+    xor edx, edx
+.breakpoint:
+    bt eax, edx
+    jnc .next
+    lea ecx, [rdx * 2]
+    mov r9, r8
+    shr r9, cl
+    test r9d, 3                           ; L/G enable of breakpoint n
+    jz .next
+    lea ecx, [rdx * 4 + 16]
+    mov r9, r8
+    shr r9, cl
+    test r9d, 3                           ; R/W of breakpoint n: 00 is an instruction breakpoint
+    jnz .next
+    xor ecx, ecx
+    mov dr7, rcx
+    jmp .step
+.next:
+    inc edx
+    cmp edx, 4
+    jb .breakpoint
+.step:
+    and qword [rsp + 5 * 8 + 16], ~0x100  ; TF off in the interrupted RFLAGS
+    lock inc qword [rel debug_in_hypervisor]
+    pop r9
+    pop r8
+    pop rdx
+    pop rcx
+    pop rax
+    iretq
+
 ; SYSCALL from a paravirtualized guest kernel (ring 3): the hypercall entry. SYSCALL does not
 ; switch stacks, so take the hypervisor stack (this CPU's block), build the same frame an
 ; interrupt from ring 3 would (SS, RSP, RFLAGS=R11, CS, RIP=RCX), mark it with vector 0x100, call
@@ -233,6 +322,9 @@ idle_entry:
     jmp .spin
 
 section .data
+align 8
+global debug_in_hypervisor
+debug_in_hypervisor: dq 0                 ; #DBs taken in the hypervisor's own context and dropped (isr1)
 align 64
 global cpu0_block
 cpu0_block:
@@ -277,6 +369,10 @@ syscall_entry_address:
     ret
 idle_entry_address:
     lea rax, [rel idle_entry]
+    ret
+global debug_in_hypervisor_count
+debug_in_hypervisor_count:
+    mov rax, [rel debug_in_hypervisor]
     ret
 global cpu0_block_address, cpu_index
 cpu0_block_address:

@@ -48,8 +48,8 @@ public static unsafe class HypercallTable
         Row(t, Xen.__HYPERVISOR_fpu_taskswitch, "fpu_taskswitch", 1, &fpu_taskswitch);
         Row(t, Xen.__HYPERVISOR_sched_op_compat, "sched_op_compat", 2, &sched_op_compat);
         Row(t, Xen.__HYPERVISOR_platform_op, "platform_op", 1, &platform_op);
-        Row(t, Xen.__HYPERVISOR_set_debugreg, "set_debugreg", 2, null);
-        Row(t, Xen.__HYPERVISOR_get_debugreg, "get_debugreg", 1, null);
+        Row(t, Xen.__HYPERVISOR_set_debugreg, "set_debugreg", 2, &set_debugreg);
+        Row(t, Xen.__HYPERVISOR_get_debugreg, "get_debugreg", 1, &get_debugreg);
         Row(t, Xen.__HYPERVISOR_update_descriptor, "update_descriptor", 2, &update_descriptor);
         Row(t, Xen.__HYPERVISOR_memory_op, "memory_op", 2, &memory_op);
         Row(t, Xen.__HYPERVISOR_multicall, "multicall", 2, &multicall);
@@ -105,6 +105,8 @@ public static unsafe class HypercallTable
     private static long fpu_taskswitch(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => FpuTaskswitch.Do(v, a1);
     private static long sched_op_compat(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => SchedOp.Compat(v, a1, a2);
     private static long platform_op(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => PlatformOp.Do(v, a1);
+    private static long set_debugreg(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => DebugRegisters.Set(v, (uint)a1, a2);
+    private static long get_debugreg(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => DebugRegisters.GetHypercall(v, a1);
     private static long update_descriptor(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => UpdateDescriptor.Do(v, a1, a2);
     private static long memory_op(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => MemoryOp.Do(v, a1, a2);
     private static long multicall(Vcpu v, ref TrapFrame r, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5) => Multicall.Do(v, ref r, a1, a2);

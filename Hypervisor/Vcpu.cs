@@ -47,6 +47,9 @@ public sealed class Vcpu
     /// <summary>The CPU holds this vCPU's FS and GS bases (it is running, or the exit being prepared loads them).</summary>
     public bool SegmentBasesLive;
 
+    /// <summary>set_debugreg / MOV to %drN: the guest's debug registers (Traps/DebugRegisters.cs).</summary>
+    public Traps.DebugRegisterState Debug = Traps.DebugRegisterState.Reset;
+
     /// <summary>fpu_taskswitch: the guest's virtual CR0.TS.</summary>
     public bool FpuTaskSwitched;
     /// <summary>physdev_op(set_iopl): the guest kernel's I/O privilege level (0-3).</summary>
@@ -96,6 +99,7 @@ public sealed class Vcpu
         FsBase = GsBaseKernel = GsBaseUser = 0;
         Cr4 = 0;
         SegmentBasesLive = false;
+        Debug = Traps.DebugRegisterState.Reset;
         FpuTaskSwitched = false;
         Iopl = 0;
         Zero.Fill(GdtFrames);

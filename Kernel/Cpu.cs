@@ -13,6 +13,10 @@ internal static unsafe class Cpu
     [RuntimeImport("*", "cpu_outw")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void OutW(ushort port, ushort value);
     [RuntimeImport("*", "cpu_outd")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void OutD(ushort port, uint value);
     [RuntimeImport("*", "cpu_read_cr0")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCr0();
+    [RuntimeImport("*", "cpu_read_dr6")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadDr6();
+    [RuntimeImport("*", "cpu_write_dr6")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteDr6(ulong value);
+    [RuntimeImport("*", "cpu_write_dr7")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteDr7(ulong value);
+    [RuntimeImport("*", "cpu_load_breakpoints")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void LoadBreakpoints(ulong dr0, ulong dr1, ulong dr2, ulong dr3);
     [RuntimeImport("*", "cpu_read_cr2")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCr2();
     [RuntimeImport("*", "cpu_read_cr3")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCr3();
     [RuntimeImport("*", "cpu_read_cr4")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCr4();

@@ -62,7 +62,7 @@ internal static unsafe class KernelMain
         Gdt.Initialize(layout->StackTop, layout->IstStacks, KernelAddressSpace.IstStackSize);
         Smp.Processors.InitializeBootProcessor(layout->StackTop);
         Idt.Initialize();
-        if (Log.ShowInfo) Log.Line("cpu: GDT with TSS (IST1 #DF, IST2 NMI, IST3 #MC); IDT with 32 exception and 224 interrupt vectors");
+        if (Log.ShowInfo) Log.Line("cpu: GDT with TSS (IST1 #DF, IST2 NMI, IST3 #MC, IST4 #DB); IDT with 32 exception and 224 interrupt vectors");
 
         PowerOff.Initialize(BootInfo);
         Platform.Initialize(BootInfo);

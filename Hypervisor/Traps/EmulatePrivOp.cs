@@ -44,7 +44,6 @@ public static class EmulatePrivOp
     /// <summary>What a ring-3 kernel sees of the host's CR4 (Xen's PV_CR4_GUEST_VISIBLE_MASK); the bits it
     /// controls itself are added by PvCr4.</summary>
     public const ulong GuestCr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
-    public const ulong DR6Default = 0xFFFF0FF0, DR7Default = 0x400;
 
     private static readonly byte[] Fetch = new byte[InstructionDecoder.MaxLength];
 
@@ -128,11 +127,16 @@ public static class EmulatePrivOp
             case 0x22: return WriteCr(v, insn.Reg, InstructionDecoder.ReadRegister(ref regs, insn.Rm));
             case 0x21:
             {
-                if (!ReadDr(insn.Reg, out ulong value)) return PrivOpResult.NotEmulated;
+                if (!DebugRegisters.Get(v, (uint)insn.Reg, out ulong value)) return BounceUd(v, ref regs);
                 InstructionDecoder.WriteRegister(ref regs, insn.Rm, value);
                 return PrivOpResult.Emulated;
             }
-            case 0x23: return insn.Reg < 8 ? PrivOpResult.Emulated : PrivOpResult.NotEmulated;  // writes dropped
+            case 0x23:                                                               // Xen's x86emul_write_dr
+            {
+                long rc = DebugRegisters.Set(v, (uint)insn.Reg, InstructionDecoder.ReadRegister(ref regs, insn.Rm));
+                if (rc == -Errno.ENODEV) return BounceUd(v, ref regs);
+                return rc == 0 ? PrivOpResult.Emulated : PrivOpResult.NotEmulated;    // -EINVAL, -EPERM: #GP(0)
+            }
         }
         return PrivOpResult.NotEmulated;
     }
@@ -187,17 +191,11 @@ public static class EmulatePrivOp
         return PrivOpResult.NotEmulated;
     }
 
-    /// <summary>Debug registers read as their reset values; writes are dropped (guests use set_debugreg).</summary>
-    public static bool ReadDr(int dr, out ulong value)
+    /// <summary>A MOV to or from a debug register that does not exist: #UD, as Xen's emulator raises.</summary>
+    private static PrivOpResult BounceUd(Vcpu v, ref TrapFrame regs)
     {
-        value = 0;
-        switch (dr)
-        {
-            case 0: case 1: case 2: case 3: return true;
-            case 4: case 6: value = DR6Default; return true;
-            case 5: case 7: value = DR7Default; return true;
-        }
-        return false;
+        TrapBounce.Bounce(v, ref regs, TrapBounce.VectorUD, false, 0, 0);
+        return PrivOpResult.Delivered;
     }
 
     private static PrivOpResult Lmsw(Vcpu v, ref TrapFrame regs, in DecodedInstruction insn)

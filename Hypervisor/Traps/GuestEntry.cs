@@ -160,6 +160,7 @@ public sealed class GuestEntry
         }
 
         bool switched = false;
+        bool debugBefore = v != null && DebugRegisters.Active(v);
         if (v == null || tick || (work & ExitWork.Reschedule) != 0 || !Scheduler.IsRunnable(v))
         {
             Scheduler s = Machine.Scheduler;
@@ -209,6 +210,10 @@ public sealed class GuestEntry
             if (GuestExit.CanSysret(in frame)) exit.Actions |= ExitActions.Sysret;
         }
         else if (Machine.Scheduler.AllDomainsEnded()) exit.Actions |= ExitActions.AllEnded;
+        // The CPU holds a vCPU's debug registers only while its DR7 enables a breakpoint (Xen's
+        // paravirt_ctxt_switch_from/_to): reload them when they changed or the CPU changed hands.
+        if ((work & ExitWork.DebugRegisters) != 0 || (switched && (debugBefore || (c != null && DebugRegisters.Active(c)))))
+            exit.Actions |= ExitActions.LoadDebugRegisters;
 
         // A guest deadline can only have moved earlier after a timer interrupt (periodic timers
         // advanced, the armed one was used up) or a hypercall that set a timer.

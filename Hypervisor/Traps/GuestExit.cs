@@ -17,6 +17,8 @@ public enum ExitWork : byte
     SegmentBases = 4,
     /// <summary>The guest changed the CR4 bits it controls (an emulated mov to CR4).</summary>
     Cr4 = 8,
+    /// <summary>The guest changed a debug register (set_debugreg, an emulated MOV to %drN).</summary>
+    DebugRegisters = 16,
 }
 
 /// <summary>What the kernel does before it resumes a guest, as GuestEntry decided it. The two lowest
@@ -53,6 +55,9 @@ public enum ExitActions : ushort
     AllEnded = 512,
     /// <summary>Set CR4.FSGSBASE as <see cref="GuestExit.Fsgsbase"/> says (a switch to a vCPU, or its CR4 write).</summary>
     LoadCr4 = 1024,
+    /// <summary>Load GuestEntry.Current's debug registers when its DR7 enables a breakpoint, else turn DR7
+    /// off (a switch from or to a vCPU with breakpoints, or its set_debugreg): DebugRegisters.</summary>
+    LoadDebugRegisters = 2048,
 }
 
 /// <summary>The exit record: GuestEntry fills it, Kernel/Pv/PvCpu.cs applies it.</summary>

@@ -45,6 +45,8 @@ internal static class DomainSummary
         Log.Dec(m.Scheduler.Switches); Log.Write(" vCPU switches; managed heap "); Log.Dec(PvCpu.HeapAtStart);
         Log.Write(" bytes at guest start, +"); Log.Dec(heap - PvCpu.HeapAtStart); Log.Line(" while guests ran");
         Log.Write("summary: "); Log.Dec(Traps.ExceptionFixup.Count); Log.Line(" guest accesses faulted in the hypervisor's copies (-EFAULT)");
+        ulong debugInHypervisor = DebugInHypervisor();
+        if (debugInHypervisor != 0) { Log.Write("summary: "); Log.Dec(debugInHypervisor); Log.Line(" #DB in the hypervisor's own context (a guest's breakpoint on memory it touched), dropped as Xen does"); }
         FrameAllocator frames = m.Frames as FrameAllocator;
         if (frames != null)
         {
@@ -83,4 +85,7 @@ internal static class DomainSummary
             default: return "shutdown (unknown reason)";
         }
     }
+
+    [System.Runtime.RuntimeImport("*", "debug_in_hypervisor_count")] [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.InternalCall)]
+    private static extern ulong DebugInHypervisor();
 }

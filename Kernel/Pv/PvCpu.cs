@@ -56,6 +56,7 @@ internal static unsafe class PvCpu
         ulong vector = frame->Vector;
         if (vector < 32)
         {
+            if (vector == Vectors.Debug) TakeDebugStatus(entry.Current);
             // An exception of the guest's (a bounce, an emulated instruction): decided in this frame.
             ExitActions exit = entry.Exception(ref *frame, Cpu.ReadCr2());
             if ((exit & ~ExitActions.NothingToApply) != 0 || ScreenConsole.CursorBehind) Apply(entry, frame, guestXmm, exit);
@@ -159,10 +160,35 @@ internal static unsafe class PvCpu
             Cpu.WriteMsr(Smp.CpuBlock.KernelGsBaseMsr, exit.GsBase);
         }
         if (exit.Has(ExitActions.LoadCr4)) SetFsgsbase(exit.Fsgsbase);
+        if (exit.Has(ExitActions.LoadDebugRegisters)) LoadDebugRegisters(entry.Current);
         // Off a dead domain's page tables now (CR3 was switched): its frames go back to the pool.
         if (exit.Has(ExitActions.Switch)) DomainRelinquish.ReleaseDead(Machine, entry.Current);
         if (exit.Has(ExitActions.AllEnded)) DomainSummary.PrintAndExit(Machine);
         if (exit.Has(ExitActions.ArmTimer) && Clock.DeadlineMode) Clock.ArmFor(exit.TimerDeadline, Machine.Host.SystemTimeNs());
+    }
+
+    /// <summary>A #DB from the guest (Boot/traps.asm's isr1 brought it here): the CPU's DR6 goes into the vCPU's
+    /// before the bounce, and the CPU's is reset so the next #DB's bits are its own (Xen's do_debug).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void TakeDebugStatus(Vcpu v)
+    {
+        ulong dr6 = Cpu.ReadDr6();
+        Cpu.WriteDr6(DebugRegisters.DR6Default);
+        if (v != null) DebugRegisters.OnGuestDebugException(v, dr6);
+    }
+
+    /// <summary>The vCPU about to run gets its breakpoints when its DR7 enables one; otherwise DR7 is off, so
+    /// no breakpoint of another domain's stays armed (Xen's activate_debugregs and paravirt_ctxt_switch_from).</summary>
+    private static void LoadDebugRegisters(Vcpu v)
+    {
+        if (v == null || !DebugRegisters.Active(v))
+        {
+            Cpu.WriteDr7(0);
+            return;
+        }
+        Cpu.LoadBreakpoints(v.Debug.Dr0, v.Debug.Dr1, v.Debug.Dr2, v.Debug.Dr3);
+        Cpu.WriteDr6(v.Debug.Dr6);
+        Cpu.WriteDr7(v.Debug.Dr7);
     }
 
     private const ulong Cr4Fsgsbase = 1UL << 16;

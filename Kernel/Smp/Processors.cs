@@ -18,7 +18,7 @@ internal static unsafe class Processors
 {
     public const int MaxCpus = 64;
     private const ulong StackSize = 32 * 1024, IstStackSize = 16 * 1024, IdleStackSize = 16 * 1024;
-    private const ulong PerCpuHeap = Gdt.Entries * 8 + StackSize + 3 * IstStackSize + IdleStackSize + 4096;
+    private const ulong PerCpuHeap = Gdt.Entries * 8 + StackSize + 4 * IstStackSize + IdleStackSize + 4096;
 
     public static readonly PerCpu[] Cpus = new PerCpu[MaxCpus];
     /// <summary>Processors online, CPU 0 (the boot processor) included.</summary>
@@ -69,8 +69,8 @@ internal static unsafe class Processors
         int cpu = Count;
         if (Internal.Runtime.KernelHeap.Remaining < PerCpuHeap + (1 << 20)) return false;
         ulong stack = (ulong)Internal.Runtime.KernelHeap.AllocateAligned(StackSize, 4096) + StackSize;
-        ulong ist = (ulong)Internal.Runtime.KernelHeap.AllocateAligned(3 * IstStackSize, 4096);
-        Gdt.Create(stack, ist + IstStackSize, ist + 2 * IstStackSize, ist + 3 * IstStackSize, out Cpus[cpu].Gdt, out Cpus[cpu].Tss);
+        ulong ist = (ulong)Internal.Runtime.KernelHeap.AllocateAligned(4 * IstStackSize, 4096);
+        Gdt.Create(stack, ist + IstStackSize, ist + 2 * IstStackSize, ist + 3 * IstStackSize, ist + 4 * IstStackSize, out Cpus[cpu].Gdt, out Cpus[cpu].Tss);
         Cpus[cpu].ApicId = apicId;
         Cpus[cpu].StackTop = stack;
         CpuBlock* block = (CpuBlock*)Internal.Runtime.KernelHeap.AllocateAligned((ulong)sizeof(CpuBlock), 64);

@@ -23,13 +23,13 @@ internal static unsafe class Gdt
     /// <summary>The boot processor's GDT and TSS, loaded.</summary>
     public static void Initialize(ulong kernelStackTop, ulong istStacks, ulong istStackSize)
     {
-        // IST1 #DF, IST2 NMI, IST3 #MC: each stack sits above its own unmapped guard page.
-        Create(kernelStackTop, istStacks + istStackSize, istStacks + 2 * istStackSize, istStacks + 3 * istStackSize, out Table, out Tss);
+        // IST1 #DF, IST2 NMI, IST3 #MC, IST4 #DB: each stack sits above its own unmapped guard page.
+        Create(kernelStackTop, istStacks + istStackSize, istStacks + 2 * istStackSize, istStacks + 3 * istStackSize, istStacks + 4 * istStackSize, out Table, out Tss);
         Load(Table);
     }
 
     /// <summary>A GDT and TSS for one processor (the hypervisor's entries, its RSP0 and IST stacks), not loaded.</summary>
-    public static void Create(ulong kernelStackTop, ulong ist1Top, ulong ist2Top, ulong ist3Top, out ulong* table, out TaskStateSegment* tss)
+    public static void Create(ulong kernelStackTop, ulong ist1Top, ulong ist2Top, ulong ist3Top, ulong ist4Top, out ulong* table, out TaskStateSegment* tss)
     {
         table = (ulong*)Internal.Runtime.KernelHeap.AllocateAligned(Entries * 8, 4096);
         tss = (TaskStateSegment*)Internal.Runtime.KernelHeap.AllocateAligned((ulong)sizeof(TaskStateSegment), 64);
@@ -44,6 +44,7 @@ internal static unsafe class Gdt
         tss->SetIst(1, ist1Top);
         tss->SetIst(2, ist2Top);
         tss->SetIst(3, ist3Top);
+        tss->SetIst(4, ist4Top);
         tss->IoMapBase = (ushort)TaskStateSegment.Size;                  // no I/O bitmap: ring 3 port I/O faults
         SystemSegmentDescriptor.Tss((ulong)tss, (uint)TaskStateSegment.Size, out ulong low, out ulong high);
         table[TssSelector >> 3] = low;

@@ -7,7 +7,9 @@ namespace Microhv.Kernel.Traps;
 /// <summary>The interrupt descriptor table: all 256 vectors point at Boot/traps.asm's stubs.</summary>
 internal static unsafe class Idt
 {
-    public const int DoubleFaultIst = 1, NmiIst = 2, MachineCheckIst = 3;
+    /// <summary>#DB has a stack of its own too: a guest's MOV SS or POP SS can delay a data breakpoint's #DB
+    /// past its SYSCALL, so it arrives at CPL 0 on the guest's own RSP (Xen's XSA-260).</summary>
+    public const int DoubleFaultIst = 1, NmiIst = 2, MachineCheckIst = 3, DebugIst = 4;
 
     [RuntimeImport("*", "isr_table_address")] [MethodImpl(MethodImplOptions.InternalCall)]
     private static extern ulong* IsrTable();
@@ -20,7 +22,8 @@ internal static unsafe class Idt
         ulong* stubs = IsrTable();
         for (int v = 0; v < 256; v++)
         {
-            int ist = v == Vectors.DoubleFault ? DoubleFaultIst : v == Vectors.Nmi ? NmiIst : v == Vectors.MachineCheck ? MachineCheckIst : 0;
+            int ist = v == Vectors.DoubleFault ? DoubleFaultIst : v == Vectors.Nmi ? NmiIst : v == Vectors.MachineCheck ? MachineCheckIst
+                : v == Vectors.Debug ? DebugIst : 0;
             InterruptGate.Interrupt(stubs[v], Gdt.HypervisorCs64, ist, out Table[2 * v], out Table[2 * v + 1]);
         }
         Load();

@@ -15,7 +15,7 @@ public static class Xen
     public const ulong event_channel_op = 32, platform_op = 7, physdev_op = 33;
 
     // errno.h
-    public const long EPERM = 1, ENOENT = 2, ESRCH = 3, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSYS = 38, EOPNOTSUPP = 95;
+    public const long EPERM = 1, ENOENT = 2, ESRCH = 3, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENODEV = 19, ENOSYS = 38, EOPNOTSUPP = 95;
 
     public const ushort DOMID_SELF = 0x7FF0;
     public const ushort FLAT_KERNEL_CS = 0xE033;   // FLAT_RING3_CS64: a 64-bit PV kernel runs in ring 3

@@ -220,6 +220,16 @@ guest_multicall_iret:
     ret
 
 ; CR4 and the FS base instructions (CR4.FSGSBASE): rdfsbase/wrfsbase are 5 bytes, so a #UD resumes after them.
+global guest_movss_hypercall
+guest_movss_hypercall:                     ; long guest_movss_hypercall(ushort* ss, ulong nr, ulong a1, ulong a2):
+    mov rax, rsi                           ; MOV SS from *ss, then the hypercall's SYSCALL in its shadow, so a data
+    mov r11, rdi                           ; breakpoint on *ss raises its #DB after the SYSCALL, at CPL 0 (XSA-260)
+    mov rdi, rdx
+    mov rsi, rcx
+    mov ss, [r11]
+    syscall
+    ret
+
 global guest_read_cr4, guest_write_cr4, guest_rdfsbase, guest_wrfsbase
 guest_read_cr4:                            ; ulong guest_read_cr4(void): #GP, emulated
     mov rax, cr4

@@ -10,6 +10,84 @@ internal static unsafe class TrapChecks
         Checks.Run("trap_page_fault_cr2", &PageFault);
         Checks.Run("trap_write_read_only_page_fault", &WriteReadOnly);
         Checks.Run("cr4_fsgsbase_as_the_policy_offers", &Fsgsbase);
+        Checks.Run("debugreg_checks", &DebugregChecks);
+        Checks.Run("debugreg_dr0_execute_breakpoint", &Dr0ExecuteBreakpoint);
+        Checks.Run("debugreg_movss_syscall_data_breakpoint", &MovSsSyscallBreakpoint);
+    }
+
+    private const ulong set_debugreg = 8, get_debugreg = 9;
+    private static long SetDr(ulong reg, ulong value) => Hypercall.Call2(set_debugreg, reg, value);
+    private static long GetDr(ulong reg) => Hypercall.Call1(get_debugreg, reg);
+
+    /// <summary>set_debugreg's refusals (Xen's set_debugreg): breakpoints in the hypervisor's hole, DR6 and DR7
+    /// above 32 bits, DR7's general detect, an I/O breakpoint without CR4.DE, a register that does not exist;
+    /// and the reset values and reserved bits get_debugreg reads back.</summary>
+    private static void DebugregChecks()
+    {
+        Checks.ExpectHex("dr6 at boot", (ulong)GetDr(6), 0xFFFF0FF0);
+        Checks.ExpectHex("dr7 at boot", (ulong)GetDr(7), 0x400);
+        Checks.Expect("dr0 in the hypervisor's hole", SetDr(0, 0xFFFF800000000000), -Xen.EPERM);
+        Checks.Expect("dr3 non-canonical", SetDr(3, 0x0000800000000000), -Xen.EPERM);
+        Checks.Expect("dr1 above the hole", SetDr(1, 0xFFFF880000000000), 0);
+        Checks.ExpectHex("dr1 read back", (ulong)GetDr(1), 0xFFFF880000000000);
+        Checks.Expect("dr1 back to 0", SetDr(1, 0), 0);
+        Checks.Expect("dr6 above 32 bits", SetDr(6, 1UL << 32), -Xen.EINVAL);
+        Checks.Expect("dr7 above 32 bits", SetDr(7, 1UL << 32), -Xen.EINVAL);
+        Checks.Expect("dr7 general detect", SetDr(7, 1UL << 13), -Xen.EPERM);
+        Checks.Expect("dr7 I/O breakpoint without CR4.DE", SetDr(7, 1 | 2UL << 16), -Xen.EPERM);
+        Checks.Expect("dr6 = 0", SetDr(6, 0), 0);
+        Checks.ExpectHex("dr6 reserved bits", (ulong)GetDr(6), 0xFFFF0FF0);
+        Checks.Expect("dr8", SetDr(8, 0), -Xen.ENODEV);
+        Checks.Expect("get dr8", GetDr(8), -Xen.ENODEV);
+    }
+
+    /// <summary>An instruction breakpoint in DR0 on our ud2: the #DB comes to our handler before the ud2 runs,
+    /// with B0 in DR6 as get_debugreg reads it; with DR7 off again the ud2 runs as usual.</summary>
+    private static void Dr0ExecuteBreakpoint()
+    {
+        ulong at = Cpu.Symbol(Cpu.SymUd2);
+        if (!Checks.Expect("dr0 = our ud2", SetDr(0, at), 0)) return;
+        if (!Checks.Expect("dr7 = L0, execute", SetDr(7, 1), 0)) return;
+        Checks.ExpectHex("dr7 read back", (ulong)GetDr(7), 0x401);
+        Traps.Expect(1, 2);                                        // resume after the ud2
+        Cpu.Ud2();
+        bool seen = Traps.Seen;
+        ulong rip = Traps.SeenRip;
+        ulong dr6 = (ulong)GetDr(6);
+        SetDr(7, 0);
+        SetDr(6, 0);
+        if (!seen) { Checks.Fail("no #DB from the DR0 breakpoint"); return; }
+        Checks.ExpectHex("rip of the #DB", rip, at);
+        Checks.ExpectHex("dr6 B0-B3 and BS", dr6 & 0x400F, 1);
+        Checks.ExpectHex("dr6 after set_debugreg(6, 0)", (ulong)GetDr(6), 0xFFFF0FF0);
+        Traps.Expect(6, 2);
+        Cpu.Ud2();
+        if (!Traps.Seen) Checks.Fail("no #UD with DR7 off");
+    }
+
+    /// <summary>Xen's XSA-260: a data breakpoint on the operand of a MOV SS whose shadow covers a SYSCALL raises
+    /// its #DB after the SYSCALL, at CPL 0, on the guest's stack and GS. The hypervisor must survive it; the
+    /// #DB is the hypervisor's own context's and is dropped, as Xen drops it. (QEMU's TCG ignores the shadow and
+    /// delivers the #DB to us at the SYSCALL instead, on Xen as on Microhv: that is accepted too.) So is a
+    /// breakpoint on a buffer the hypervisor writes for us (xen_version's extraversion): dropped.</summary>
+    private static void MovSsSyscallBreakpoint()
+    {
+        ushort* ss = stackalloc ushort[4];
+        ss[0] = 0xE02B;                                             // FLAT_KERNEL_SS, the one we run on
+        if (!Checks.Expect("dr0 = the selector", SetDr(0, (ulong)ss), 0)) return;
+        if (!Checks.Expect("dr7 = L0, read/write, 2 bytes", SetDr(7, 1 | 3UL << 16 | 1UL << 18), 0)) return;
+        Traps.Expect(1, 0);                                         // only under TCG: resume at the SYSCALL
+        long version = Cpu.MovSsHypercall(ss, Xen.xen_version, 0, 0);
+        bool before = Traps.Seen;
+        Traps.ExpectNone();
+        byte* extra = stackalloc byte[16];
+        SetDr(0, (ulong)extra);
+        long rc = Hypercall.XenVersion(1, extra);                   // XENVER_extraversion: the hypervisor writes it
+        SetDr(7, 0);
+        SetDr(6, 0);
+        if (before) Checks.Differs("the CPU delivered the #DB at the SYSCALL, before it, not after it at CPL 0, as QEMU TCG does");
+        Checks.Expect("xen_version after MOV SS", version >> 16, 4);
+        Checks.Expect("xen_version(extraversion) into a watched buffer", rc, 0);
     }
 
     private const ulong Cr4Fsgsbase = 1UL << 16;
