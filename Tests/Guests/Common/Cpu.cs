@@ -24,6 +24,7 @@ public static unsafe class Cpu
     [RuntimeImport("*", "guest_multicall_iret")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern long MulticallIret(ulong list, ulong nr, ulong ifFlag, ulong* out2);
     [RuntimeImport("*", "guest_read_cr4")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCr4();
     [RuntimeImport("*", "guest_write_cr4")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteCr4(ulong value);
+    [RuntimeImport("*", "guest_single_step")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong SingleStep();
     [RuntimeImport("*", "guest_movss_hypercall")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern long MovSsHypercall(ushort* ss, ulong nr, ulong a1, ulong a2);
     [RuntimeImport("*", "guest_rdfsbase")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong RdFsBase();
     [RuntimeImport("*", "guest_wrfsbase")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WrFsBase(ulong value);

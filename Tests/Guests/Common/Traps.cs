@@ -61,6 +61,7 @@ public static unsafe class Traps
         if (f->Vector == VectorEvent) { Events.Upcall(); return; }
         Count++;
         ulong cr2 = Guest.SharedInfo != null ? *(ulong*)(Guest.VcpuInfo + Xen.VI_cr2) : 0;
+        if (f->Vector == 1) f->Rflags &= ~0x100UL;                  // a single step is one: TF off in what we resume
         if (f->Vector == s_expectVector)
         {
             Seen = true;

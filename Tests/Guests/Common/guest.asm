@@ -220,6 +220,16 @@ guest_multicall_iret:
     ret
 
 ; CR4 and the FS base instructions (CR4.FSGSBASE): rdfsbase/wrfsbase are 5 bytes, so a #UD resumes after them.
+global guest_single_step
+guest_single_step:                         ; ulong guest_single_step(void): sets TF for one instruction; returns
+    lea rax, [rel .after]                  ; where its #DB should be reported (the trap follows that instruction)
+    pushfq
+    or qword [rsp], 0x100
+    popfq
+    nop
+.after:
+    ret
+
 global guest_movss_hypercall
 guest_movss_hypercall:                     ; long guest_movss_hypercall(ushort* ss, ulong nr, ulong a1, ulong a2):
     mov rax, rsi                           ; MOV SS from *ss, then the hypercall's SYSCALL in its shadow, so a data

@@ -13,6 +13,7 @@ internal static unsafe class TrapChecks
         Checks.Run("debugreg_checks", &DebugregChecks);
         Checks.Run("debugreg_dr0_execute_breakpoint", &Dr0ExecuteBreakpoint);
         Checks.Run("debugreg_movss_syscall_data_breakpoint", &MovSsSyscallBreakpoint);
+        Checks.Run("debugreg_single_step", &SingleStep);
     }
 
     private const ulong set_debugreg = 8, get_debugreg = 9;
@@ -63,6 +64,20 @@ internal static unsafe class TrapChecks
         Traps.Expect(6, 2);
         Cpu.Ud2();
         if (!Traps.Seen) Checks.Fail("no #UD with DR7 off");
+    }
+
+    /// <summary>EFLAGS.TF set by popf: #DB after the next instruction, with BS in the DR6 get_debugreg reads.</summary>
+    private static void SingleStep()
+    {
+        SetDr(6, 0);
+        Traps.Expect(1, 0);
+        ulong expected = Cpu.SingleStep();
+        bool seen = Traps.Seen;
+        ulong dr6 = (ulong)GetDr(6);
+        SetDr(6, 0);
+        if (!seen) { Checks.Fail("no #DB after a single step"); return; }
+        Checks.ExpectHex("rip of the #DB", Traps.SeenRip, expected);
+        Checks.ExpectHex("dr6 BS, no B0-B3", dr6 & 0x400F, 0x4000);
     }
 
     /// <summary>Xen's XSA-260: a data breakpoint on the operand of a MOV SS whose shadow covers a SYSCALL raises
