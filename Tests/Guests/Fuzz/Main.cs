@@ -46,7 +46,8 @@ internal static unsafe class FuzzMain
         if (Guest.NrPages < 2048) Fail("fuzz: needs pages=2048 or more (its spare frames must lie outside the bootstrap mapping)");
         if (!Sandbox.Initialize()) Fail("fuzz: cannot map the scratch pages");
 
-        XenConsole.Write("fuzz: seed "); XenConsole.Udec(s_seed); XenConsole.Write(", "); XenConsole.Udec(s_calls); XenConsole.Line(" calls");
+        XenConsole.Write("fuzz: seed "); XenConsole.Udec(s_seed); XenConsole.Write(", "); XenConsole.Udec(s_calls);
+        XenConsole.Line(Sandbox.ScratchExecutable ? " calls (scratch pages executable: no NX)" : " calls");
         for (s_n = 0; s_n < s_calls; s_n++)
         {
             Rng.Start(s_seed, s_n);

@@ -18,6 +18,8 @@ internal static unsafe class Sandbox
     public const int SpareFrames = 64;
 
     public static ulong ScratchVa, PlaygroundVa, GrantVa;
+    /// <summary>The CPU has no NX: the scratch pages are mapped executable.</summary>
+    public static bool ScratchExecutable;
     public static ulong* ScratchMfn;          // ScratchPages entries
     public static ulong WindowL1Mfn, L4Mfn, SharedInfoMfn, ConsoleMfn;
     public static ulong PtVa, PtPfn, NrPt;    // the bootstrap page tables (contiguous pfns)
@@ -36,6 +38,8 @@ internal static unsafe class Sandbox
         for (int i = 0; i < ScratchPages; i++)
         {
             ScratchMfn[i] = Guest.MfnOf(Guest.Page(1 + i));
+            if (MapNoExecute(ScratchSlot + i, ScratchMfn[i]) == 0) continue;
+            ScratchExecutable = true;
             if (Guest.MapInWindow(ScratchSlot + i, ScratchMfn[i], true) != 0) return false;
         }
         WindowL1Mfn = Guest.MfnOf(Guest.WindowL1);
@@ -63,6 +67,16 @@ internal static unsafe class Sandbox
         if (ConsoleMfn >= OwnMin && ConsoleMfn <= OwnMax) s_own[ConsoleMfn - OwnMin] = Sensitive;
         return true;
     }
+
+    /// <summary>
+    /// Scratch pages are mapped no-execute (where the CPU has NX): junk callbacks and trap-table entries point
+    /// into them, and executing what requests wrote there as our kernel's code can do anything, `xchg eax, esp`
+    /// (one byte, 0x94) among it, after which no bounce frame can be written and the domain is crashed,
+    /// rightly, as Xen would (the likely cause of seed 2's old crash, "bounce frame: fault writing the guest kernel stack"
+    /// with RSP cut to 32 bits). With NX such a callback faults at its first fetch instead (a "wild" trap).
+    /// </summary>
+    private static long MapNoExecute(int slot, ulong mfn)
+        => Hypercall.UpdateVaMapping(Guest.WindowPage(slot), Guest.KernelPte(mfn, true) | 1UL << 63, Xen.UVMF_INVLPG);
 
     /// <summary>One of our frames the fuzzer lives on: a request must not be able to write it.</summary>
     public static bool IsSensitive(ulong mfn)

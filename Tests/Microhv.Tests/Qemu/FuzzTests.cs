@@ -22,8 +22,9 @@ public class FuzzTests
     private const int CallsPerSeed = 200000;
     /// <summary>Seeds run in CI: 1 and 2 found the console interleaving (ConsoleRing.Put), 3 the fuzzer's own
     /// overruns of its request arrays (Arena.AllocList), 2 its own far transfers into 32-bit code (PrivOps
-    /// selectors); 2 once crashed its fuzzer after 100000 calls beside 1, 3 and 4, which later runs of
-    /// seeds 1-4 and 2-5 (10^6 calls each, on the commit it was seen on and after) never repeated.</summary>
+    /// selectors); 2 once crashed its fuzzer after 100000 calls beside 1, 3 and 4, most likely by
+    /// running junk its requests wrote into its scratch pages as code (entered through a junk callback, as seed
+    /// 2 still does at call 456945): the scratch pages are no-execute since (Sandbox.MapNoExecute).</summary>
     private static readonly ulong[] Seeds = { 1, 2, 3, 4, 5 };
     /// <summary>About 2 minutes on an idle 2-core machine; a loaded one needs more.</summary>
     private static readonly TimeSpan Run = TimeSpan.FromMinutes(15);
