@@ -20,6 +20,8 @@ usage: ./qemu-run.sh [options] [-- extra QEMU arguments]
   --fresh-disk     with --linux: replace build/linux/dom0-disk.img by a new copy of the image
   --no-toolstack   with --linux: do not start Xen's toolstack in dom0
   --append "words" with --linux: add words to dom0's command line
+  --vcpus N        with --linux: dom0's vCPUs (1-8; default one per CPU of the machine: -- -smp 4
+                   gives a 4-vCPU dom0, as Xen's dom0 gets one vCPU per CPU)
   --uefi           boot with UEFI firmware (OVMF) instead of BIOS (SeaBIOS)
   --usb            attach the ISO as a USB mass-storage disk (xHCI) and boot from it, as a stick
                    written with dd would boot (default: as a CD-ROM)
@@ -35,13 +37,16 @@ EOF
 }
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-uefi=0 usb=0 mem="" cmdline="" have_cmdline=0 gdb=0 display=0 build=1 guest=1 linux=0 fresh=0 dom0_words="" toolstack=1
+uefi=0 usb=0 mem="" cmdline="" have_cmdline=0 gdb=0 display=0 build=1 guest=1 linux=0 fresh=0 dom0_words="" toolstack=1 vcpus=
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --linux) linux=1 ;;
         --fresh-disk) fresh=1 ;;
         --no-toolstack) toolstack=0 ;;
+        --vcpus)
+            [ $# -ge 2 ] && [[ "$2" =~ ^[1-8]$ ]] || { echo "qemu-run: --vcpus needs a number from 1 to 8" >&2; exit 2; }
+            vcpus=$2; shift ;;
         --append)
             [ $# -ge 2 ] || { echo "qemu-run: --append needs an argument" >&2; exit 2; }
             dom0_words=$2; shift ;;
@@ -118,7 +123,7 @@ if [ "$linux" = 1 ]; then
     if [ "$toolstack" = 1 ]; then
         case " $dom0_words " in *" xen-toolstack "*) ;; *) dom0_words="xen-toolstack${dom0_words:+ $dom0_words}" ;; esac
     fi
-    modules=(build/linux/vmlinux "name=dom0 pages=131072 initial -- root=/dev/sda1 console=hvc0${dom0_words:+ $dom0_words}"
+    modules=(build/linux/vmlinux "name=dom0 pages=131072${vcpus:+ vcpus=$vcpus} initial -- root=/dev/sda1 console=hvc0${dom0_words:+ $dom0_words}"
              build/linux/rootfs-initrd.cpio.gz "initrd")
 fi
 Boot/mkiso.sh "$elf" "$iso" "$cmdline" "${modules[@]}"

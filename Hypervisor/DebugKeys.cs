@@ -51,11 +51,14 @@ public static class DebugKeys
              .Write(" shared_info mfn=").Hex(d.SharedInfoMfn);
             if (d.ConsoleRingMfn != 0) t.Write(" console ring mfn=").Hex(d.ConsoleRingMfn).Write(" port ").Dec(d.ConsoleEvtchn);
             t.Line();
-            Vcpu v = d.Vcpu;
-            t.Write("    VCPU0: ").Write(VcpuState(m, v));
-            if (d.State == DomainState.Running || d.State == DomainState.Building)
-                t.Write(" upcall_pend=").Dec(VcpuInfo.UpcallPending(v)).Write(" upcall_mask=").Dec(VcpuInfo.UpcallMask(v));
-            t.Write(" rip=").Hex(v.Regs.Rip).Write(v.KernelMode ? " (kernel)" : " (user)").Line();
+            for (int n = 0; n < d.MaxVcpus; n++)
+            {
+                Vcpu v = d.Vcpus[n];
+                t.Write("    VCPU").Dec((ulong)n).Write(": ").Write(VcpuState(m, v));
+                if (d.State == DomainState.Running || d.State == DomainState.Building)
+                    t.Write(" upcall_pend=").Dec(VcpuInfo.UpcallPending(v)).Write(" upcall_mask=").Dec(VcpuInfo.UpcallMask(v));
+                t.Write(" rip=").Hex(v.Regs.Rip).Write(v.KernelMode ? " (kernel)" : " (user)").Line();
+            }
             if (d.State == DomainState.Crashed && d.CrashReason != null) t.Write("    crashed: ").Line(d.CrashReason);
         }
     }
@@ -65,19 +68,21 @@ public static class DebugKeys
         Scheduler s = m.Scheduler;
         t.Line("'r' pressed -> dumping run queues");
         t.Write("CPU[00] running=");
-        if (s.Running == null) t.Write("idle"); else t.Write("d").Dec(s.Running.Domain.DomainId).Write("v0");
+        if (s.Running == null) t.Write("idle"); else t.Write("d").Dec(s.Running.Domain.DomainId).Write("v").Dec((ulong)s.Running.Id);
         t.Write(" switches=").Dec(s.Switches).Line();
         for (int i = 0; i < m.DomainCount; i++)
-        {
-            Vcpu v = m.Domains[i].Vcpu;
-            if (v == s.Running || !Scheduler.IsRunnable(v)) continue;
-            t.Write("  runnable: d").Dec(v.Domain.DomainId).Line("v0");
-        }
+            for (int n = 0; n < m.Domains[i].MaxVcpus; n++)
+            {
+                Vcpu v = m.Domains[i].Vcpus[n];
+                if (v == s.Running || !Scheduler.IsRunnable(v)) continue;
+                t.Write("  runnable: d").Dec(v.Domain.DomainId).Write("v").Dec((ulong)n).Line();
+            }
         for (int i = 0; i < m.DomainCount; i++)
-        {
-            Vcpu v = m.Domains[i].Vcpu;
-            if (v.Domain.State == DomainState.Running && v.Blocked) t.Write("  blocked: d").Dec(v.Domain.DomainId).Line("v0");
-        }
+            for (int n = 0; n < m.Domains[i].MaxVcpus; n++)
+            {
+                Vcpu v = m.Domains[i].Vcpus[n];
+                if (v.Domain.State == DomainState.Running && v.Online && v.Blocked) t.Write("  blocked: d").Dec(v.Domain.DomainId).Write("v").Dec((ulong)n).Line();
+            }
     }
 
     private static void EventChannelsOf(Machine m, ConsoleText t)
@@ -135,9 +140,9 @@ public static class DebugKeys
 
     private static string VcpuState(Machine m, Vcpu v)
     {
-        if (v.Domain.State != DomainState.Running) return "offline";
+        if (v.Domain.State != DomainState.Running || !v.Online) return "offline";
         if (v == m.Scheduler.Running) return "running";
-        if (v.Blocked) return v.Domain.EventChannels != null && v.Domain.EventChannels.Polling ? "polling" : "blocked";
+        if (v.Blocked) return v.Polling ? "polling" : "blocked";
         return "runnable";
     }
 }

@@ -5,7 +5,7 @@ namespace Microhv.Hypervisor;
 public enum DomainState { Building, Running, Shutdown, Crashed }
 
 /// <summary>
-/// A paravirtualized guest: its memory (guest frame → machine frame, Xen's p2m), its one vCPU,
+/// A paravirtualized guest: its memory (guest frame → machine frame, Xen's p2m), its vCPUs,
 /// event channels, shared_info page, and the bookkeeping the summary prints.
 /// </summary>
 public sealed class Domain
@@ -41,7 +41,15 @@ public sealed class Domain
     public GrantTable GrantTable;
     /// <summary>Console output state: inside a line (the next byte gets no "(dN) " prefix).</summary>
     public bool ConsoleMidLine;
+    /// <summary>vCPU 0, which every domain has (the one the builder starts).</summary>
     public readonly Vcpu Vcpu;
+    /// <summary>Every vCPU the domain can have, allocated with it; ids at or past <see cref="MaxVcpus"/> do not exist.</summary>
+    public readonly Vcpu[] Vcpus = new Vcpu[VcpuCapacity];
+    /// <summary>Xen's d->max_vcpus: the vCPUs this domain has (vcpus= on its module line, domctl max_vcpus).</summary>
+    public int MaxVcpus = 1;
+    /// <summary>vCPUs per domain Microhv can hold: shared_info's vcpu_info slots (XEN_LEGACY_MAX_VCPUS) are 32;
+    /// the storage is allocated when the domain object is, so a hypercall never allocates one.</summary>
+    public const int VcpuCapacity = 8;
     public EventChannels EventChannels;
     /// <summary>Physical IRQs routed to this domain (the hardware domain's).</summary>
     public readonly Irq.Pirqs Pirqs;
@@ -74,7 +82,8 @@ public sealed class Domain
     {
         Machine = machine;
         DomainId = domainId;
-        Vcpu = new Vcpu(this);
+        for (int i = 0; i < VcpuCapacity; i++) Vcpus[i] = new Vcpu(this, i);
+        Vcpu = Vcpus[0];
         EventChannels = new EventChannels(this);
         Pirqs = new Irq.Pirqs(this);
     }
@@ -132,7 +141,8 @@ public sealed class Domain
         SharedInfoMfn = 0;
         if (GrantTable != null) GrantTable.Clear();
         ConsoleMidLine = false;
-        Vcpu.Reset();
+        for (int i = 0; i < VcpuCapacity; i++) Vcpus[i].Reset();
+        MaxVcpus = 1;
         EventChannels.Clear();
         Pirqs.Clear();
         AbiRomAddress = 0; AbiRomRequestedMajor = 0; AbiRomRequestedMinor = 0;
@@ -160,6 +170,9 @@ public sealed class Domain
     }
 
     private static readonly byte[] Empty = new byte[0];
+
+    /// <summary>Xen's domain_vcpu: vCPU <paramref name="id"/> of this domain, or null if it has no such vCPU.</summary>
+    public Vcpu VcpuById(ulong id) => id < (ulong)MaxVcpus ? Vcpus[id] : null;
 
     /// <summary>Machine frame of guest frame <paramref name="pfn"/>, or false if the domain has no such frame.</summary>
     public bool PfnToMfn(ulong pfn, out ulong mfn)

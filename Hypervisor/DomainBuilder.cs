@@ -338,6 +338,7 @@ public static class DomainBuilder
         v.KernelMode = true;
         v.VcpuInfoAddress = (d.SharedInfoMfn << Layout.PageShift) + (ulong)SharedInfo.vcpu_info;
         v.Online = true;
+        v.Initialised = true;
     }
 
     /// <summary>Returns every frame the domain took to the machine, clearing its frame-table record.</summary>

@@ -32,12 +32,19 @@ public static class DomainInfo
     {
         uint flags = 0;
         bool shutDown = d.State == DomainState.Shutdown || d.State == DomainState.Crashed;
-        Vcpu v = d.Vcpu;
-        if (d.State != DomainState.Building && v.Online && !d.Dying)
+        if (OnlineVcpus(d) != 0)
         {
             // Xen: blocked when every online vCPU is blocked, running when one is on a CPU.
-            if (v.Blocked) flags |= Public.Domctl.XEN_DOMINF_blocked;
-            if (!shutDown && (v == caller || d.Machine.Scheduler.Running == v)) flags |= Public.Domctl.XEN_DOMINF_running;
+            bool allBlocked = true, running = false;
+            for (int i = 0; i < d.MaxVcpus; i++)
+            {
+                Vcpu v = d.Vcpus[i];
+                if (!v.Online) continue;
+                if (!v.Blocked) allBlocked = false;
+                if (v == caller || d.Machine.Scheduler.Running == v) running = true;
+            }
+            if (allBlocked) flags |= Public.Domctl.XEN_DOMINF_blocked;
+            if (!shutDown && running) flags |= Public.Domctl.XEN_DOMINF_running;
         }
         if (shutDown) flags |= Public.Domctl.XEN_DOMINF_shutdown;
         if (d.Paused) flags |= Public.Domctl.XEN_DOMINF_paused;
@@ -51,7 +58,8 @@ public static class DomainInfo
         // Zero the whole structure first (Xen memsets it): padding, outstanding/shared/paged pages, ssidref, handle, arch_config.
         for (int i = 0; i < Public.Domctl.info_size; i += 8)
             if (!GuestMemory.WriteU64(caller, va + (ulong)i, 0)) return false;
-        bool online = d.State != DomainState.Building && d.Vcpu.Online && !d.Dying;
+        ulong cpuTime = 0;
+        for (int i = 0; i < d.MaxVcpus; i++) cpuTime += d.Machine.Scheduler.RunTime(d.Vcpus[i]);
         HypervisorHost host = d.Machine.Host;
         for (int i = 0; i < Public.Domctl.XEN_DOMAIN_HANDLE_LEN; i++)
             if (!GuestMemory.WriteU8(caller, va + Public.Domctl.info_handle + (ulong)i, d.Handle[i])) return false;
@@ -62,11 +70,20 @@ public static class DomainInfo
             && GuestMemory.WriteU64(caller, va + Public.Domctl.info_outstanding_pages, d.ClaimedPages)
             // A PV domain's gfn of a frame is its MFN.
             && GuestMemory.WriteU64(caller, va + Public.Domctl.info_shared_info_frame, d.SharedInfoMfn)
-            // The time its vCPU has run (Xen's sum of the vCPUs' running time).
-            && GuestMemory.WriteU64(caller, va + Public.Domctl.info_cpu_time, d.Machine.Scheduler.RunTime(d.Vcpu))
-            && GuestMemory.WriteU32(caller, va + Public.Domctl.info_nr_online_vcpus, online ? 1u : 0u)
-            && GuestMemory.WriteU32(caller, va + Public.Domctl.info_max_vcpu_id, Toolstack.DomainLifecycle.MaxVcpus - 1)
+            // The time its vCPUs have run (Xen's sum of the vCPUs' running time).
+            && GuestMemory.WriteU64(caller, va + Public.Domctl.info_cpu_time, cpuTime)
+            && GuestMemory.WriteU32(caller, va + Public.Domctl.info_nr_online_vcpus, OnlineVcpus(d))
+            && GuestMemory.WriteU32(caller, va + Public.Domctl.info_max_vcpu_id, (uint)(d.MaxVcpus - 1))
             && GuestMemory.WriteU8(caller, va + Public.Domctl.info_gpaddr_bits, (byte)PhysicalAddressBits(host));
+    }
+
+    /// <summary>The vCPUs that are up (none while the domain is built or dying).</summary>
+    public static uint OnlineVcpus(Domain d)
+    {
+        if (d.State == DomainState.Building || d.Dying) return 0;
+        uint n = 0;
+        for (int i = 0; i < d.MaxVcpus; i++) if (d.Vcpus[i].Online) n++;
+        return n;
     }
 
     /// <summary>The CPU's physical address width (CPUID 0x80000008), Xen's paddr_bits; 36 when the leaf is missing.</summary>

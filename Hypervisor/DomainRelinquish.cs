@@ -39,7 +39,7 @@ public static class DomainRelinquish
         if (d.EventChannels != null) d.EventChannels.Reset();
         d.SharedInfoMfn = 0;
         d.ConsoleRingMfn = 0;
-        d.Vcpu.VcpuInfoAddress = 0;
+        for (int i = 0; i < Domain.VcpuCapacity; i++) d.Vcpus[i].VcpuInfoAddress = 0;
         FrameTable ft = m.FrameTable;
         GrantTable gt = GrantTable.Of(d);
         // Frames another domain maps through a grant (and then the grant table's frames) are marked first, so the

@@ -13,8 +13,8 @@ public enum ChannelState : byte { Free, Reserved, Unbound, Interdomain, Virq, Ip
 /// guest reads and writes them, and a raised event sets the vCPU's selector bit and
 /// evtchn_upcall_pending. All storage is allocated when the domain is created.
 ///
-/// Microhv domains have one vCPU (id 0), so the per-vCPU state Xen keeps in struct vcpu for polling
-/// and the runstate area is kept here next to the domain's poll state.
+/// Each port notifies one vCPU of the domain (Xen's notify_vcpu_id: vCPU 0 unless bound to another
+/// with bind_virq, bind_ipi or bind_vcpu); per-vCPU VIRQs (timer, debug) have a port per vCPU.
 /// </summary>
 public sealed unsafe class EventChannels
 {
@@ -27,17 +27,13 @@ public sealed unsafe class EventChannels
     private readonly ushort[] _remoteDomain = new ushort[Capacity];
     /// <summary>Interdomain: the peer's port; virq: the VIRQ number; pirq: the pirq.</summary>
     private readonly int[] _remotePort = new int[Capacity];
-    private readonly int[] _virqToPort = new int[Xen.NR_VIRQS];
-
-    /// <summary>SCHEDOP_poll in progress (Xen's poll_mask bit), the polled port (-1: several), its timeout.</summary>
+    /// <summary>Some vCPU of the domain may be in SCHEDOP_poll (Xen's poll_mask is not empty): only then
+    /// does a raised port look for pollers. Set by the poll, cleared when a check finds none.</summary>
     public bool Polling;
-    public int PollPort;
-    public ulong PollDeadline;
-
-    /// <summary>VCPUOP_register_runstate_memory_area: guest virtual address of the runstate copy (0 = none).</summary>
-    public ulong RunstateArea;
-    /// <summary>VCPUOP_register_vcpu_info succeeded (Xen allows it once per vCPU).</summary>
-    public bool VcpuInfoRegistered;
+    /// <summary>The vCPU each port notifies (Xen's notify_vcpu_id).</summary>
+    private readonly byte[] _notifyVcpu = new byte[Capacity];
+    /// <summary>Port of each VIRQ, per vCPU (Xen's v->virq_to_evtchn): [vcpu * NR_VIRQS + virq]; global VIRQs use vCPU 0's row.</summary>
+    private readonly int[] _virqToPort = new int[Domain.VcpuCapacity * Xen.NR_VIRQS];
 
     public EventChannels(Domain domain)
     {
@@ -53,20 +49,25 @@ public sealed unsafe class EventChannels
         Zero.Fill(_remoteDomain);
         Zero.Fill(_remotePort);
         Zero.Fill(_virqToPort);
-        _state[0] = ChannelState.Reserved;     // Xen never hands out port 0: guests use it as "no port"
+        Zero.Fill(_notifyVcpu);
         Polling = false;
-        PollPort = 0;
-        PollDeadline = 0;
-        RunstateArea = 0;
-        VcpuInfoRegistered = false;
-        Timers.InitVcpu(Domain.Vcpu);
+        _state[0] = ChannelState.Reserved;     // Xen never hands out port 0: guests use it as "no port"
+        for (int i = 0; i < Domain.VcpuCapacity; i++) Timers.InitVcpu(Domain.Vcpus[i]);
     }
 
     public bool IsValidPort(long port) => port >= 0 && port < Capacity;
     public ChannelState StateOf(int port) => IsValidPort(port) ? _state[port] : ChannelState.Free;
     public ushort RemoteDomainOf(int port) => IsValidPort(port) ? _remoteDomain[port] : (ushort)0;
     public int RemotePortOf(int port) => IsValidPort(port) ? _remotePort[port] : 0;
-    public int PortOfVirq(int virq) => virq >= 0 && virq < Xen.NR_VIRQS ? _virqToPort[virq] : 0;
+    /// <summary>The port VIRQ <paramref name="virq"/> is bound to on vCPU <paramref name="vcpu"/> (a global VIRQ: vCPU 0's), or 0.</summary>
+    public int PortOfVirq(int virq, int vcpu = 0)
+    {
+        if (virq < 0 || virq >= Xen.NR_VIRQS || (uint)vcpu >= Domain.VcpuCapacity) return 0;
+        if (VirqIsGlobal((uint)virq)) vcpu = 0;
+        return _virqToPort[vcpu * Xen.NR_VIRQS + virq];
+    }
+    /// <summary>The vCPU a port notifies (EVTCHNOP_status's vcpu).</summary>
+    public int NotifyVcpuOf(int port) => IsValidPort(port) ? _notifyVcpu[port] : 0;
 
     private ulong SharedInfoBase => Domain.SharedInfoMfn << Layout.PageShift;
 
@@ -77,9 +78,10 @@ public sealed unsafe class EventChannels
         return -(int)Errno.ENOSPC;
     }
 
-    private void Bind(int port, ChannelState state, ushort remoteDomain, int remotePort)
+    private void Bind(int port, ChannelState state, ushort remoteDomain, int remotePort, int notifyVcpu = 0)
     {
         _state[port] = state;
+        _notifyVcpu[port] = (byte)notifyVcpu;
         _remoteDomain[port] = remoteDomain;
         _remotePort[port] = remotePort;
     }
@@ -124,7 +126,7 @@ public sealed unsafe class EventChannels
         ulong pending = mem.Read64(word + SharedInfo.evtchn_pending);
         if ((pending & bit) != 0) return;
         mem.Write64(word + SharedInfo.evtchn_pending, pending | bit);
-        if ((mem.Read64(word + SharedInfo.evtchn_mask) & bit) == 0) VcpuInfo.RaiseSelector(Domain.Vcpu, port >> 6);
+        if ((mem.Read64(word + SharedInfo.evtchn_mask) & bit) == 0) VcpuInfo.RaiseSelector(Domain.Vcpus[_notifyVcpu[port]], port >> 6);
         if (Polling) CheckPollers(port);
     }
 
@@ -136,14 +138,15 @@ public sealed unsafe class EventChannels
         if (!IsValidPort(port)) return -Errno.EINVAL;
         int p = (int)port;
         if (ChangeBit(SharedInfo.evtchn_mask, p, false) && TestBit(SharedInfo.evtchn_pending, p))
-            VcpuInfo.RaiseSelector(Domain.Vcpu, p >> 6);
+            VcpuInfo.RaiseSelector(Domain.Vcpus[_notifyVcpu[p]], p >> 6);
         return 0;
     }
 
-    /// <summary>Xen's send_guest_vcpu_virq: raise the port bound to <paramref name="virq"/>; false if none is.</summary>
-    public bool SendVirq(int virq)
+    /// <summary>Xen's send_guest_{vcpu,global}_virq: raise the port bound to <paramref name="virq"/> (on
+    /// <paramref name="vcpu"/> for a per-vCPU VIRQ); false if none is.</summary>
+    public bool SendVirq(int virq, int vcpu = 0)
     {
-        int port = PortOfVirq(virq);
+        int port = PortOfVirq(virq, vcpu);
         if (port == 0) return false;
         SetPending(port);
         return true;
@@ -155,19 +158,34 @@ public sealed unsafe class EventChannels
 
     // ---- Blocking and polling ----
 
-    /// <summary>Xen's vcpu_unblock: the vCPU becomes runnable and any poll ends.</summary>
-    public void Wake()
+    /// <summary>Xen's vcpu_unblock: the vCPU becomes runnable and any poll ends. A vCPU that was blocked
+    /// is boosted and the vCPU running now is asked to reschedule (Xen credit's wake-up preemption), so
+    /// the event is handled now rather than at the end of a time slice.</summary>
+    public static void Wake(Vcpu v)
     {
-        Domain.Vcpu.Blocked = false;
-        Polling = false;
-        PollPort = 0;
-        PollDeadline = 0;
+        if (v.Blocked)
+        {
+            v.Blocked = false;
+            v.Boosted = true;
+            Vcpu running = v.Domain.Machine.Scheduler.Running;
+            if (running != null && running != v) running.PendingExitWork |= Traps.ExitWork.Reschedule;
+        }
+        v.Polling = false;
+        v.PollPort = 0;
+        v.PollDeadline = 0;
     }
 
     /// <summary>Xen's evtchn_check_pollers: a poller of this port (or of several ports) wakes.</summary>
     private void CheckPollers(int port)
     {
-        if (Polling && (PollPort <= 0 || PollPort == port)) Wake();
+        bool still = false;
+        for (int i = 0; i < Domain.MaxVcpus; i++)
+        {
+            Vcpu v = Domain.Vcpus[i];
+            if (v.Polling && (v.PollPort <= 0 || v.PollPort == port)) Wake(v);
+            still |= v.Polling;
+        }
+        Polling = still;
     }
 
     // ---- Binding ----
@@ -207,21 +225,22 @@ public sealed unsafe class EventChannels
     {
         if (virq >= Xen.NR_VIRQS) return -(int)Errno.EINVAL;
         if (VirqIsGlobal(virq) && vcpu != 0) return -(int)Errno.EINVAL;
-        if (vcpu != 0) return -(int)Errno.ENOENT;
-        if (_virqToPort[virq] != 0) return -(int)Errno.EEXIST;
+        if (Domain.VcpuById(vcpu) == null) return -(int)Errno.ENOENT;
+        int slot = (int)vcpu * Xen.NR_VIRQS + (int)virq;
+        if (_virqToPort[slot] != 0) return -(int)Errno.EEXIST;
         int port = FindFreePort();
         if (port < 0) return port;
-        Bind(port, ChannelState.Virq, 0, (int)virq);
-        _virqToPort[virq] = port;
+        Bind(port, ChannelState.Virq, 0, (int)virq, (int)vcpu);
+        _virqToPort[slot] = port;
         return port;
     }
 
     public int BindIpi(uint vcpu)
     {
-        if (vcpu != 0) return -(int)Errno.ENOENT;
+        if (Domain.VcpuById(vcpu) == null) return -(int)Errno.ENOENT;
         int port = FindFreePort();
         if (port < 0) return port;
-        Bind(port, ChannelState.Ipi, 0, 0);
+        Bind(port, ChannelState.Ipi, 0, 0, (int)vcpu);
         return port;
     }
 
@@ -259,19 +278,25 @@ public sealed unsafe class EventChannels
         return port;
     }
 
-    /// <summary>EVTCHNOP_bind_vcpu: only vCPU 0 exists, so this only validates (Xen's rules per state).</summary>
+    /// <summary>EVTCHNOP_bind_vcpu: the port notifies another vCPU from now on (Xen's rules per state:
+    /// a per-vCPU VIRQ and an IPI stay where they were bound).</summary>
     public long BindVcpu(long port, uint vcpu)
     {
-        if (vcpu != 0) return -Errno.ENOENT;
         if (!IsValidPort(port)) return -Errno.EINVAL;
+        if (Domain.VcpuById(vcpu) == null) return -Errno.ENOENT;
         switch (_state[port])
         {
-            case ChannelState.Virq: return VirqIsGlobal((uint)_remotePort[port]) ? 0 : -Errno.EINVAL;
+            case ChannelState.Virq:
+                if (!VirqIsGlobal((uint)_remotePort[port])) return -Errno.EINVAL;
+                break;
             case ChannelState.Unbound:
             case ChannelState.Interdomain:
-            case ChannelState.Pirq: return 0;
+            case ChannelState.Pirq:
+                break;
             default: return -Errno.EINVAL;
         }
+        _notifyVcpu[port] = (byte)vcpu;
+        return 0;
     }
 
     // ---- Sending, closing, status ----
@@ -317,7 +342,8 @@ public sealed unsafe class EventChannels
             case ChannelState.Hypervisor:
                 return -Errno.EINVAL;
             case ChannelState.Virq:
-                _virqToPort[_remotePort[p]] = 0;
+                int virq = _remotePort[p];
+                _virqToPort[(VirqIsGlobal((uint)virq) ? 0 : _notifyVcpu[p]) * Xen.NR_VIRQS + virq] = 0;
                 break;
             case ChannelState.Pirq:
                 Domain.Pirqs.Unbind(_remotePort[p]);

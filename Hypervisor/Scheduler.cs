@@ -1,9 +1,11 @@
 namespace Microhv.Hypervisor;
 
 /// <summary>
-/// Round-robin over the domains' vCPUs with a fixed time slice, counted in timer ticks. A vCPU is
-/// runnable while its domain runs and it is not blocked; when none is, the CPU idles until the
-/// next interrupt. Pure policy: the kernel performs the switch it decides.
+/// Round-robin over the domains' vCPUs (in domain order, then vCPU order) with a fixed time slice,
+/// counted in timer ticks. A vCPU is runnable while its domain runs and it is up and not blocked;
+/// when none is, the CPU idles until the next interrupt. A vCPU just woken from blocking (Vcpu.Boosted,
+/// Xen credit's BOOST) runs first, so an event sent to a sleeping vCPU, an IPI above all, is handled
+/// now and not after the sender's slice. Pure policy: the kernel performs the switch it decides.
 /// </summary>
 public sealed class Scheduler
 {
@@ -29,7 +31,7 @@ public sealed class Scheduler
     public void Forget(Domain d)
     {
         if (Running != null && Running.Domain == d) Running = null;
-        if (_lastIndex >= _machine.DomainCount) _lastIndex = _machine.DomainCount - 1;
+        if (_lastIndex >= _machine.DomainCount * Domain.VcpuCapacity) _lastIndex = _machine.DomainCount * Domain.VcpuCapacity - 1;
     }
 
     /// <summary>Called on every timer tick while <paramref name="current"/> runs (null = idle);
@@ -46,21 +48,33 @@ public sealed class Scheduler
     public Vcpu PickNext(Vcpu current, bool preempt)
     {
         if (!preempt && IsRunnable(current)) return Choose(current);
-        int n = _machine.DomainCount;
-        for (int step = 1; step <= n; step++)
+        int domains = _machine.DomainCount;
+        if (domains == 0) return Choose(null);
+        // The rotation's position: a domain index and a vCPU id in it (_lastIndex packs both).
+        int di = _lastIndex < 0 ? domains - 1 : (_lastIndex / Domain.VcpuCapacity) % domains;
+        int vi = _lastIndex < 0 ? Domain.VcpuCapacity : _lastIndex % Domain.VcpuCapacity;
+        Vcpu found = null;
+        int foundIndex = 0;
+        // Every vCPU once, starting after the position: the rest of its domain, the other domains, then its own again.
+        for (int k = 0; k <= domains && (found == null || !found.Boosted); k++)
         {
-            int i = (_lastIndex + step) % n;
-            if (i < 0) i += n;
-            Vcpu v = _machine.Domains[i].Vcpu;
-            if (IsRunnable(v))
+            Domain d = _machine.Domains[(di + k) % domains];
+            int first = k == 0 ? vi + 1 : 0;
+            int last = k == domains ? (vi < d.MaxVcpus ? vi + 1 : d.MaxVcpus) : d.MaxVcpus;
+            for (int id = first; id < last; id++)
             {
-                if (v != current) Switches++;
-                _lastIndex = i;
-                _ticksLeft = SliceTicks;
-                return Choose(v);
+                Vcpu v = d.Vcpus[id];
+                if (!IsRunnable(v)) continue;
+                if (v.Boosted) { found = v; foundIndex = ((di + k) % domains) * Domain.VcpuCapacity + id; break; }
+                if (found == null) { found = v; foundIndex = ((di + k) % domains) * Domain.VcpuCapacity + id; }
             }
         }
-        return Choose(null);
+        if (found == null) return Choose(null);
+        if (found != current) Switches++;
+        _lastIndex = foundIndex;
+        found.Boosted = false;
+        _ticksLeft = SliceTicks;
+        return Choose(found);
     }
 
     /// <summary>Makes <paramref name="next"/> the running vCPU; on a change the one leaving is charged the

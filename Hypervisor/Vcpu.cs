@@ -19,7 +19,9 @@ public struct TrapInfo
 public sealed class Vcpu
 {
     public readonly Domain Domain;
-    public Vcpu(Domain domain) { Domain = domain; }
+    /// <summary>The vCPU's number in its domain (Xen's vcpu_id): 0 to the domain's MaxVcpus - 1.</summary>
+    public readonly int Id;
+    public Vcpu(Domain domain, int id = 0) { Domain = domain; Id = id; }
 
     /// <summary>Saved registers (valid while the vCPU is not on the CPU).</summary>
     public TrapFrame Regs;
@@ -62,6 +64,19 @@ public sealed class Vcpu
 
     /// <summary>Blocked in sched_op(block/poll) until an event is pending.</summary>
     public bool Blocked;
+    /// <summary>Woken from Blocked by an event or timer and not yet run since (Xen credit's BOOST): the
+    /// scheduler runs it before the round-robin order, so an IPI or interrupt is answered at once.</summary>
+    public bool Boosted;
+    /// <summary>SCHEDOP_poll in progress (Xen's poll_mask bit), the polled port (-1: several), its timeout.</summary>
+    public bool Polling;
+    public int PollPort;
+    public ulong PollDeadline;
+    /// <summary>VCPUOP_register_runstate_memory_area: guest virtual address of the runstate copy (0 = none).</summary>
+    public ulong RunstateArea;
+    /// <summary>VCPUOP_register_vcpu_info succeeded (Xen allows it once per vCPU).</summary>
+    public bool VcpuInfoRegistered;
+    /// <summary>Given a context (Xen's is_initialised): by the domain builder, VCPUOP_initialise or setvcpucontext.</summary>
+    public bool Initialised;
     /// <summary>The vCPU is up (Xen's !VPF_down): built by the domain builder, or given a context with
     /// VGCF_online by the toolstack's setvcpucontext. An offline vCPU never runs.</summary>
     public bool Online;
@@ -106,6 +121,13 @@ public sealed class Vcpu
         GdtEntries = 0;
         LdtBase = LdtEntries = 0;
         Blocked = false;
+        Boosted = false;
+        Polling = false;
+        PollPort = 0;
+        PollDeadline = 0;
+        RunstateArea = 0;
+        VcpuInfoRegistered = false;
+        Initialised = false;
         Online = false;
         RunNs = RunSince = 0;
         HardAffinity = SoftAffinity = ulong.MaxValue;

@@ -137,7 +137,7 @@ public static class EventChannelOp
         int p = (int)port;
         int status = ec.Status(p);
         GuestMemory.WriteU32(v, arg + status_status, (uint)status);
-        GuestMemory.WriteU32(v, arg + status_vcpu, 0);          // every channel notifies vCPU 0
+        GuestMemory.WriteU32(v, arg + status_vcpu, (uint)ec.NotifyVcpuOf(p));
         if (status == EVTCHNSTAT_unbound)
         {
             ushort rdom = ec.RemoteDomainOf(p);

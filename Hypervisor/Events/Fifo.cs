@@ -26,7 +26,7 @@ public static class Fifo
             || !GuestMemory.ReadU64(v, arg + init_control_link_bits, out ulong _))
             return -Errno.EFAULT;
         Domain d = v.Domain;
-        if (vcpu != 0) return -Errno.ENOENT;                                  // one vCPU per domain
+        if (v.Domain.VcpuById(vcpu) == null) return -Errno.ENOENT;
         if (offset > Layout.PageSize - evtchn_fifo_control_block_size) return -Errno.EINVAL;
         if ((offset & 7) != 0) return -Errno.EINVAL;
         // A PV domain names the control block's page by machine frame; Xen takes a writable type on it.

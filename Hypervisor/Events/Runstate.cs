@@ -27,7 +27,7 @@ public static class Runstate
     /// guest runs user code (Xen switches to them for this too). A fault is ignored, as in Xen.</summary>
     public static void Update(Vcpu v, ulong now)
     {
-        ulong area = v.Domain.EventChannels.RunstateArea;
+        ulong area = v.RunstateArea;
         if (area == 0) return;
         bool kernelMode = v.KernelMode;
         v.KernelMode = true;

@@ -67,7 +67,7 @@ public static class SchedOp
         if (d.State == DomainState.Shutdown || d.State == DomainState.Crashed) return;
         d.State = DomainState.Shutdown;
         d.ShutdownReason = reason;
-        d.Vcpu.PendingExitWork |= ExitWork.Reschedule;
+        for (int i = 0; i < d.MaxVcpus; i++) d.Vcpus[i].PendingExitWork |= ExitWork.Reschedule;
         Toolstack.DomainLifecycle.NotifyDomExc(d.Machine);
     }
 
@@ -106,32 +106,37 @@ public static class SchedOp
         if (nrPorts > Sched.SCHEDOP_poll_max_ports) return -Errno.EINVAL;
 
         EventChannels ec = v.Domain.EventChannels;
+        v.Polling = true;
         ec.Polling = true;
-        ec.PollPort = -1;
+        v.PollPort = -1;
         v.Blocked = true;
 
-        if (EventChannels.UpcallPending(v)) return EndPoll(ec, 0);
+        if (EventChannels.UpcallPending(v)) return EndPoll(v, 0);
         uint port = 0;
         for (uint i = 0; i < nrPorts; i++)
         {
-            if (!GuestMemory.ReadU32(v, ports + (ulong)i * 4, out port)) return EndPoll(ec, -Errno.EFAULT);
-            if (port >= EventChannels.Capacity) return EndPoll(ec, -Errno.EINVAL);
-            if (ec.IsPending((int)port)) return EndPoll(ec, 0);
+            if (!GuestMemory.ReadU32(v, ports + (ulong)i * 4, out port)) return EndPoll(v, -Errno.EFAULT);
+            if (port >= EventChannels.Capacity) return EndPoll(v, -Errno.EINVAL);
+            if (ec.IsPending((int)port)) return EndPoll(v, 0);
         }
-        if (nrPorts == 1) ec.PollPort = (int)port;
+        if (nrPorts == 1) v.PollPort = (int)port;
         if (timeout != 0)
         {
-            if (timeout <= v.Domain.Machine.Host.SystemTimeNs()) return EndPoll(ec, 0);
-            ec.PollDeadline = timeout;
+            if (timeout <= v.Domain.Machine.Host.SystemTimeNs()) return EndPoll(v, 0);
+            v.PollDeadline = timeout;
             v.PendingExitWork |= ExitWork.TimersChanged;
         }
         v.PendingExitWork |= ExitWork.Reschedule;
         return 0;
     }
 
-    private static long EndPoll(EventChannels ec, long rc)
+    /// <summary>A poll that ends before it blocked: no wake-up boost, the vCPU simply carries on.</summary>
+    private static long EndPoll(Vcpu v, long rc)
     {
-        ec.Wake();
+        v.Blocked = false;
+        v.Polling = false;
+        v.PollPort = 0;
+        v.PollDeadline = 0;
         return rc;
     }
 }

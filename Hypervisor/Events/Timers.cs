@@ -64,7 +64,7 @@ public static class Timers
         if (periodNs != 0) v.PendingExitWork |= ExitWork.TimersChanged;
     }
 
-    private static void SendTimerEvent(Vcpu v) => v.Domain.EventChannels.SendVirq(Xen.VIRQ_TIMER);
+    private static void SendTimerEvent(Vcpu v) => v.Domain.EventChannels.SendVirq(Xen.VIRQ_TIMER, v.Id);
 
     /// <summary>
     /// The hypervisor timer interrupt: fires every due one-shot and periodic timer (the periodic one
@@ -78,20 +78,23 @@ public static class Timers
         {
             Domain d = m.Domains[i];
             if (d == null || d.State != DomainState.Running) continue;
-            Vcpu v = d.Vcpu;
-            EventChannels ec = d.EventChannels;
-            if (v.TimerDeadline != 0 && now >= v.TimerDeadline)
+            for (int n = 0; n < d.MaxVcpus; n++)
             {
-                v.TimerDeadline = 0;
-                SendTimerEvent(v);
+                Vcpu v = d.Vcpus[n];
+                if (!v.Online) continue;
+                if (v.TimerDeadline != 0 && now >= v.TimerDeadline)
+                {
+                    v.TimerDeadline = 0;
+                    SendTimerEvent(v);
+                }
+                if (v.PeriodicPeriod != 0 && now >= v.PeriodicNext)
+                {
+                    v.PeriodicNext = now + v.PeriodicPeriod;
+                    SendTimerEvent(v);
+                }
+                if (v.Polling && v.PollDeadline != 0 && now >= v.PollDeadline) EventChannels.Wake(v);
+                Runstate.Update(v, now);
             }
-            if (v.PeriodicPeriod != 0 && now >= v.PeriodicNext)
-            {
-                v.PeriodicNext = now + v.PeriodicPeriod;
-                SendTimerEvent(v);
-            }
-            if (ec.Polling && ec.PollDeadline != 0 && now >= ec.PollDeadline) ec.Wake();
-            Runstate.Update(v, now);
         }
     }
 
@@ -104,10 +107,14 @@ public static class Timers
         {
             Domain d = m.Domains[i];
             if (d == null || d.State != DomainState.Running) continue;
-            Vcpu v = d.Vcpu;
-            next = Earlier(next, v.TimerDeadline);
-            if (v.PeriodicPeriod != 0) next = Earlier(next, v.PeriodicNext == 0 ? 1 : v.PeriodicNext);
-            if (d.EventChannels.Polling) next = Earlier(next, d.EventChannels.PollDeadline);
+            for (int n = 0; n < d.MaxVcpus; n++)
+            {
+                Vcpu v = d.Vcpus[n];
+                if (!v.Online) continue;
+                next = Earlier(next, v.TimerDeadline);
+                if (v.PeriodicPeriod != 0) next = Earlier(next, v.PeriodicNext == 0 ? 1 : v.PeriodicNext);
+                if (v.Polling) next = Earlier(next, v.PollDeadline);
+            }
         }
         return next;
     }

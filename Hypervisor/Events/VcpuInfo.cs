@@ -16,7 +16,8 @@ public static class VcpuInfo
     {
         if (v.VcpuInfoAddress != 0) return v.VcpuInfoAddress;
         ulong mfn = v.Domain.SharedInfoMfn;
-        return mfn == 0 ? 0 : (mfn << Layout.PageShift) + SharedInfo.vcpu_info;
+        if (mfn == 0 || v.Id >= SharedInfo.XEN_LEGACY_MAX_VCPUS) return 0;
+        return (mfn << Layout.PageShift) + SharedInfo.vcpu_info + (ulong)v.Id * SharedInfo.vcpu_info_size;
     }
 
     public static byte UpcallPending(Vcpu v)
@@ -66,6 +67,6 @@ public static class VcpuInfo
     {
         if (mem.Read8(a + SharedInfo.evtchn_upcall_pending) != 0) return;
         mem.Write8(a + SharedInfo.evtchn_upcall_pending, 1);
-        v.Domain.EventChannels.Wake();
+        EventChannels.Wake(v);
     }
 }

@@ -13,8 +13,8 @@ namespace Microhv.Hypervisor.Toolstack;
 /// </summary>
 public static class DomainLifecycle
 {
-    /// <summary>vCPUs a domain may have: one, until issue 13 (Xen's MAX_VIRT_CPUS is 8192; a larger request is -EINVAL as there).</summary>
-    public const uint MaxVcpus = 1;
+    /// <summary>vCPUs a domain may have: Microhv's Domain.VcpuCapacity (Xen's MAX_VIRT_CPUS is 8192; a larger request is -EINVAL as there).</summary>
+    public const uint MaxVcpus = Domain.VcpuCapacity;
     /// <summary>Xen's limit on the toolstack's pause nesting.</summary>
     public const int MaxPauseCount = 255;
 
@@ -76,6 +76,7 @@ public static class DomainLifecycle
             return -Errno.ENOMEM;
         }
         d.CreatedByToolstack = true;
+        d.MaxVcpus = (int)maxVcpus;
         d.PauseCount = 1;           // created paused by the system controller
         d.State = DomainState.Running;
         if (!GuestMemory.CopyFromGuest(v, arg + Public.Domctl.create_handle, d.Handle, 0, Public.Domctl.XEN_DOMAIN_HANDLE_LEN))
@@ -91,7 +92,7 @@ public static class DomainLifecycle
         }
         d.Vcpu.VcpuInfoAddress = (d.SharedInfoMfn << Layout.PageShift) + (ulong)SharedInfo.vcpu_info;
         m.AddDomain(d);
-        m.Host.ResetVcpuFpu(d.Vcpu);
+        for (int i = 0; i < d.MaxVcpus; i++) m.Host.ResetVcpuFpu(d.Vcpus[i]);
         var t = new ConsoleText(m.Host);
         t.Write("domctl: d").Dec(v.Domain.DomainId).Write(" created domain ").Dec(id).Line();
         return GuestMemory.WriteU16(v, arg + Public.Domctl.domain, id) ? 0 : -Errno.EFAULT;
@@ -127,7 +128,7 @@ public static class DomainLifecycle
     /// <summary>max_vcpus: the number must be the one given at createdomain (Xen 4.17 sizes the vCPUs there).</summary>
     public static long SetMaxVcpus(Vcpu v, Domain d, uint max)
     {
-        if (d == v.Domain || max != MaxVcpus) return -Errno.EINVAL;
+        if (d == v.Domain || max != (uint)d.MaxVcpus) return -Errno.EINVAL;
         return 0;
     }
 

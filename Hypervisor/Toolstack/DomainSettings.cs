@@ -26,7 +26,7 @@ public static class DomainSettings
         if (!GuestMemory.ReadU32(v, arg + Public.Domctl.vcpuaffinity_vcpu, out uint vcpu)
             || !GuestMemory.ReadU32(v, arg + Public.Domctl.vcpuaffinity_flags, out uint flags))
             return -Errno.EFAULT;
-        if (vcpu >= DomainLifecycle.MaxVcpus) return -Errno.EINVAL;
+        if (vcpu >= (uint)d.MaxVcpus) return -Errno.EINVAL;
         bool hard = (flags & Public.Domctl.XEN_VCPUAFFINITY_HARD) != 0, soft = (flags & Public.Domctl.XEN_VCPUAFFINITY_SOFT) != 0;
         ulong hardMap = arg + Public.Domctl.vcpuaffinity_hard, softMap = arg + Public.Domctl.vcpuaffinity_soft;
         if (!GuestMemory.ReadU64(v, hardMap + Public.Domctl.bitmap_bitmap, out ulong hardPtr)
@@ -34,7 +34,7 @@ public static class DomainSettings
             return -Errno.EFAULT;
         // vcpuaffinity_params_invalid
         if (!hard && !soft || hard && hardPtr == 0 || soft && softPtr == 0) return -Errno.EINVAL;
-        Vcpu target = d.Vcpu;
+        Vcpu target = d.Vcpus[vcpu];
         ulong online = OnlineMask(d.Machine);
         long rc;
         if (!set)
@@ -182,8 +182,8 @@ public static class DomainSettings
     public static long GetVcpuInfo(Vcpu v, Domain d, ulong arg)
     {
         if (!GuestMemory.ReadU32(v, arg + Public.Domctl.getvcpuinfo_vcpu, out uint vcpu)) return -Errno.EFAULT;
-        if (vcpu >= DomainLifecycle.MaxVcpus) return -Errno.EINVAL;
-        Vcpu t = d.Vcpu;
+        if (vcpu >= (uint)d.MaxVcpus) return -Errno.EINVAL;
+        Vcpu t = d.Vcpus[vcpu];
         bool running = t == v || d.Machine.Scheduler.Running == t;
         ulong time = d.Machine.Scheduler.RunTime(t);
         return GuestMemory.WriteU8(v, arg + Public.Domctl.getvcpuinfo_online, (byte)(t.Online ? 1 : 0))

@@ -11,9 +11,11 @@ namespace Microhv.Hypervisor.Toolstack;
 /// and page-table bases libxenguest's builder gives the new domain's vCPU before it is unpaused.
 /// Checked as Xen checks them: canonical addresses, the LDT's alignment and size, the GDT's frame
 /// count, the vm_assist bits, the L4 (and user L4) taking a page-table type reference; then the vCPU
-/// is online or not as VGCF_online says. Microhv accepts only the flat ring-3 selectors Xen's PV ABI
-/// defines for CS and SS (a guest-chosen LDT/GDT selector would only be checked by the CPU at the first
-/// return); an FPU image (VGCF_i387_valid) and debug registers are not taken yet: -EOPNOTSUPP.
+/// is online or not as VGCF_online says. VCPUOP_initialise gives a guest's own secondary vCPU its
+/// first context through the same checks (<see cref="Apply"/>). CS and SS are Xen's flat ring-3 selectors
+/// or selectors of the vCPU's own GDT whose descriptors are present and fit (checked here, where Xen
+/// leaves it to the CPU at the first return); an FPU image (VGCF_i387_valid) and debug registers are not
+/// taken yet: -EOPNOTSUPP.
 /// </summary>
 public static class VcpuContext
 {
@@ -22,10 +24,17 @@ public static class VcpuContext
         if (!GuestMemory.ReadU32(caller, arg + Public.Domctl.vcpucontext_vcpu, out uint vcpu)
             || !GuestMemory.ReadU64(caller, arg + Public.Domctl.vcpucontext_ctxt, out ulong c))
             return -Errno.EFAULT;
-        if (d == caller.Domain || vcpu >= DomainLifecycle.MaxVcpus) return -Errno.EINVAL;
-        Vcpu v = d.Vcpu;
+        if (d == caller.Domain || vcpu >= (uint)d.MaxVcpus) return -Errno.EINVAL;
+        Vcpu v = d.Vcpus[vcpu];
         if (c == 0) return Reset(v);
+        return Apply(caller, v, c);
+    }
 
+    /// <summary>Xen's arch_set_info_guest for a 64-bit PV vCPU: the context at <paramref name="c"/> in
+    /// <paramref name="caller"/>'s address space, checked, then taken by <paramref name="v"/>.</summary>
+    public static long Apply(Vcpu caller, Vcpu v, ulong c)
+    {
+        Domain d = v.Domain;
         ulong u = c + Ctx.user_regs;
         if (!GuestMemory.ReadU64(caller, c + Ctx.flags, out ulong flags)
             || !GuestMemory.ReadU64(caller, u + Ctx.rip, out ulong rip)
@@ -63,12 +72,12 @@ public static class VcpuContext
         }
         if (Layout.InHypervisorHole(ldtBase)) return -Errno.EINVAL;                      // __addr_ok
         if ((ldtBase & (Layout.PageSize - 1)) != 0 || ldtEnts > Ctx.ldt_max_entries) return -Errno.EINVAL;
-        if ((vmAssist & ~Mm.VmAssist.Valid) != 0) return -Errno.EINVAL;
+        if (v.Id == 0 && (vmAssist & ~Mm.VmAssist.Valid) != 0) return -Errno.EINVAL;
         int gdtFrames = (int)((gdtEnts + SetGdt.EntriesPerFrame - 1) / SetGdt.EntriesPerFrame);
         if (gdtEnts > ArchX86.FIRST_RESERVED_GDT_ENTRY || gdtFrames > ArchX86.FIRST_RESERVED_GDT_PAGE) return -Errno.EINVAL;
         bool inKernel = (flags & ArchX86.VGCF_in_kernel) != 0;
 
-        // What Microhv does not take (yet): an FPU image, debug registers, selectors outside the flat ring-3 ones.
+        // What Microhv does not take (yet): an FPU image, debug registers.
         if ((flags & ArchX86.VGCF_i387_valid) != 0) return -Errno.EOPNOTSUPP;
         for (int i = 0; i < 8; i++)
         {
@@ -77,11 +86,10 @@ public static class VcpuContext
         }
         cs = FixupSelector(cs);
         ss = FixupSelector(ss);
-        if (cs != Xen.FLAT_RING3_CS64 && cs != Xen.FLAT_RING3_CS32 || ss != Xen.FLAT_RING3_SS64) return -Errno.EINVAL;
 
         Machine m = d.Machine;
         ulong cr3Mfn = cr3 >> Layout.PageShift, userMfn = userCr3 >> Layout.PageShift;
-        if (v.GuestTable != 0)
+        if (v.Initialised)
         {
             // An initialised vCPU keeps its page tables, GDT and LDT (Xen: -EOPNOTSUPP otherwise).
             bool fail = v.GuestTable != (cr3Mfn << Layout.PageShift)
@@ -93,6 +101,7 @@ public static class VcpuContext
                 fail = v.GdtFrames[i] != f;
             }
             if (fail) return -Errno.EOPNOTSUPP;
+            if (!SelectorsOkay(m, v, cs, ss)) return -Errno.EINVAL;
         }
         else
         {
@@ -105,6 +114,11 @@ public static class VcpuContext
             if (userCr3 != 0 && !d.OwnsFrame(userMfn)) return -Errno.EINVAL;
             long rc = SetGdt.Set(v, frames, gdtFrames, (int)gdtEnts);
             if (rc != 0) return rc;
+            if (!SelectorsOkay(m, v, cs, ss))
+            {
+                SetGdt.Destroy(v);
+                return -Errno.EINVAL;
+            }
             rc = Mm.PageTypes.GetPageAndType(m, d, cr3Mfn, FrameType.L4PageTable);
             if (rc != 0)
             {
@@ -125,7 +139,7 @@ public static class VcpuContext
             v.GuestTableUser = userCr3 == 0 ? 0 : userMfn << Layout.PageShift;
             v.LdtBase = ldtBase;
             v.LdtEntries = ldtEnts;
-            d.VmAssist = vmAssist;
+            if (v.Id == 0) d.VmAssist = vmAssist;                       // the domain's vm_assist comes with vCPU 0's context
         }
 
         // Everything checked: the vCPU takes the context.
@@ -166,9 +180,15 @@ public static class VcpuContext
         v.GsBaseUser = gsUser;
         v.FpuTaskSwitched = (cr0 & 8) != 0;
         v.Online = (flags & ArchX86.VGCF_online) != 0;
+        v.Initialised = true;
         TimeInfo.UpdateWallclock(d);
         return 0;
     }
+
+    /// <summary>The context's CS and SS, in the GDT the vCPU now has (DescriptorCheck.ContextSelectorOkay).</summary>
+    private static bool SelectorsOkay(Machine m, Vcpu v, ushort cs, ushort ss)
+        => DescriptorCheck.ContextSelectorOkay(m.Memory, v.GdtFrames, v.GdtEntries, cs, true)
+            && DescriptorCheck.ContextSelectorOkay(m.Memory, v.GdtFrames, v.GdtEntries, ss, false);
 
     /// <summary>A null context: the vCPU goes down and drops its page-table and GDT references (vcpu_reset).</summary>
     private static long Reset(Vcpu v)
@@ -179,6 +199,7 @@ public static class VcpuContext
         v.GuestTable = v.GuestTableUser = 0;
         SetGdt.Destroy(v);
         v.Online = false;
+        v.Initialised = false;
         return 0;
     }
 
@@ -189,9 +210,9 @@ public static class VcpuContext
         if (!GuestMemory.ReadU32(caller, arg + Public.Domctl.vcpucontext_vcpu, out uint vcpu)
             || !GuestMemory.ReadU64(caller, arg + Public.Domctl.vcpucontext_ctxt, out ulong c))
             return -Errno.EFAULT;
-        if (d == caller.Domain || vcpu >= DomainLifecycle.MaxVcpus) return -Errno.EINVAL;
+        if (d == caller.Domain || vcpu >= (uint)d.MaxVcpus) return -Errno.EINVAL;
         if (c == 0) return -Errno.EINVAL;
-        Vcpu v = d.Vcpu;
+        Vcpu v = d.Vcpus[vcpu];
         for (int i = 0; i < Ctx.size; i += 8)
             if (!GuestMemory.WriteU64(caller, c + (ulong)i, 0)) return -Errno.EFAULT;
         ulong flags = (v.KernelMode ? ArchX86.VGCF_in_kernel : 0) | (v.Online ? ArchX86.VGCF_online : 0)

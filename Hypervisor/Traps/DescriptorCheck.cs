@@ -55,6 +55,27 @@ public static class DescriptorCheck
         return true;
     }
 
+    /// <summary>
+    /// A CS (<paramref name="code"/>) or SS selector a vCPU's context may start with: Xen's flat ring-3
+    /// selectors, or an RPL-3 selector of the vCPU's own GDT (Linux gives its secondary CPUs __KERNEL_CS
+    /// and __KERNEL_DS, 0x10 and 0x18, fixed up to 0x13 and 0x1b) whose descriptor there is present and a
+    /// 64-bit code segment, or a writable data segment. The first IRETQ into the vCPU then cannot fault.
+    /// </summary>
+    public static bool ContextSelectorOkay(HAL.PhysicalMemory mem, ulong[] gdtFrames, int gdtEntries, ushort selector, bool code)
+    {
+        if (code ? selector == Xen.FLAT_RING3_CS64 || selector == Xen.FLAT_RING3_CS32 : selector == Xen.FLAT_RING3_SS64) return true;
+        if ((selector & 7) != GuestKernelRpl) return false;                  // a GDT selector with RPL 3
+        int index = selector >> 3;
+        if (index == 0 || index >= gdtEntries) return false;
+        ulong mfn = gdtFrames[index / 512];
+        ulong d = mem.Read64((mfn << 12) + (ulong)(index % 512) * 8);
+        uint b = (uint)(d >> 32);
+        if ((b & SegmentP) == 0 || (b & SegmentS) == 0 || ((b >> 13) & 3) != GuestKernelRpl) return false;
+        bool isCode = (b & (1u << 11)) != 0;
+        if (code) return isCode && (b & (1u << 21)) != 0 && (b & (1u << 22)) == 0;   // L=1, D=0: 64-bit code
+        return !isCode && (b & (1u << 9)) != 0;                                      // writable data
+    }
+
     /// <summary>guest_gate_selector_okay: a guest GDT entry, the flat kernel CS, or any LDT selector.</summary>
     public static bool GateSelectorOkay(uint selector)
     {

@@ -10,7 +10,9 @@ namespace Microhv.Kernel.Pv;
 /// GRUB's module2 line) is Microhv's first, then the guest's after "--":
 ///   module2 /boot/guest.elf name=web pages=4096 initial -- console=hvc0
 /// pages=N (default 4096 = 16 MiB), initial (the initial domain: SIF_INITDOMAIN, console_io, id 0;
-/// default: the first module), name=... for the log. A module whose only word is "initrd" is not a
+/// default: the first module), name=... for the log, vcpus=N (1 to Domain.VcpuCapacity; default one
+/// per started CPU for the initial domain, as Xen's dom0, and 1 for the others: vCPU 0 starts, the
+/// guest brings the others up with VCPUOP_initialise and VCPUOP_up). A module whose only word is "initrd" is not a
 /// domain: it is the initial ramdisk of the module just before it (start_info mod_start, as a PFN):
 ///   module2 /boot/initrd.gz initrd
 /// A module that cannot be built is refused with the reason; the others still start.
@@ -32,6 +34,7 @@ internal static unsafe class DomainLoader
             int len = line.Length;
 
             ulong pages = DefaultPages;
+            ulong vcpus = 0;
             int nameStart = 0, nameLength = 0, guestStart = len;
             bool bad = false, isInitrd = false;
             int pos = 0;
@@ -41,6 +44,7 @@ internal static unsafe class DomainLoader
                 if (line.BytesEqual(ws, wl, "initrd")) { isInitrd = true; continue; }
                 line.SplitWord(ws, wl, out int kl, out bool hasValue, out int vs, out int vl);
                 if (line.BytesEqual(ws, kl, "pages") && hasValue && ParseNumber(buffer, vs, vl, out ulong p) && p >= 64 && p <= MaxPages) pages = p;
+                else if (line.BytesEqual(ws, kl, "vcpus") && hasValue && ParseNumber(buffer, vs, vl, out ulong nv) && nv >= 1 && nv <= Domain.VcpuCapacity) vcpus = nv;
                 else if (line.BytesEqual(ws, wl, "initial")) { }
                 else if (line.BytesEqual(ws, kl, "name") && hasValue) { nameStart = vs; nameLength = vl; }
                 else
@@ -50,7 +54,7 @@ internal static unsafe class DomainLoader
                     bad = true;
                 }
             }
-            if (bad) { Log.Write("domain: module "); Log.Dec((ulong)m); Log.Line(" refused: fix its command line (pages=64..262144, initial, name=..., -- guest words)"); continue; }
+            if (bad) { Log.Write("domain: module "); Log.Dec((ulong)m); Log.Line(" refused: fix its command line (pages=64..262144, vcpus=1..8, initial, name=..., -- guest words)"); continue; }
             if (isInitrd)
             {
                 if (m == 0) { Log.Write("domain: module 0 is an initrd with no kernel module before it: ignored"); Log.Line(); }
@@ -83,12 +87,15 @@ internal static unsafe class DomainLoader
             byte[] name = new byte[nameLength];
             for (int i = 0; i < nameLength; i++) name[i] = buffer[nameStart + i];
             d.Name = name;
-            d.Vcpu.FpuArea = NewFpuArea();
+            if (vcpus == 0) vcpus = initial ? (ulong)(Smp.Processors.Count < Domain.VcpuCapacity ? Smp.Processors.Count : Domain.VcpuCapacity) : 1;
+            d.MaxVcpus = (int)vcpus;
+            for (int i = 0; i < Domain.VcpuCapacity; i++) d.Vcpus[i].FpuArea = NewFpuArea();
             if (GrantTable.Create(d) == null) Log.Line("domain: no frame for a grant table; grant operations will fail");
             d.State = DomainState.Running;
             Log.Write(") is domain "); Log.Dec(d.DomainId); Log.Write(initial ? " (initial)" : ""); Log.Write(": ");
             Log.Dec(pages); Log.Write(" pages, entry "); Log.Hex(d.Vcpu.Regs.Rip); Log.Write(", start_info "); Log.Hex(d.Vcpu.Regs.Rsi);
             if (initrdLength != 0) { Log.Write(", initrd of "); Log.Dec(initrdLength); Log.Write(" bytes"); }
+            if (vcpus > 1) { Log.Write(", "); Log.Dec(vcpus); Log.Write(" vCPUs"); }
             Log.Line();
             if (d.AbiRomAddress != 0)
             {
@@ -191,7 +198,7 @@ internal static unsafe class DomainLoader
         for (int i = 0; i < size; i++)
         {
             Domain d = pool.Peek(i);
-            d.Vcpu.FpuArea = NewFpuArea();
+            for (int n = 0; n < Domain.VcpuCapacity; n++) d.Vcpus[n].FpuArea = NewFpuArea();
         }
         machine.Pool = pool;
         Log.Write("domain: "); Log.Dec((ulong)size); Log.Write(" domain objects ready for the toolstack (");

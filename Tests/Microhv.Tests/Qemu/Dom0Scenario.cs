@@ -15,7 +15,9 @@ namespace Microhv.Tests.Qemu;
 /// Linux's drivers, /dev/sda1 is the root filesystem, eth0 has QEMU's DHCP address, the disk's and the
 /// NIC's interrupt counts grow under load, the screen is dom0's (tty1's shell prompt is on it, hvc0's output
 /// is not), and a random token is written and synced before poweroff.
-/// Second boot of the same disk: the token is read back.
+/// Second boot of the same disk, on two processors (QEMU -smp 2): the token is read back, dom0 has a
+/// vCPU per processor (Linux brings the second one up with VCPUOP_initialise and VCPUOP_up) and two
+/// checksums computed at once, on both vCPUs, give the right result.
 /// </summary>
 public static class Dom0Scenario
 {
@@ -107,15 +109,39 @@ public static class Dom0Scenario
 
     private static void SecondBoot(Dom0Host host, string disk, string token, ITestOutputHelper output)
     {
-        using var dom0 = Dom0Session.Boot(host, disk, HardTimeout);
+        using var dom0 = Dom0Session.Boot(host, disk, HardTimeout, "-smp", "2");
         dom0.WaitForShell(BootTimeout);
         output.WriteLine($"{host.Name}: second boot, dom0 shell after {dom0.Clock.Elapsed.TotalSeconds:0.0} s");
         dom0.Run("dmesg -n 1", CommandTimeout);
         var read = dom0.Run($"cat {TokenFile}", CommandTimeout);
         Assert.True(read.Contains(token), $"the token {token} written before poweroff is not in {TokenFile} after the reboot:\n" +
             string.Join("\n", read) + "\n" + dom0.Qemu.Describe());
+        AssertBothVcpusWork(dom0, output);
         int status = dom0.PowerOff(CommandTimeout);
         Assert.Equal(host.PowerOffExitCode, status);
+    }
+
+    /// <summary>MD5 of the 32 MiB of zeros each of the parallel checksums reads.</summary>
+    private static readonly string ZerosMd5 = Convert.ToHexString(System.Security.Cryptography.MD5.HashData(new byte[32 << 20])).ToLowerInvariant();
+
+    /// <summary>
+    /// dom0 on a 2-processor machine: nproc is 2 and both CPUs are online, and two md5sums run at once
+    /// both print the right sum while CPU 1 accumulates user time (the second vCPU really ran them).
+    /// </summary>
+    private static void AssertBothVcpusWork(Dom0Session dom0, ITestOutputHelper output)
+    {
+        var cpus = dom0.Run("nproc; cat /sys/devices/system/cpu/online", CommandTimeout);
+        Assert.True(cpus.Count >= 2 && cpus[0].Trim() == "2" && cpus[1].Trim() == "0-1",
+            $"{dom0.Host.Name}: dom0 does not have two online CPUs (nproc, cpu/online):\n" + string.Join("\n", cpus) + "\n" + dom0.Qemu.Describe());
+        var lines = dom0.Run("grep '^cpu1 ' /proc/stat; for i in 0 1; do (dd if=/dev/zero bs=1M count=32 2>/dev/null | md5sum > /tmp/md5.$i) & done; " +
+                             "wait; cat /tmp/md5.0 /tmp/md5.1; grep '^cpu1 ' /proc/stat", TimeSpan.FromSeconds(180));
+        var sums = lines.Where(l => Regex.IsMatch(l, "^[0-9a-f]{32} ")).Select(l => l.Substring(0, 32)).ToList();
+        Assert.True(sums.Count == 2 && sums.All(s => s == ZerosMd5),
+            $"{dom0.Host.Name}: the two parallel md5sums are not both {ZerosMd5}:\n" + string.Join("\n", lines) + "\n" + dom0.Qemu.Describe());
+        var stats = lines.Where(l => l.StartsWith("cpu1 ", StringComparison.Ordinal)).Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1])).ToList();
+        Assert.True(stats.Count == 2 && stats[1] > stats[0],
+            $"{dom0.Host.Name}: CPU 1's user time did not grow during the checksums:\n" + string.Join("\n", lines) + "\n" + dom0.Qemu.Describe());
+        output.WriteLine($"{dom0.Host.Name}: nproc 2, CPUs 0-1 online; two md5sums at once = {ZerosMd5}; cpu1 user jiffies {stats[0]} -> {stats[1]}");
     }
 
     /// <summary>

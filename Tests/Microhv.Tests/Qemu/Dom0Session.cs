@@ -62,8 +62,8 @@ public sealed class Dom0Session : IDisposable
     private Dom0Session(Dom0Host host, QemuMachine qemu) { Host = host; Qemu = qemu; }
 
     /// <summary>Starts QEMU with <paramref name="host"/> booting <paramref name="disk"/> (a copy: it is written to).</summary>
-    public static Dom0Session Boot(Dom0Host host, string disk, TimeSpan hardTimeout)
-        => new(host, QemuMachine.Start(KernelImages.WorkDir, host.QemuArgs(disk), hardTimeout));
+    public static Dom0Session Boot(Dom0Host host, string disk, TimeSpan hardTimeout, params string[] extraArgs)
+        => new(host, QemuMachine.Start(KernelImages.WorkDir, host.QemuArgs(disk).Concat(extraArgs).ToList(), hardTimeout));
 
     /// <summary>Waits until the initramfs has mounted /dev/sda1 and the root shell on hvc0 has started.</summary>
     public void WaitForShell(TimeSpan timeout)

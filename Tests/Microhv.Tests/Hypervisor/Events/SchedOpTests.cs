@@ -84,14 +84,14 @@ public sealed class SchedOpTests
         _a.UpcallMask = 1;
         Assert.Equal(0, Poll(new[] { (uint)p }, 0));
         Assert.True(_a.V.Blocked);
-        Assert.True(_a.D.EventChannels.Polling);
+        Assert.True(_a.D.Vcpu.Polling);
         Assert.Equal(1, _a.UpcallMask);                         // poll does not enable delivery
 
         _a.Send((uint)other);
         Assert.True(_a.V.Blocked);                              // a different port does not end a one-port poll
         _a.Send((uint)p);
         Assert.False(_a.V.Blocked);
-        Assert.False(_a.D.EventChannels.Polling);
+        Assert.False(_a.D.Vcpu.Polling);
     }
 
     [Fact]
@@ -104,7 +104,7 @@ public sealed class SchedOpTests
         _a.Send((uint)q);
         Assert.Equal(0, Poll(new[] { (uint)p, (uint)q }, 0));
         Assert.False(_a.V.Blocked);
-        Assert.False(_a.D.EventChannels.Polling);
+        Assert.False(_a.D.Vcpu.Polling);
     }
 
     [Fact]
