@@ -129,9 +129,13 @@ FN cpu_cpuid
     mov [r8 + 12], edx
     pop rbx
     ret
-; cpu_lgdt(void* gdtr, ushort codeSelector, ushort dataSelector): load GDT, reload segments
+; cpu_lgdt(void* gdtr, ushort codeSelector, ushort dataSelector): load GDT, reload segments, and a null
+; LDT: the LDTR the firmware leaves (QEMU: base 0, limit 0xFFFF) would let a guest's LDT selector (TI=1)
+; name descriptors at linear address 0, which the guest maps itself, call gates into ring 0 included.
 FN cpu_lgdt
     lgdt [rdi]
+    xor eax, eax
+    lldt ax
     mov ax, dx
     mov ds, ax
     mov es, ax

@@ -40,6 +40,7 @@ isr%1:
 %define F_RIP     17*8
 %define F_CS      18*8
 %define F_RSP     20*8
+%define EXIT_FAULT_FLAG 0x200             ; TrapFrame.ExitFaultFlag: a guest trap raised by the exit's IRETQ
 
 ; Each CPU's block (Kernel/Smp/CpuBlock.cs, same offsets), reached through GS: in ring 0 GS_BASE
 ; is the block; while a guest runs, the guest's GS base is loaded and the block waits in
@@ -92,6 +93,7 @@ trap_common:
     cld
     test byte [rbp + F_CS], 3
     jz trap_from_hypervisor
+trap_from_guest_swapgs:
     swapgs                                ; the guest's GS base to KERNEL_GS_BASE, this CPU's block to GS
 trap_from_guest:                          ; (isr1 joins here, GS already swapped)
     ; From a guest. The C# code clobbers the SysV scratch registers (pushed above; the callee-saved
@@ -127,6 +129,10 @@ exit_ts_done:
     ; The hypervisor's own contexts (boot, self-tests, the idle loop): the whole FPU state is saved,
     ; since kernel code interrupted there may be using any of it.
 trap_from_hypervisor:
+    lea rax, [rel exit_iretq_to_guest]
+    cmp [rbp + F_RIP], rax
+    je exit_iretq_faulted                 ; (the guest's RAX is in the frame)
+trap_in_hypervisor:
     sub rsp, 512
     and rsp, -16
     fxsave [rsp]
@@ -168,11 +174,43 @@ exit_restore:
     pop rbx
     pop rax
     test byte [rsp + 24], 3               ; the frame's CS (after vector and error code, RIP)
-    jz .to_ring0
+    jz exit_iretq_to_hypervisor
     swapgs                                ; to a guest: its GS base back, the block to KERNEL_GS_BASE
-.to_ring0:
+    add rsp, 16
+exit_iretq_to_guest:                      ; its fault is the guest's: exit_iretq_faulted
+    iretq
+exit_iretq_to_hypervisor:
     add rsp, 16
     iretq
+
+    ; The IRETQ to a guest faulted: the CPU refused a CS, SS or RIP the guest chose (HYPERVISOR_iret
+    ; does not check them; update_descriptor can make a loaded selector's descriptor not present).
+    ; As Xen 4.17 does (entry.S, the .Lft0 fixup into handle_exception) this is the guest's own exception
+    ; at the IRETQ's target: the frame the IRETQ was popping (RIP, CS, RFLAGS, RSP, SS) gets this
+    ; vector and error code below it, and the guest's registers (restored before the IRETQ, saved again
+    ; by this trap) below those, and it goes the way of every guest trap, marked with
+    ; TrapFrame.ExitFaultFlag (Hypervisor/Traps/ExitFault.cs decides). Only #NP, #SS and #GP: an NMI or
+    ; #MC at this RIP is no fault of the IRETQ's. GS is the guest's here: trap_from_guest swaps it back.
+exit_iretq_faulted:
+    mov rax, [rbp + F_VECTOR]
+    cmp rax, 11
+    jb trap_in_hypervisor
+    cmp rax, 13
+    ja trap_in_hypervisor
+    mov rsi, [rbp + F_RSP]                ; the IRETQ's RSP: the guest's RIP, CS, RFLAGS, RSP, SS
+    mov rcx, [rbp + F_VECTOR + 8]
+    or rax, EXIT_FAULT_FLAG
+    mov [rsi - 16], rax                   ; vector
+    mov [rsi - 8], rcx                    ; error code
+    mov ecx, 15
+.move:                                    ; the 15 saved registers, highest first: the new place is higher
+    mov rax, [rbp + rcx * 8 - 8]
+    mov [rsi + rcx * 8 - 8 - 16 - 15 * 8], rax
+    dec ecx
+    jnz .move
+    lea rbp, [rsi - 16 - 15 * 8]
+    mov rsp, rbp
+    jmp trap_from_guest_swapgs
 
     ; SYSRET when GuestExit.CanSysret holds: the frame's RCX is its RIP, R11 its RFLAGS, CS and SS the
     ; flat 64-bit ring-3 selectors SYSRET loads, RIP canonical. Interrupts stay masked until SYSRET

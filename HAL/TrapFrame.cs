@@ -17,6 +17,9 @@ public struct TrapFrame
     public const int Size = 22 * 8;
     /// <summary>Vector number the syscall entry stub records (not a hardware vector).</summary>
     public const ulong SyscallVector = 0x100;
+    /// <summary>Set in <see cref="Vector"/> (beside the hardware vector) by the exit stub for a guest trap
+    /// that the exit's own IRETQ raised (Boot/traps.asm exit_iretq_faulted; Hypervisor/Traps/ExitFault.cs).</summary>
+    public const ulong ExitFaultFlag = 0x200;
 
     /// <summary>Requested privilege level of the interrupted code segment.</summary>
     public int Ring => (int)(Cs & 3);

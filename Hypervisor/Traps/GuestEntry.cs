@@ -24,6 +24,8 @@ public sealed class GuestEntry
     /// <summary>After an exit with <see cref="ExitActions.ReportCrash"/>: the crashed vCPU, its registers in Regs.</summary>
     public Vcpu Crashed;
     public ulong Traps, Hypercalls;
+    /// <summary>Exits whose IRETQ the CPU refused (<see cref="ExitFaulted"/>).</summary>
+    public ulong ExitFaults;
 
     /// <summary>The exit record of the last trap: <see cref="GuestExit.Actions"/> always (what every
     /// entry also returns), the other fields when their action is set.</summary>
@@ -74,6 +76,23 @@ public sealed class GuestEntry
         if (v == null) return SlowExit(ref frame, false, false, false);
         bool kernelMode = v.KernelMode;
         GuestTraps.HandleException(v, ref frame, cr2);
+        return Exit(ref frame, v, kernelMode);
+    }
+
+    /// <summary>The IRETQ of an exit to this CPU's vCPU faulted on a CS, SS or RIP the guest chose
+    /// (Boot/traps.asm exit_iretq_faulted): the refused frame is that vCPU's trap now (ExitFault).</summary>
+    public ExitActions ExitFaulted(ref TrapFrame frame)
+    {
+        Traps++;
+        ExitFaults++;
+        Vcpu v = Current;
+        if (v == null)
+        {
+            frame.Vector &= ~TrapFrame.ExitFaultFlag;
+            return SlowExit(ref frame, false, false, false);
+        }
+        bool kernelMode = v.KernelMode;
+        ExitFault.Handle(v, ref frame);
         return Exit(ref frame, v, kernelMode);
     }
 

@@ -8,6 +8,8 @@ namespace Microhv.Hypervisor.Traps;
 /// HYPERVISOR_iret (Xen's do_iret, pv/iret.c): a 64-bit PV kernel runs in ring 3 and cannot IRETQ
 /// to its user space or restore its event mask itself, so it pushes an iret_context
 /// {rax, r11, rcx, flags, rip, cs, rflags, rsp, ss} and asks the hypervisor to return through it.
+/// Like Xen's, it does not check the CS, SS or RIP it is given: a frame the CPU refuses makes the exit's
+/// IRETQ fault, and that fault is the guest's own exception at the target (ExitFault).
 /// </summary>
 public static class Iret
 {
@@ -60,8 +62,17 @@ public static class Iret
         }
         else
         {
-            // Xen leaves through SYSRET here, which reloads RIP from RCX and RFLAGS from R11.
-            regs.Rcx = regs.Rip;
+            // Xen leaves through SYSRET here when the RIP is canonical (restore_all_guest), which reloads
+            // RIP from RCX, RFLAGS from R11 and the flat ring-3 selectors whatever the context said
+            // (SYSRETL, to 32-bit code at RIP's low half, when its CS was FLAT_RING3_CS32): the frame
+            // says the same. With a non-canonical RIP Xen's IRETQ faults (ExitFault), as ours does.
+            regs.Rcx = c.Rip;
+            if (PageTableEntry.IsCanonical(c.Rip))
+            {
+                if (regs.Cs == Xen.FLAT_RING3_CS32) regs.Rip = (uint)c.Rip;
+                else regs.Cs = Xen.FLAT_RING3_CS64;
+                regs.Ss = Xen.FLAT_RING3_SS64;
+            }
             regs.R11 = regs.Rflags;
         }
 

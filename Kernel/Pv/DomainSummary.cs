@@ -45,6 +45,9 @@ internal static class DomainSummary
         Log.Dec(m.Scheduler.Switches); Log.Write(" vCPU switches; managed heap "); Log.Dec(PvCpu.HeapAtStart);
         Log.Write(" bytes at guest start, +"); Log.Dec(heap - PvCpu.HeapAtStart); Log.Line(" while guests ran");
         Log.Write("summary: "); Log.Dec(Traps.ExceptionFixup.Count); Log.Line(" guest accesses faulted in the hypervisor's copies (-EFAULT)");
+        ulong exitFaults = 0;
+        for (int i = 0; i < PvCpu.Entries.Length; i++) exitFaults += PvCpu.Entries[i].ExitFaults;
+        if (exitFaults != 0) { Log.Write("summary: "); Log.Dec(exitFaults); Log.Line(" exits to a guest refused by the CPU at their IRETQ (its CS, SS or RIP), given to the guest as its own fault"); }
         ulong debugInHypervisor = DebugInHypervisor();
         if (debugInHypervisor != 0) { Log.Write("summary: "); Log.Dec(debugInHypervisor); Log.Line(" #DB in the hypervisor's own context (a guest's breakpoint on memory it touched), dropped as Xen does"); }
         FrameAllocator frames = m.Frames as FrameAllocator;

@@ -22,6 +22,7 @@ public static unsafe class Cpu
     [RuntimeImport("*", "guest_store32")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Store32(void* p, uint value);
     public static ulong Load64(void* p) => Read64((ulong)p);
     [RuntimeImport("*", "guest_multicall_iret")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern long MulticallIret(ulong list, ulong nr, ulong ifFlag, ulong* out2);
+    [RuntimeImport("*", "guest_iret_to")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern long IretTo(ulong cs, ulong ss, ulong rip, ulong ifFlag, ulong flags);
     [RuntimeImport("*", "guest_read_cr4")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCr4();
     [RuntimeImport("*", "guest_write_cr4")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteCr4(ulong value);
     [RuntimeImport("*", "guest_single_step")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong SingleStep();
@@ -36,5 +37,5 @@ public static unsafe class Cpu
 
     // guest_symbol indices
     public const int SymCheckAbort = 0, SymUd2 = 1, SymInt3 = 2, SymRead64 = 3, SymWrite64 = 4;
-    public const int SymEventCallback = 5, SymFailsafeCallback = 6, SymTrapBase = 7;
+    public const int SymEventCallback = 5, SymFailsafeCallback = 6, SymTrapBase = 7, SymIretLanding = 27;
 }

@@ -20,7 +20,7 @@ public static unsafe class Traps
     public const ulong VectorEvent = 0x100, VectorFailsafe = 0x101;
 
     private static ulong s_expectVector = 0xFFFF;
-    private static ulong s_skip;
+    private static ulong s_skip, s_resumeAt;
     public static bool Seen;
     public static ulong SeenVector, SeenError, SeenRip, SeenCs, SeenCr2;
     public static int Count;
@@ -31,6 +31,23 @@ public static unsafe class Traps
         Seen = false;
         s_expectVector = vector;
         s_skip = skip;
+        s_resumeAt = 0;
+    }
+
+    /// <summary>Expects one trap with <paramref name="vector"/> whose frame may hold selectors or a RIP we
+    /// cannot return to (an iret the CPU refused): on it, resume at <paramref name="resumeAt"/> on the
+    /// kernel's own CS and SS.</summary>
+    public static void ExpectAt(ulong vector, ulong resumeAt)
+    {
+        Expect(vector, 0);
+        s_resumeAt = resumeAt;
+    }
+
+    /// <summary>A frame we resume somewhere else: the kernel's selectors (RPL 0, the saved upcall mask kept).</summary>
+    private static void KernelSelectors(TrapFrame* f)
+    {
+        f->Cs = (f->Cs & ~0xFFFFUL) | (Xen.FLAT_KERNEL_CS & ~3UL);
+        f->Ss = Xen.FLAT_KERNEL_SS;
     }
 
     public static void ExpectNone() => s_expectVector = 0xFFFF;
@@ -71,7 +88,13 @@ public static unsafe class Traps
             SeenCs = f->Cs;
             SeenCr2 = cr2;
             s_expectVector = 0xFFFF;
-            f->Rip += s_skip;
+            if (s_resumeAt != 0)
+            {
+                f->Rip = s_resumeAt;
+                KernelSelectors(f);
+                s_resumeAt = 0;
+            }
+            else f->Rip += s_skip;
             return;
         }
         if (f->Vector == VectorFailsafe) Checks.Fail("failsafe callback");
@@ -91,5 +114,6 @@ public static unsafe class Traps
             Hypercall.Shutdown(Xen.SHUTDOWN_crash);
         }
         f->Rip = Cpu.Symbol(Cpu.SymCheckAbort);
+        KernelSelectors(f);
     }
 }

@@ -19,6 +19,7 @@ public static class Xen
 
     public const ushort DOMID_SELF = 0x7FF0;
     public const ushort FLAT_KERNEL_CS = 0xE033;   // FLAT_RING3_CS64: a 64-bit PV kernel runs in ring 3
+    public const ushort FLAT_KERNEL_SS = 0xE02B;   // FLAT_RING3_SS64
 
     // start_info (xen.h), byte offsets
     public const int SI_magic = 0, SI_nr_pages = 32, SI_shared_info = 40, SI_flags = 48;

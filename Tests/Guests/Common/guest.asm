@@ -219,6 +219,36 @@ guest_multicall_iret:
     pop rbx
     ret
 
+; long guest_iret_to(ulong cs, ulong ss, ulong rip, ulong ifFlag, ulong flags): HYPERVISOR_iret through the context
+; {rax 0, r11 0, rcx 0, flags, rip, cs, rflags, rsp, ss} with our own RSP and RFLAGS (IF = ifFlag) and
+; the given selectors and RIP (0: guest_iret_landing, just below). An iret the CPU refuses reaches our trap
+; handler, which resumes at guest_iret_landing with the kernel's selectors (Traps.ExpectAt). Returns 0.
+global guest_iret_to, guest_iret_landing
+guest_iret_to:
+    push rbx
+    mov rbx, rsp
+    lea rax, [rel guest_iret_landing]
+    test rdx, rdx
+    cmovz rdx, rax
+    push rsi                               ; ss
+    push rbx                               ; rsp
+    pushfq
+    and qword [rsp], ~0x200
+    or [rsp], rcx                          ; rflags
+    push rdi                               ; cs
+    push rdx                               ; rip
+    push r8                                ; flags
+    push 0                                 ; rcx
+    push 0                                 ; r11
+    push 0                                 ; rax
+    mov eax, 23                            ; __HYPERVISOR_iret
+    syscall
+guest_iret_landing:
+    mov rsp, rbx
+    xor eax, eax
+    pop rbx
+    ret
+
 ; CR4 and the FS base instructions (CR4.FSGSBASE): rdfsbase/wrfsbase are 5 bytes, so a #UD resumes after them.
 global guest_single_step
 guest_single_step:                         ; ulong guest_single_step(void): sets TF for one instruction; returns
@@ -305,6 +335,7 @@ symbols:
     dq guest_trap_0, guest_trap_1, 0, guest_trap_3, guest_trap_4, guest_trap_5, guest_trap_6, guest_trap_7
     dq 0, 0, guest_trap_10, guest_trap_11, guest_trap_12, guest_trap_13, guest_trap_14, 0
     dq guest_trap_16, guest_trap_17, 0, guest_trap_19
+    dq guest_iret_landing
 
 section .text
 ; Loads and stores the compiler cannot merge or move: for words the hypervisor changes under us.

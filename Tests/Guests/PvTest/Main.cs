@@ -29,6 +29,7 @@ internal static unsafe class PvTestMain
         MemoryChecks.Run();
         TrapChecks.Run();
         EventChecks.Run();
+        IretChecks.Run();
         GrantChecks.Run();
         Checks.Finish("pvtest");
     }

@@ -5,7 +5,8 @@ namespace Microhv.Guests.PvTest;
 /// domains with different behaviour can share one machine: <c>workload=spin</c> (compute-bound,
 /// preempted by the scheduler), <c>workload=yield</c> (sched_op yield in a loop),
 /// <c>workload=block</c> (sleeps on VIRQ_TIMER with SCHEDOP_poll), <c>workload=crash</c> (faults
-/// with no trap table: the hypervisor must kill this domain and nothing else), <c>workload=echo</c>
+/// with no trap table: the hypervisor must kill this domain and nothing else), <c>workload=iret-crash</c>
+/// (the same with an iret to a CS the CPU refuses: the hypervisor's own IRETQ faults), <c>workload=echo</c>
 /// (reads console input, echoes each line, powers off at "quit"), <c>workload=balloon</c> (Balloon.cs), <c>workload=clock</c> (ClockWorkload.cs), <c>workload=flood</c> (Flood.cs), <c>workload=devices</c> (as a domain
 /// that is not the hardware domain, reaches for the machine's devices and must be refused).
 /// Each prints its result and shuts down with SHUTDOWN_poweroff (crash excepted).
@@ -22,6 +23,7 @@ internal static unsafe class Workloads
         else if (Is(value, "yield")) Yield();
         else if (Is(value, "block")) Block();
         else if (Is(value, "crash")) Crash();
+        else if (Is(value, "iret-crash")) IretCrash();
         else if (Is(value, "grant-offer")) GrantOffer();
         else if (Is(value, "grant-map")) GrantMap();
         else if (Is(value, "echo")) Echo();
@@ -152,6 +154,15 @@ internal static unsafe class Workloads
         Hypercall.Call1(Xen.set_trap_table, 0);
         Cpu.Write64(0x10, 1);
         XenConsole.Line("pvtest: workload crash: still alive (the fault was not delivered)");
+        Hypercall.Shutdown(Xen.SHUTDOWN_crash);
+    }
+
+    private static void IretCrash()
+    {
+        XenConsole.Line("pvtest: workload iret-crash: clearing the trap table and iret to CS 0x1003");
+        Hypercall.Call1(Xen.set_trap_table, 0);
+        Cpu.IretTo(0x1000, Xen.FLAT_KERNEL_SS, 0, 0, 0);
+        XenConsole.Line("pvtest: workload iret-crash: still alive (the iret was not refused)");
         Hypercall.Shutdown(Xen.SHUTDOWN_crash);
     }
 

@@ -88,6 +88,33 @@ public class IretTests
     }
 
     [Fact]
+    public void InSyscallFlagLeavesOnTheFlatSelectorsAsSysretDoes()
+    {
+        // Xen's restore_all_guest SYSRETs for such a frame whatever CS and SS it names (SYSRETL for
+        // FLAT_RING3_CS32: RIP's low half); with a non-canonical RIP it IRETQs the frame as it is.
+        var g = new TrapsGuest();
+        var regs = PushContext(g, ArchX86.VGCF_in_syscall, 0x401000, 0x1000, 0x246, TrapsGuest.UserStackTop, 0x2000);
+        Iret.Do(g.V, ref regs);
+        Assert.Equal((ulong)Xen.FLAT_RING3_CS64, regs.Cs);
+        Assert.Equal((ulong)Xen.FLAT_RING3_SS64, regs.Ss);
+        Assert.True(GuestExit.CanSysret(in regs));
+
+        g = new TrapsGuest();
+        regs = PushContext(g, ArchX86.VGCF_in_syscall, 0x1_0040_1000, Xen.FLAT_RING3_CS32, 0x246, TrapsGuest.UserStackTop, 0x2000);
+        Iret.Do(g.V, ref regs);
+        Assert.Equal((ulong)Xen.FLAT_RING3_CS32, regs.Cs);
+        Assert.Equal((ulong)Xen.FLAT_RING3_SS64, regs.Ss);
+        Assert.Equal(0x40_1000UL, regs.Rip);
+
+        g = new TrapsGuest();
+        regs = PushContext(g, ArchX86.VGCF_in_syscall, 0x0000_8000_0000_0000, 0x1000, 0x246, TrapsGuest.UserStackTop, 0x2000);
+        Iret.Do(g.V, ref regs);
+        Assert.Equal(0x1003UL, regs.Cs);
+        Assert.Equal(0x2003UL, regs.Ss);
+        Assert.False(GuestExit.CanSysret(in regs));
+    }
+
+    [Fact]
     public void UserReturnWithoutUserTablesOrUnreadableFrameCrashes()
     {
         var g = new TrapsGuest();
