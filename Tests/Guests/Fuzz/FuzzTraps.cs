@@ -82,7 +82,7 @@ internal static unsafe class FuzzTraps
         {
             Hypercall.Call2(8, 7, 0);                // set_debugreg(7, 0)
             f->Rflags &= ~0x100UL;
-            if (InCall) { f->Rip = Cpu.Symbol(Cpu.SymCheckAbort); }
+            if (InCall) Abandon(f);
             return;
         }
         LastVector = f->Vector; LastRip = f->Rip; LastError = f->ErrorCode;
@@ -96,7 +96,7 @@ internal static unsafe class FuzzTraps
             if (InProbe) { }
             else if (ours) Unexpected++;
             else Wild++;
-            f->Rip = Cpu.Symbol(Cpu.SymCheckAbort);
+            Abandon(f);
             return;
         }
         XenConsole.Write("fuzz: trap outside a call: vector ");
@@ -108,6 +108,15 @@ internal static unsafe class FuzzTraps
         if (f->Vector == 14 && Guest.SharedInfo != null) { XenConsole.Write(" cr2 "); XenConsole.Hex(*(ulong*)(Guest.VcpuInfo + Xen.VI_cr2)); }
         XenConsole.Line("");
         Hypercall.Shutdown(Xen.SHUTDOWN_crash);
+    }
+
+    /// <summary>Resumes at guest_check_abort on the kernel's selectors: the frame's may be ones the CPU refused
+    /// (an iret of ours to a bad CS or SS), which an iret back to it would only refuse again.</summary>
+    private static void Abandon(TrapFrame* f)
+    {
+        f->Rip = Cpu.Symbol(Cpu.SymCheckAbort);
+        f->Cs = (f->Cs & ~0xFFFFUL) | (Xen.FLAT_KERNEL_CS & ~3UL);
+        f->Ss = Xen.FLAT_KERNEL_SS;
     }
 
     private static void ClearEvents()

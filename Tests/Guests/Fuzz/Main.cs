@@ -69,6 +69,7 @@ internal static unsafe class FuzzMain
                 ulong before = FuzzTraps.Unexpected, wildBefore = FuzzTraps.Wild;
                 s_result = -9999;
                 Cpu.CheckRun(&RunCall);
+                FuzzTraps.InProbe = false;                   // an iret's, when its refusal abandoned the call
                 if (FuzzTraps.Unexpected != before) Log.Trap("unexpected", s_seed, s_n, ref s_call);
                 else if (FuzzTraps.Wild != wildBefore && FuzzTraps.Wild <= 16) Log.Trap("wild", s_seed, s_n, ref s_call);
                 s_hypercalls++;
@@ -100,6 +101,13 @@ internal static unsafe class FuzzMain
         HostileCall c = s_call;
         if (c.Nr == 13) KeepAWakeSource();
         if (c.RestoreTraps) { s_result = FencedHypercall(&c.Nr, (ulong)FuzzTraps.Table); return; }
+        if (c.Nr == 23)
+        {
+            // Its refusal is a trap at the iret's target, often our own landing: expected, like a probe's.
+            FuzzTraps.InProbe = true;
+            s_result = Cpu.IretTo(c.A1, c.A2, c.A3, 0, c.A4);
+            return;
+        }
         s_result = Rng.OneIn(8) ? Int82(c.Nr, c.A1, c.A2, c.A3, c.A4, c.A5) : Hypercall.Raw(c.Nr, c.A1, c.A2, c.A3, c.A4, c.A5);
     }
 

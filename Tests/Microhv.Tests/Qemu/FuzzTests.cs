@@ -77,6 +77,10 @@ public class FuzzTests
         Assert.Contains("summary: domain 0 (canary): poweroff, code 0", lines);
         Assert.True(lines.Any(l => FramesBalanced.IsMatch(l)), $"a dead domain did not give back every frame\n{log}");
         Assert.Equal(1, status);
+        // The fuzzers' irets to selectors and RIPs the CPU refuses reached Microhv's own IRETQ (ExitFault.cs).
+        string refused = lines.FirstOrDefault(l => Regex.IsMatch(l, @"^summary: [1-9]\d* exits to a guest refused by the CPU at their IRETQ"));
+        Assert.True(refused != null, $"no iret of the fuzzers' was refused at Microhv's IRETQ\n{log}");
+        _output.WriteLine(refused);
         long calls = (long)CallsPerSeed * Seeds.Length;
         _output.WriteLine($"{calls} hostile calls in {seconds:0} s of wall time: {calls / seconds:0} calls/s");
     }
