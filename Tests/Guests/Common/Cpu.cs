@@ -23,6 +23,7 @@ public static unsafe class Cpu
     public static ulong Load64(void* p) => Read64((ulong)p);
     [RuntimeImport("*", "guest_multicall_iret")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern long MulticallIret(ulong list, ulong nr, ulong ifFlag, ulong* out2);
     [RuntimeImport("*", "guest_iret_to")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern long IretTo(ulong cs, ulong ss, ulong rip, ulong ifFlag, ulong flags);
+    [RuntimeImport("*", "guest_far_call_ldt")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void FarCallLdt();
     [RuntimeImport("*", "guest_read_cr4")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCr4();
     [RuntimeImport("*", "guest_write_cr4")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteCr4(ulong value);
     [RuntimeImport("*", "guest_single_step")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong SingleStep();

@@ -249,6 +249,14 @@ guest_iret_landing:
     pop rbx
     ret
 
+global guest_far_call_ldt
+guest_far_call_ldt:                        ; void guest_far_call_ldt(void): a far call through LDT selector 0x0007
+    call far dword [rel .target]           ; (6 bytes: FF 1D rel32, m16:32); resume after it
+    ret
+.target:
+    dd 0
+    dw 0x0007
+
 ; CR4 and the FS base instructions (CR4.FSGSBASE): rdfsbase/wrfsbase are 5 bytes, so a #UD resumes after them.
 global guest_single_step
 guest_single_step:                         ; ulong guest_single_step(void): sets TF for one instruction; returns

@@ -12,9 +12,12 @@ internal static unsafe class IretChecks
     public static void Run()
     {
         Checks.Run("iret_refused_selector_or_rip_is_the_guests_fault", &RefusedIret);
+        Checks.Run("iret_to_a_descriptor_made_not_present", &NotPresent);
+        Checks.Run("ldt_selector_without_an_ldt_is_refused", &NoLdt);
     }
 
-    private const ulong VectorGP = 13, VgcfInSyscall = 1UL << 8;
+    private static byte* s_gdtPage;
+    private const ulong VectorNP = 11, VectorGP = 13, VgcfInSyscall = 1UL << 8, update_descriptor = 10;
 
     private static void RefusedIret()
     {
@@ -36,17 +39,60 @@ internal static unsafe class IretChecks
         Checks.ExpectHex("upcall mask kept", Cpu.Load8(Guest.VcpuInfo + Xen.VI_upcall_mask), ifFlag != 0 ? 0UL : 1UL);
     }
 
+    /// <summary>A GDT of our own (set_gdt) with a 64-bit code segment: an iret to it runs there; after
+    /// update_descriptor made it not present, the iret to it is refused with #NP and the selector.</summary>
+    private static void NotPresent()
+    {
+        if (!SetupChecks.NeedSharedInfo()) return;
+        ulong ifFlag = Cpu.Load8(Guest.VcpuInfo + Xen.VI_upcall_mask) == 0 ? 0x200UL : 0;
+        // A page of its own (the image's spare pages are all some check's): from the heap, never given back.
+        if (s_gdtPage == null) s_gdtPage = (byte*)Internal.Runtime.KernelHeap.AllocateAligned(4096, 4096);
+        byte* page = s_gdtPage;
+        ulong* gdt = (ulong*)page;
+        gdt[1] = 0x00AF_FA00_0000_FFFFUL;                           // 64-bit code, DPL 3, present
+        gdt[2] = 0x00CF_F200_0000_FFFFUL;                           // writable data, DPL 3, present
+        if (!Checks.Expect("make the GDT page read-only", Guest.MakeReadOnly(page), 0)) return;
+        ulong* frames = stackalloc ulong[1];
+        frames[0] = Guest.MfnOf(page);
+        if (Checks.Expect("set_gdt with 3 entries", Hypercall.Call2(Xen.set_gdt, (ulong)frames, 3), 0))
+        {
+            Traps.ExpectNone();
+            if (Checks.Expect("iret to our GDT's code and data segments", Cpu.IretTo(0x0008, 0x0010, 0, ifFlag, 0), 0)
+                && Checks.Expect("update_descriptor: the code segment not present",
+                    Hypercall.Call2(update_descriptor, (frames[0] << 12) + 8, 0x00AF_7A00_0000_FFFFUL), 0))
+                Refused("a CS whose descriptor is not present", VectorNP, 0x0008, Xen.FLAT_KERNEL_SS, 0, ifFlag, Cpu.Symbol(Cpu.SymIretLanding), 0x0008, 0x0008);
+            Checks.Expect("set_gdt with no entries", Hypercall.Call2(Xen.set_gdt, (ulong)frames, 0), 0);
+        }
+        Checks.Expect("make the GDT page writable again", Guest.MakeWritable(page), 0);
+        gdt[1] = 0;
+        gdt[2] = 0;
+    }
+
+    /// <summary>No LDT is loaded (we never set one): a far call through an LDT selector is #GP with it.
+    /// With the LDTR a firmware leaves (base 0, limit 0xFFFF) the CPU would read the descriptor from
+    /// our own address 0 instead: a #PF here, and whatever call gate we put there on a hypervisor that lets it.</summary>
+    private static void NoLdt()
+    {
+        Traps.Expect(VectorGP, 6);
+        Cpu.FarCallLdt();
+        if (!Traps.Seen) { Checks.Fail("no #GP"); return; }
+        Checks.ExpectHex("#GP error code", Traps.SeenError, 0x0004);
+    }
+
     /// <summary>iret to (cs, ss, rip; 0: the landing) must come back as #GP at <paramref name="expectRip"/> with
     /// <paramref name="expectError"/>, the refused frame's CS in the bounce frame with RPL 0.</summary>
     private static bool Refused(string what, ulong cs, ulong ss, ulong rip, ulong ifFlag, ulong expectRip, ulong expectError, ulong expectCs)
+        => Refused(what, VectorGP, cs, ss, rip, ifFlag, expectRip, expectError, expectCs);
+
+    private static bool Refused(string what, ulong vector, ulong cs, ulong ss, ulong rip, ulong ifFlag, ulong expectRip, ulong expectError, ulong expectCs)
     {
-        Traps.ExpectAt(VectorGP, Cpu.Symbol(Cpu.SymIretLanding));
+        Traps.ExpectAt(vector, Cpu.Symbol(Cpu.SymIretLanding));
         Cpu.IretTo(cs, ss, rip, ifFlag, 0);
         Traps.ExpectNone();
-        bool ok = Traps.Seen ? Checks.ExpectHex("#GP rip", Traps.SeenRip, expectRip)
-                && Checks.ExpectHex("#GP error code", Traps.SeenError, expectError)
-                && Checks.ExpectHex("#GP frame's CS", Traps.SeenCs & 0xFFFF, expectCs)
-            : Checks.Fail("no #GP");
+        bool ok = Traps.Seen ? Checks.ExpectHex("trap rip", Traps.SeenRip, expectRip)
+                && Checks.ExpectHex("trap error code", Traps.SeenError, expectError)
+                && Checks.ExpectHex("trap frame's CS", Traps.SeenCs & 0xFFFF, expectCs)
+            : Checks.Fail("no trap");
         if (!ok) { Checks.Append(" for "); Checks.Append(what); }
         return ok;
     }
