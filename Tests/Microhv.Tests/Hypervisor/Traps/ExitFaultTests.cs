@@ -87,6 +87,25 @@ public class ExitFaultTests
     }
 
     [Fact]
+    public void A_frame_that_cannot_be_written_where_the_iret_went_crashes_only_that_domain()
+    {
+        // The iret context named a stack in the hypervisor's range, or one that is not mapped: Xen's
+        // create_bounce_frame crashes the domain, as it would for any exception there.
+        var g = new TrapsGuest();
+        g.Trap(13, Handler);
+        var regs = Refused(13, 0x1000, 0x1003, Xen.FLAT_KERNEL_SS64, 0xFFFF_8000_0001_0000);
+        ExitFault.Handle(g.V, ref regs);
+        Assert.Equal(DomainState.Crashed, g.D.State);
+
+        g = new TrapsGuest();
+        g.Trap(13, Handler);
+        regs = Refused(13, 0x1000, 0x1003, Xen.FLAT_KERNEL_SS64, 0x20_0000);
+        ExitFault.Handle(g.V, ref regs);
+        Assert.Equal(DomainState.Crashed, g.D.State);
+        Assert.Contains("bounce frame", g.D.CrashReason);
+    }
+
+    [Fact]
     public void Non_canonical_RIP_is_a_GP_0_at_that_RIP_after_the_emulator_declines()
     {
         var g = new TrapsGuest();
