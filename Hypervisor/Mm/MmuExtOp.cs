@@ -105,7 +105,8 @@ public static class MmuExtOp
             case Xen.MMUEXT_TLB_FLUSH_MULTI:
             case Xen.MMUEXT_INVLPG_MULTI:
                 if (foreign) return -Errno.EPERM;
-                // The vCPU mask must be readable even though one vCPU means it names at most us.
+                // The vCPU mask must be readable. Every vCPU runs on this CPU for now: the local flush covers the
+                // running one, and the others reload CR3 (flushing) when they are next switched in.
                 if (!GuestMemory.ReadU64(v, arg2, out ulong _)) return -Errno.EINVAL;
                 if (cmd == Xen.MMUEXT_TLB_FLUSH_MULTI) m.Host.FlushTlb();
                 else InvalidatePage(m, arg1);

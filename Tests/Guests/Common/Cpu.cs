@@ -38,5 +38,5 @@ public static unsafe class Cpu
 
     // guest_symbol indices
     public const int SymCheckAbort = 0, SymUd2 = 1, SymInt3 = 2, SymRead64 = 3, SymWrite64 = 4;
-    public const int SymEventCallback = 5, SymFailsafeCallback = 6, SymTrapBase = 7, SymIretLanding = 27;
+    public const int SymEventCallback = 5, SymFailsafeCallback = 6, SymTrapBase = 7, SymIretLanding = 27, SymVcpu1Loop = 28;
 }

@@ -344,8 +344,35 @@ symbols:
     dq 0, 0, guest_trap_10, guest_trap_11, guest_trap_12, guest_trap_13, guest_trap_14, 0
     dq guest_trap_16, guest_trap_17, 0, guest_trap_19
     dq guest_iret_landing
+    dq guest_vcpu1_loop
 
 section .text
+; A secondary vCPU's whole program (VCPUOP_initialise starts it here with rdi = a block the first vCPU
+; shares with it): forever, poll the port at [block+8] (events stay masked: no upcall, no trap table),
+; take its pending bit, count the wake-up at [block] and notify the port at [block+12]. The poll
+; argument lives in the block at +24 (ports, nr_ports, timeout); [block+48] = shared_info's
+; evtchn_pending array.
+global guest_vcpu1_loop
+guest_vcpu1_loop:
+    mov rbx, rdi
+.poll:
+    lea rax, [rbx + 8]
+    mov [rbx + 24], rax
+    mov dword [rbx + 32], 1
+    mov qword [rbx + 40], 0
+    mov edi, 3                            ; SCHEDOP_poll
+    lea rsi, [rbx + 24]
+    call hypercall_page + 29 * 32         ; sched_op
+    mov ecx, [rbx + 8]
+    mov rdx, [rbx + 48]
+    lock btr [rdx], rcx                   ; the port's pending bit (bit-string addressing)
+    jnc .poll                             ; woken for something else: poll again
+    lock inc qword [rbx]
+    mov edi, 4                            ; EVTCHNOP_send
+    lea rsi, [rbx + 12]
+    call hypercall_page + 32 * 32         ; event_channel_op
+    jmp .poll
+
 ; Loads and stores the compiler cannot merge or move: for words the hypervisor changes under us.
 global guest_load8, guest_load32, guest_store8, guest_store32
 guest_load8:

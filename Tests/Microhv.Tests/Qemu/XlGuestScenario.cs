@@ -148,7 +148,8 @@ public sealed class XlGuestScenario
         GuestLeftRunning = true;
         string overrides = UnusedDeviceOverrides();
         if (overrides.Length != 0) _output.WriteLine($"{_name}: the guest is created without the devices no selected step uses: {overrides}");
-        string command = ("xl create /root/guest.cfg " + overrides).TrimEnd();
+        // Two vCPUs (guest.cfg says 1): the guest brings the second one up with VCPUOP_initialise and VCPUOP_up.
+        string command = ($"xl create /root/guest.cfg vcpus={GuestVcpus} " + overrides).TrimEnd();
         var created = Dom0(command + " && echo xl-create-ok", CreateTimeout);
         foreach (string l in created) _output.WriteLine($"{_name}: {l}");
         Assert.True(created.Any(l => Dom0Session.Line("xl-create-ok").IsMatch(l)), Fail(command + " failed", created));
@@ -156,13 +157,16 @@ public sealed class XlGuestScenario
         AssertListed(128);
     }
 
-    /// <summary>`xl list guest` shows the guest with one vCPU and about <paramref name="mib"/> MiB, running or blocked
+    /// <summary>The guest's vCPUs (xl create's override of guest.cfg's vcpus = 1).</summary>
+    public const int GuestVcpus = 2;
+
+    /// <summary>`xl list guest` shows the guest with its online vCPUs (vCPU 0 until the guest brings up the others) and about <paramref name="mib"/> MiB, running or blocked
     /// (not paused, shut down, crashed or dying).</summary>
     private void AssertListed(int mib)
     {
         var list = Dom0("xl list guest");
         foreach (string l in list) _output.WriteLine($"{_name}: {l}");
-        Match m = list.Select(l => Regex.Match(l, @"^guest\s+(\d+)\s+(\d+)\s+1\s+[r-][b-]----\s+\d+\.\d\s*$")).FirstOrDefault(x => x.Success);
+        Match m = list.Select(l => Regex.Match(l, @"^guest\s+(\d+)\s+(\d+)\s+[1-" + GuestVcpus + @"]\s+[r-][b-]----\s+\d+\.\d\s*$")).FirstOrDefault(x => x.Success);
         Assert.True(m != null, Fail("xl list guest does not show the guest", list));
         Assert.True(int.Parse(m.Groups[1].Value) > 0, Fail("the guest has domain id 0", list));
         Assert.InRange(int.Parse(m.Groups[2].Value), mib - 2, mib + 2);
@@ -177,7 +181,7 @@ public sealed class XlGuestScenario
         _attached = true;
         Match init = _dom0.Qemu.WaitForLine(GuestInitLine, GuestBootTimeout);
         _output.WriteLine($"{_name}: {init.Value.TrimEnd()}");
-        Assert.Equal("1", init.Groups[2].Value);
+        Assert.Equal(GuestVcpus.ToString(), init.Groups[2].Value);
         Assert.InRange(int.Parse(init.Groups[3].Value), 64 * 1024, 128 * 1024);
         _dom0.Qemu.WaitForLine(Dom0Session.ShellBanner, GuestBootTimeout);
         _dom0.Qemu.Type("echo domu-$((6*7))\r");
