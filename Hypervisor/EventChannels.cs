@@ -159,16 +159,14 @@ public sealed unsafe class EventChannels
     // ---- Blocking and polling ----
 
     /// <summary>Xen's vcpu_unblock: the vCPU becomes runnable and any poll ends. A vCPU that was blocked
-    /// is boosted and the vCPU running now is asked to reschedule (Xen credit's wake-up preemption), so
-    /// the event is handled now rather than at the end of a time slice.</summary>
+    /// is boosted and preempts the running one (Scheduler.WokeUp, within Xen's ratelimit), so the event is
+    /// handled now rather than at the end of a time slice.</summary>
     public static void Wake(Vcpu v)
     {
         if (v.Blocked)
         {
             v.Blocked = false;
-            v.Boosted = true;
-            Vcpu running = v.Domain.Machine.Scheduler.Running;
-            if (running != null && running != v) running.PendingExitWork |= Traps.ExitWork.Reschedule;
+            v.Domain.Machine.Scheduler.WokeUp(v);
         }
         v.Polling = false;
         v.PollPort = 0;

@@ -11,6 +11,12 @@ public sealed class Scheduler
 {
     /// <summary>Time slice: 3 ticks of the 100 Hz timer = 30 ms.</summary>
     public const int SliceTicks = 3;
+    /// <summary>A woken vCPU preempts the running one only once that has run this long (Xen's
+    /// sched_ratelimit_us, 1 ms by default): a lock holder is not switched out the moment it wakes a waiter.</summary>
+    public const ulong RatelimitNs = 1_000_000;
+    /// <summary>When the running vCPU's ratelimit ends and a boosted vCPU waits for it (system time ns; 0 = none):
+    /// the timer is armed for it (Timers.NextDeadline) and Timers.Tick then asks for the switch.</summary>
+    public ulong PreemptAt;
 
     private readonly Machine _machine;
     private int _lastIndex = -1;
@@ -32,6 +38,33 @@ public sealed class Scheduler
     {
         if (Running != null && Running.Domain == d) Running = null;
         if (_lastIndex >= _machine.DomainCount * Domain.VcpuCapacity) _lastIndex = _machine.DomainCount * Domain.VcpuCapacity - 1;
+    }
+
+    /// <summary>Xen's vcpu_wake with credit's BOOST: <paramref name="v"/> was blocked and can run again. It runs
+    /// before the round-robin order, preempting the running vCPU now if that one has had its ratelimit, else
+    /// when it has (PreemptAt). An idle CPU needs nothing: the interrupt or hypercall's exit picks it.</summary>
+    public void WokeUp(Vcpu v)
+    {
+        v.Boosted = true;
+        Vcpu r = Running;
+        if (r == null || r == v) return;
+        ulong now = _machine.Host.SystemTimeNs();
+        if (now - r.RunSince >= RatelimitNs)
+        {
+            r.PendingExitWork |= Traps.ExitWork.Reschedule;
+            return;
+        }
+        ulong at = r.RunSince + RatelimitNs;
+        if (PreemptAt == 0 || at < PreemptAt) PreemptAt = at;
+        r.PendingExitWork |= Traps.ExitWork.TimersChanged;
+    }
+
+    /// <summary>Timers.Tick at <paramref name="now"/>: a preemption the ratelimit held back is due.</summary>
+    public void CheckPreempt(ulong now)
+    {
+        if (PreemptAt == 0 || now < PreemptAt) return;
+        PreemptAt = 0;
+        if (Running != null) Running.PendingExitWork |= Traps.ExitWork.Reschedule;
     }
 
     /// <summary>Called on every timer tick while <paramref name="current"/> runs (null = idle);
@@ -69,6 +102,7 @@ public sealed class Scheduler
                 if (found == null) { found = v; foundIndex = ((di + k) % domains) * Domain.VcpuCapacity + id; }
             }
         }
+        PreemptAt = 0;
         if (found == null) return Choose(null);
         if (found != current) Switches++;
         _lastIndex = foundIndex;

@@ -74,6 +74,7 @@ public static class Timers
     public static void Tick(Machine m)
     {
         ulong now = m.Host.SystemTimeNs();
+        m.Scheduler.CheckPreempt(now);
         for (int i = 0; i < m.DomainCount; i++)
         {
             Domain d = m.Domains[i];
@@ -102,7 +103,7 @@ public static class Timers
     /// lets the kernel program its timer closer than the next 10 ms tick.</summary>
     public static ulong NextDeadline(Machine m)
     {
-        ulong next = 0;
+        ulong next = m.Scheduler.PreemptAt;
         for (int i = 0; i < m.DomainCount; i++)
         {
             Domain d = m.Domains[i];

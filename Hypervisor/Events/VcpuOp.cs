@@ -59,9 +59,7 @@ public static class VcpuOp
         if (!v.Online)
         {
             v.Online = true;
-            v.Boosted = true;
-            Vcpu running = v.Domain.Machine.Scheduler.Running;
-            if (running != null) running.PendingExitWork |= Traps.ExitWork.Reschedule;
+            v.Domain.Machine.Scheduler.WokeUp(v);
         }
         return 0;
     }

@@ -94,7 +94,7 @@ public sealed class SecondaryVcpuTests
 
         Assert.Equal(0, VcpuOp(VCPUOP_up, 1));
         Assert.Equal(1, VcpuOp(VCPUOP_is_up, 1));
-        Assert.True((_v0.PendingExitWork & ExitWork.Reschedule) != 0);
+        Assert.True(_v1.Boosted);
         // Linux's BSP yields until the new CPU reports itself online: the new vCPU runs at once.
         Assert.Same(_v1, _g.Tm.Machine.Scheduler.PickNext(_v0, true));
         Assert.Same(_v0, _g.Tm.Machine.Scheduler.PickNext(_v1, true));
@@ -169,6 +169,7 @@ public sealed class SecondaryVcpuTests
         _v0.PendingExitWork = ExitWork.None;
 
         int ipi = _d.EventChannels.BindIpi(1);
+        _g.Tm.Host.NowNs += Scheduler.RatelimitNs;              // vCPU 0 has run its ratelimit
         Assert.Equal(0, _d.EventChannels.Send(ipi));
         Assert.False(_v1.Blocked);
         Assert.True(_v1.Boosted);
@@ -178,9 +179,41 @@ public sealed class SecondaryVcpuTests
     }
 
     [Fact]
+    public void A_wakeup_preempts_only_after_the_running_vcpus_ratelimit()
+    {
+        BringUp();
+        Scheduler s = _g.Tm.Machine.Scheduler;
+        _g.Tm.Host.NowNs = 10_000_000;
+        Assert.Same(_v1, s.PickNext(_v0, true));
+        _g.Tm.Memory.Write8(VcpuInfo(1) + SharedInfo.evtchn_upcall_mask, 0);
+        Assert.Equal(0, SchedOp.Do(_v1, Sched.SCHEDOP_block, 0));
+        Assert.Same(_v0, s.PickNext(_v1, true));                 // vCPU 0 runs from 10 ms
+        _v0.PendingExitWork = ExitWork.None;
+        Assert.Equal(0, VcpuOp(VCPUOP_stop_periodic_timer, 0));
+        Assert.Equal(0, VcpuOp(VCPUOP_stop_periodic_timer, 1));
+
+        _g.Tm.Host.NowNs = 10_400_000;                           // 0.4 ms into its run: held back
+        int ipi = _d.EventChannels.BindIpi(1);
+        Assert.Equal(0, _d.EventChannels.Send(ipi));
+        Assert.True(_v1.Boosted);
+        Assert.Equal(ExitWork.TimersChanged, _v0.PendingExitWork);
+        Assert.Equal(11_000_000UL, s.PreemptAt);
+        Assert.Equal(11_000_000UL, Timers.NextDeadline(_g.Tm.Machine));
+        _g.Tm.Host.NowNs = 10_900_000;
+        Timers.Tick(_g.Tm.Machine);
+        Assert.Equal(ExitWork.TimersChanged, _v0.PendingExitWork);
+        _g.Tm.Host.NowNs = 11_000_000;                           // the ratelimit's end: now the switch
+        Timers.Tick(_g.Tm.Machine);
+        Assert.True((_v0.PendingExitWork & ExitWork.Reschedule) != 0);
+        Assert.Same(_v1, s.PickNext(_v0, true));
+        Assert.Equal(0UL, s.PreemptAt);
+    }
+
+    [Fact]
     public void Each_vcpu_has_its_own_timers_and_only_it_sets_its_one_shot()
     {
         BringUp();
+        Assert.Same(_v1, _g.Tm.Machine.Scheduler.PickNext(_v0, true));   // the new vCPU runs: no preemption pending
         int t1 = _d.EventChannels.BindVirq(Xen.VIRQ_TIMER, 1);
         _g.W64(Arg + (ulong)singleshot_timeout_abs_ns, 5_000_000);
         _g.W32(Arg + (ulong)singleshot_flags, 0);
