@@ -166,6 +166,8 @@ public sealed unsafe class EventChannels
         if (v.Blocked)
         {
             v.Blocked = false;
+            if (v.RunstateState == VcpuOps.RUNSTATE_blocked)
+                Runstate.Change(v, VcpuOps.RUNSTATE_runnable, v.Domain.Machine.Host.SystemTimeNs());
             v.Domain.Machine.Scheduler.WokeUp(v);
         }
         v.Polling = false;

@@ -117,8 +117,19 @@ public sealed class Scheduler
     {
         if (next == Running) return next;
         ulong now = _machine.Host.SystemTimeNs();
-        if (Running != null && now > Running.RunSince) Running.RunNs += now - Running.RunSince;
-        if (next != null) next.RunSince = now;
+        Vcpu prev = Running;
+        if (prev != null)
+        {
+            if (now > prev.RunSince) prev.RunNs += now - prev.RunSince;
+            Events.Runstate.Change(prev, Events.Runstate.StateOf(prev), now);
+            Events.Runstate.Update(prev, now);                  // preempted (runnable) or blocked, as Linux's vcpu_is_preempted reads it
+        }
+        if (next != null)
+        {
+            next.RunSince = now;
+            Events.Runstate.Change(next, Public.VcpuOps.RUNSTATE_running, now);
+            Events.Runstate.Update(next, now);
+        }
         return Running = next;
     }
 

@@ -80,6 +80,10 @@ public sealed class Vcpu
     /// <summary>The vCPU is up (Xen's !VPF_down): built by the domain builder, or given a context with
     /// VGCF_online by the toolstack's setvcpucontext. An offline vCPU never runs.</summary>
     public bool Online;
+    /// <summary>Xen's runstate (Events/Runstate.cs): RUNSTATE_* now, since when (system time ns), and the time spent in each.</summary>
+    public int RunstateState = Public.VcpuOps.RUNSTATE_offline;
+    public ulong RunstateEntry;
+    public readonly ulong[] RunstateTime = new ulong[4];
     /// <summary>Time the vCPU ran before it last left the CPU, and when it last started (system time, ns): Scheduler.RunTime.</summary>
     public ulong RunNs, RunSince;
     /// <summary>setvcpuaffinity: the physical CPUs (bit n = CPU n) this vCPU may run on, and prefers.</summary>
@@ -130,6 +134,9 @@ public sealed class Vcpu
         Initialised = false;
         Online = false;
         RunNs = RunSince = 0;
+        RunstateState = Public.VcpuOps.RUNSTATE_offline;
+        RunstateEntry = 0;
+        Zero.Fill(RunstateTime);
         HardAffinity = SoftAffinity = ulong.MaxValue;
         TimerDeadline = PeriodicPeriod = PeriodicNext = 0;
         PendingExitWork = default;

@@ -24,7 +24,7 @@ public static class VcpuOp
             case VCPUOP_down: return Down(v);
             case VCPUOP_is_up: return v.Online ? 1 : 0;
             case VCPUOP_get_runstate_info:
-                return Runstate.Write(caller, arg, v.Domain.Machine.Host.SystemTimeNs(), false) ? 0 : -Errno.EFAULT;
+                return Runstate.Write(caller, v, arg, v.Domain.Machine.Host.SystemTimeNs(), false) ? 0 : -Errno.EFAULT;
             case VCPUOP_register_runstate_memory_area: return RegisterRunstate(caller, v, arg);
             case VCPUOP_set_periodic_timer: return SetPeriodicTimer(caller, v, arg);
             case VCPUOP_stop_periodic_timer:
@@ -59,6 +59,7 @@ public static class VcpuOp
         if (!v.Online)
         {
             v.Online = true;
+            Runstate.Change(v, Runstate.StateOf(v), v.Domain.Machine.Host.SystemTimeNs());
             v.Domain.Machine.Scheduler.WokeUp(v);
         }
         return 0;
@@ -79,6 +80,7 @@ public static class VcpuOp
         if (v.Online)
         {
             v.Online = false;
+            if (v != d.Machine.Scheduler.Running) Runstate.Change(v, VcpuOps.RUNSTATE_offline, d.Machine.Host.SystemTimeNs());
             v.PendingExitWork |= Traps.ExitWork.Reschedule;
         }
         return 0;
@@ -119,7 +121,7 @@ public static class VcpuOp
         // Written once now through the caller's address space, as Xen's copy_to_guest does (another
         // vCPU's tables may not exist yet: Linux registers each CPU's area before bringing it up).
         if (va != 0 && v.Initialised) Runstate.Update(v, v.Domain.Machine.Host.SystemTimeNs());
-        else if (va != 0) Runstate.Write(caller, va, v.Domain.Machine.Host.SystemTimeNs(), false);
+        else if (va != 0) Runstate.Write(caller, v, va, v.Domain.Machine.Host.SystemTimeNs(), false);
         return 0;
     }
 

@@ -92,7 +92,11 @@ public static class DomainLifecycle
         }
         d.Vcpu.VcpuInfoAddress = (d.SharedInfoMfn << Layout.PageShift) + (ulong)SharedInfo.vcpu_info;
         m.AddDomain(d);
-        for (int i = 0; i < d.MaxVcpus; i++) m.Host.ResetVcpuFpu(d.Vcpus[i]);
+        for (int i = 0; i < d.MaxVcpus; i++)
+        {
+            m.Host.ResetVcpuFpu(d.Vcpus[i]);
+            Events.Runstate.Reset(d.Vcpus[i], m.Host.SystemTimeNs());     // offline since its creation, as in Xen
+        }
         var t = new ConsoleText(m.Host);
         t.Write("domctl: d").Dec(v.Domain.DomainId).Write(" created domain ").Dec(id).Line();
         return GuestMemory.WriteU16(v, arg + Public.Domctl.domain, id) ? 0 : -Errno.EFAULT;

@@ -217,9 +217,19 @@ public sealed class TimerTests
         Assert.Equal(-Errno.EFAULT, Microhv.Hypervisor.Events.VcpuOp.Do(_a.V, VCPUOP_register_vcpu_info, 0, 0x2000_0000));
     }
 
+    /// <summary>The vCPU went on the CPU at time 0 (the scheduler's switch starts its running time).</summary>
+    private void RunningSinceBoot()
+    {
+        ulong now = _t.Host.NowNs;
+        _t.Host.NowNs = 0;
+        Assert.Same(_a.V, _t.Machine.Scheduler.PickNext(null, true));
+        _t.Host.NowNs = now;
+    }
+
     [Fact]
     public void RunstateAreaIsWrittenOnRegistrationAndOnTicks()
     {
+        RunningSinceBoot();
         ulong va = Microhv.Tests.Hypervisor.Mm.MmGuest.Va(3) + 16;    // D[2]
         ulong ma = _a.G.Data[2] * 4096 + 16;
         _t.Memory.Fill(ma, 0xAA, runstate_size);
@@ -242,6 +252,7 @@ public sealed class TimerTests
     [Fact]
     public void RunstateAreaFollowsTheMappingAtEachWriteNeverTheFrameItOnceHad()
     {
+        RunningSinceBoot();
         // Issue 14: a page became not-present after the guest rewrote the tables around its runstate
         // area. Every refresh translates the address through the current tables with their current
         // permissions: remapped read-only, the area is not written; remapped onto another page, that
@@ -275,9 +286,41 @@ public sealed class TimerTests
     [Fact]
     public void GetRunstateInfoCopiesOut()
     {
+        RunningSinceBoot();
         _a.Arg32(runstate_state, 0xFFFF_FFFF);
         Assert.Equal(0, _a.VcpuOp(VCPUOP_get_runstate_info));
         Assert.Equal((uint)RUNSTATE_running, _a.Out32(runstate_state));
         Assert.Equal(-Errno.EFAULT, Microhv.Hypervisor.Events.VcpuOp.Do(_a.V, VCPUOP_get_runstate_info, 0, 0x2000_0000));
+    }
+
+    /// <summary>Xen's accounting: the time in each state, the state a vCPU leaves the CPU in (blocked, or runnable
+    /// when preempted: what Linux's vcpu_is_preempted reads), blocked to runnable on a wake-up.</summary>
+    [Fact]
+    public void RunstateCountsTimeInEachState()
+    {
+        var b = new EventsGuest(_t, 2);
+        long port = b.BindVirq(Xen.VIRQ_TIMER);
+        Assert.True(port > 0);
+        Scheduler s = _t.Machine.Scheduler;
+        b.V.Online = true;
+        _t.Host.NowNs = 0;
+        Assert.Same(_a.V, s.PickNext(null, true));                   // a runs from 0
+        _t.Host.NowNs = 30 * Ms;
+        Assert.Same(b.V, s.PickNext(_a.V, true));                    // a preempted at 30 ms
+        Assert.Equal(RUNSTATE_runnable, _a.V.RunstateState);
+        Assert.Equal(30 * Ms, _a.V.RunstateTime[RUNSTATE_running]);
+        Assert.Equal(RUNSTATE_running, b.V.RunstateState);
+        Assert.Equal(30 * Ms, b.V.RunstateTime[RUNSTATE_offline]);   // offline from 0 until it first ran
+        _t.Host.NowNs = 40 * Ms;
+        b.V.Blocked = true;                                          // b blocks at 40 ms
+        Assert.Same(_a.V, s.PickNext(b.V, true));
+        Assert.Equal(RUNSTATE_blocked, b.V.RunstateState);
+        Assert.Equal(10 * Ms, b.V.RunstateTime[RUNSTATE_running]);
+        Assert.Equal(10 * Ms, _a.V.RunstateTime[RUNSTATE_runnable]);
+        _t.Host.NowNs = 60 * Ms;
+        b.D.EventChannels.SendVirq(Xen.VIRQ_TIMER);                  // its wake-up at 60 ms
+        Assert.False(b.V.Blocked);
+        Assert.Equal(RUNSTATE_runnable, b.V.RunstateState);
+        Assert.Equal(20 * Ms, b.V.RunstateTime[RUNSTATE_blocked]);
     }
 }
