@@ -48,6 +48,9 @@ public sealed class Scheduler
         v.Boosted = true;
         Vcpu r = Running;
         if (r == null || r == v) return;
+        // Another domain's vCPU runs first at the next pick, without preempting this one: I/O between domains
+        // (netback to netfront) batches better so. Within a domain (IPIs, a woken lock waiter) it preempts.
+        if (r.Domain != v.Domain) return;
         ulong now = _machine.Host.SystemTimeNs();
         if (now - r.RunSince >= RatelimitNs)
         {
