@@ -14,8 +14,8 @@ namespace Microhv.Hypervisor.Toolstack;
 /// is online or not as VGCF_online says. VCPUOP_initialise gives a guest's own secondary vCPU its
 /// first context through the same checks (<see cref="Apply"/>). CS and SS are Xen's flat ring-3 selectors
 /// or selectors of the vCPU's own GDT whose descriptors are present and fit (checked here, where Xen
-/// leaves it to the CPU at the first return); an FPU image (VGCF_i387_valid) and debug registers are not
-/// taken yet: -EOPNOTSUPP.
+/// leaves it to the CPU at the first return); the debug registers are set as set_debugreg sets them, a
+/// refused one ignored, as in Xen; an FPU image (VGCF_i387_valid) is not taken yet (-EOPNOTSUPP).
 /// </summary>
 public static class VcpuContext
 {
@@ -77,13 +77,12 @@ public static class VcpuContext
         if (gdtEnts > ArchX86.FIRST_RESERVED_GDT_ENTRY || gdtFrames > ArchX86.FIRST_RESERVED_GDT_PAGE) return -Errno.EINVAL;
         bool inKernel = (flags & ArchX86.VGCF_in_kernel) != 0;
 
-        // What Microhv does not take (yet): an FPU image, debug registers.
+        // What Microhv does not take (yet): an FPU image.
         if ((flags & ArchX86.VGCF_i387_valid) != 0) return -Errno.EOPNOTSUPP;
-        for (int i = 0; i < 8; i++)
-        {
-            if (!GuestMemory.ReadU64(caller, c + Ctx.debugreg + (ulong)i * 8, out ulong dr)) return -Errno.EFAULT;
-            if (dr != 0 && !(i == 6 && dr == 0xFFFF0FF0) && !(i == 7 && dr == 0x400)) return -Errno.EOPNOTSUPP;
-        }
+        if (!GuestMemory.ReadU64(caller, c + Ctx.debugreg + 0 * 8, out ulong dr0) || !GuestMemory.ReadU64(caller, c + Ctx.debugreg + 1 * 8, out ulong dr1)
+            || !GuestMemory.ReadU64(caller, c + Ctx.debugreg + 2 * 8, out ulong dr2) || !GuestMemory.ReadU64(caller, c + Ctx.debugreg + 3 * 8, out ulong dr3)
+            || !GuestMemory.ReadU64(caller, c + Ctx.debugreg + 6 * 8, out ulong dr6) || !GuestMemory.ReadU64(caller, c + Ctx.debugreg + 7 * 8, out ulong dr7))
+            return -Errno.EFAULT;
         cs = FixupSelector(cs);
         ss = FixupSelector(ss);
 
@@ -179,6 +178,14 @@ public static class VcpuContext
         v.GsBaseKernel = gsKernel;
         v.GsBaseUser = gsUser;
         v.FpuTaskSwitched = (cr0 & 8) != 0;
+        // Xen: the debug registers are reset, then each is set as set_debugreg would, a refused value ignored.
+        v.Debug = DebugRegisterState.Reset;
+        DebugRegisters.Set(v, 0, dr0);
+        DebugRegisters.Set(v, 1, dr1);
+        DebugRegisters.Set(v, 2, dr2);
+        DebugRegisters.Set(v, 3, dr3);
+        DebugRegisters.Set(v, 6, dr6);
+        DebugRegisters.Set(v, 7, dr7);
         v.Online = (flags & ArchX86.VGCF_online) != 0;
         v.Initialised = true;
         TimeInfo.UpdateWallclock(d);

@@ -111,6 +111,20 @@ public sealed class SecondaryVcpuTests
     }
 
     [Fact]
+    public void The_context_sets_debug_registers_as_set_debugreg_would_ignoring_refused_values()
+    {
+        WriteContext(Rip1);
+        _g.W64(Ctx + (ulong)C.debugreg + 0 * 8, 0x7000_1000);                 // fine
+        _g.W64(Ctx + (ulong)C.debugreg + 1 * 8, 0xFFFF_8000_0000_1000);       // in the hypervisor's hole: refused, ignored
+        _g.W64(Ctx + (ulong)C.debugreg + 7 * 8, 0x401);                       // L0
+        Assert.Equal(0, VcpuOp(VCPUOP_initialise, 1, Ctx));
+        Assert.Equal(0x7000_1000UL, _v1.Debug.Dr0);
+        Assert.Equal(0UL, _v1.Debug.Dr1);
+        Assert.Equal(0x401UL, _v1.Debug.Dr7 & 0x401);
+        Assert.True(DebugRegisters.Active(_v1));
+    }
+
+    [Fact]
     public void Ipis_and_per_vcpu_virqs_notify_their_own_vcpu()
     {
         BringUp();
