@@ -170,6 +170,12 @@ public sealed unsafe class EventChannels
                 Runstate.Change(v, VcpuOps.RUNSTATE_runnable, v.Domain.Machine.Host.SystemTimeNs());
             v.Domain.Machine.Scheduler.WokeUp(v);
         }
+        EndPoll(v);
+    }
+
+    /// <summary>The vCPU is no longer in SCHEDOP_poll (Xen clears its poll_mask bit and poll_evtchn).</summary>
+    public static void EndPoll(Vcpu v)
+    {
         v.Polling = false;
         v.PollPort = 0;
         v.PollDeadline = 0;

@@ -37,7 +37,8 @@ public sealed class Scheduler
     public void Forget(Domain d)
     {
         if (Running != null && Running.Domain == d) Running = null;
-        if (_lastIndex >= _machine.DomainCount * Domain.VcpuCapacity) _lastIndex = _machine.DomainCount * Domain.VcpuCapacity - 1;
+        int slots = _machine.DomainCount * Domain.VcpuCapacity;
+        if (_lastIndex >= slots) _lastIndex = slots - 1;
     }
 
     /// <summary>Xen's vcpu_wake with credit's BOOST: <paramref name="v"/> was blocked and can run again. It runs
@@ -94,15 +95,17 @@ public sealed class Scheduler
         // Every vCPU once, starting after the position: the rest of its domain, the other domains, then its own again.
         for (int k = 0; k <= domains && (found == null || !found.Boosted); k++)
         {
-            Domain d = _machine.Domains[(di + k) % domains];
+            int index = (di + k) % domains;
+            Domain d = _machine.Domains[index];
             int first = k == 0 ? vi + 1 : 0;
             int last = k == domains ? (vi < d.MaxVcpus ? vi + 1 : d.MaxVcpus) : d.MaxVcpus;
             for (int id = first; id < last; id++)
             {
                 Vcpu v = d.Vcpus[id];
-                if (!IsRunnable(v)) continue;
-                if (v.Boosted) { found = v; foundIndex = ((di + k) % domains) * Domain.VcpuCapacity + id; break; }
-                if (found == null) { found = v; foundIndex = ((di + k) % domains) * Domain.VcpuCapacity + id; }
+                if (!IsRunnable(v) || found != null && !v.Boosted) continue;
+                found = v;
+                foundIndex = index * Domain.VcpuCapacity + id;
+                if (v.Boosted) break;
             }
         }
         PreemptAt = 0;

@@ -134,9 +134,7 @@ public static class SchedOp
     private static long EndPoll(Vcpu v, long rc)
     {
         v.Blocked = false;
-        v.Polling = false;
-        v.PollPort = 0;
-        v.PollDeadline = 0;
+        EventChannels.EndPoll(v);
         return rc;
     }
 }

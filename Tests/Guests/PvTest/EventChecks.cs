@@ -53,7 +53,7 @@ internal static unsafe class EventChecks
         return Hypercall.EventChannelOp(Xen.EVTCHNOP_close, &p);
     }
 
-    private static long Send(uint port)
+    internal static long Send(uint port)
     {
         uint p = port;
         return Hypercall.EventChannelOp(Xen.EVTCHNOP_send, &p);

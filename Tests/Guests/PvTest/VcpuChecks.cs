@@ -66,12 +66,6 @@ internal static unsafe class VcpuChecks
 
     private static void Mask(uint port) => ((ulong*)(Guest.SharedInfo + Xen.SH_evtchn_mask))[port >> 6] |= 1UL << (int)(port & 63);
 
-    private static long Send(uint port)
-    {
-        uint p = port;
-        return Hypercall.EventChannelOp(Xen.EVTCHNOP_send, &p);
-    }
-
     /// <summary>Waits (SCHEDOP_poll with a timeout) until vCPU 1 has answered <paramref name="count"/> wake-ups.</summary>
     private static bool WaitForAnswers(ulong count)
     {
@@ -148,7 +142,7 @@ internal static unsafe class VcpuChecks
         if (!NeedUp()) return;
         for (ulong i = 1; i <= 3; i++)
         {
-            if (!Checks.Expect("send to vCPU 1", Send(s_toVcpu1), 0)) return;
+            if (!Checks.Expect("send to vCPU 1", EventChecks.Send(s_toVcpu1), 0)) return;
             if (!WaitForAnswers(i)) { Checks.Fail("vCPU 1 did not answer within 2 s, round trip", (long)i); return; }
         }
         Checks.Expect("answers", (long)Cpu.Load64(Block), 3);
@@ -160,7 +154,7 @@ internal static unsafe class VcpuChecks
         if (!NeedUp()) return;
         ulong before = Cpu.Load64(Block);
         Cpu.Store32((uint*)Block + 2, s_timer1);                        // from its next poll on
-        Send(s_toVcpu1);                                                 // wake it from the IPI port's poll
+        EventChecks.Send(s_toVcpu1);                                     // wake it from the IPI port's poll
         if (!WaitForAnswers(before + 1)) { Checks.Fail("vCPU 1 did not answer the IPI that moves it to its timer port"); return; }
         ulong* period = stackalloc ulong[1];
         period[0] = 1_000_000;
