@@ -21,24 +21,24 @@ public static unsafe class HypercallBackend
 
     public static void Bind()
     {
-        PvOps.IrqDisableOp = &IrqDisable;
-        PvOps.IrqEnableOp = &IrqEnable;
-        PvOps.SaveFlOp = &SaveFl;
-        PvOps.SafeHaltOp = &SafeHalt;
-        PvOps.AllocPtOp = &AllocPt;
-        PvOps.ReleasePtOp = &ReleasePt;
-        PvOps.SetPteOp = &SetEntry;
-        PvOps.SetPmdOp = &SetEntry;
-        PvOps.SetPudOp = &SetEntry;
-        PvOps.SetPgdOp = &SetEntry;
-        PvOps.WriteCr3Op = &WriteCr3;
-        PvOps.FlushTlbOneOp = &FlushTlbOne;
-        PvOps.FlushTlbUserOp = &FlushTlbUser;
+        Paravirt.Bind(VmiCall.DisableInterrupts, (delegate*<void>)&IrqDisable, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.EnableInterrupts, (delegate*<void>)&IrqEnable, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.GetInterruptMask, (delegate*<ulong>)&SaveFl, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.Halt, (delegate*<void>)&SafeHalt, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.AllocatePage, (delegate*<ulong, ulong, long>)&AllocPt, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.ReleasePage, (delegate*<ulong, ulong, long>)&ReleasePt, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetPTE, (delegate*<ulong, ulong, long>)&SetEntry, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetPDE, (delegate*<ulong, ulong, long>)&SetEntry, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetPDPTE, (delegate*<ulong, ulong, long>)&SetEntry, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetPML4E, (delegate*<ulong, ulong, long>)&SetEntry, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetCR3, (delegate*<ulong, long>)&WriteCr3, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.InvalPage, (delegate*<ulong, long>)&FlushTlbOne, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.FlushTLB, (delegate*<ulong, long>)&FlushTlb, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetLazyMode, (delegate*<ulong, long>)&LazyMmu, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.GetTime, (delegate*<ulong>)&TimeNs, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetTimer, (delegate*<ulong, long>)&SetTimer, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.ConsoleWrite, (delegate*<byte*, ulong, void>)&ConsoleWrite, Paravirt.HowCall);
         PvOps.UpdateVaOp = &UpdateVa;
-        PvOps.LazyMmuOp = &LazyMmu;
-        PvOps.TimeNsOp = &TimeNs;
-        PvOps.SetTimerOp = &SetTimer;
-        PvOps.ConsoleWriteOp = &ConsoleWrite;
         PvOps.NullCallOp = &NullCall;
         PvOps.ShutdownOp = &Shutdown;
         PvOps.VirtToMachineOp = &VirtToMachine;
@@ -90,15 +90,15 @@ public static unsafe class HypercallBackend
     public static ulong VirtToMachine(ulong va) => Guest.MfnOf((void*)va) << 12;
 
     /// <summary>A page table may have no writable mapping: make it read-only, then pin it at its level.</summary>
-    private static long AllocPt(int level, ulong va)
+    private static long AllocPt(ulong level, ulong va)
     {
         long rc = FlushQueue();
         if (rc == 0) rc = Guest.MakeReadOnly((void*)va);
         if (rc != 0) return rc;
-        return Hypercall.MmuextOp(Xen.MMUEXT_PIN_L1_TABLE + (uint)(level - 1), Guest.MfnOf((void*)va), 0);
+        return Hypercall.MmuextOp(Xen.MMUEXT_PIN_L1_TABLE + (uint)level - 1, Guest.MfnOf((void*)va), 0);
     }
 
-    private static long ReleasePt(int level, ulong va)
+    private static long ReleasePt(ulong level, ulong va)
     {
         long rc = FlushQueue();
         if (rc == 0) rc = Hypercall.MmuextOp(Xen.MMUEXT_UNPIN_TABLE, Guest.MfnOf((void*)va), 0);
@@ -106,9 +106,9 @@ public static unsafe class HypercallBackend
         return Guest.MakeWritable((void*)va);
     }
 
-    private static long SetEntry(ulong* p, ulong v)
+    private static long SetEntry(ulong maddr, ulong v)
     {
-        ulong ptr = (VirtToMachine((ulong)p & ~0xFFFUL) + ((ulong)p & 0xFFF)) | Xen.MMU_NORMAL_PT_UPDATE;
+        ulong ptr = maddr | Xen.MMU_NORMAL_PT_UPDATE;
         if (s_lazy)
         {
             if (s_queued == QueueSize)
@@ -128,9 +128,9 @@ public static unsafe class HypercallBackend
     }
 
     /// <summary>Leaving lazy mode returns the flush's result: the queued writes' only error report.</summary>
-    private static long LazyMmu(bool enter)
+    private static long LazyMmu(ulong mode)
     {
-        if (enter) { s_lazy = true; return 0; }
+        if (mode != 0) { s_lazy = true; return 0; }
         s_lazy = false;
         return FlushQueue();
     }
@@ -157,7 +157,7 @@ public static unsafe class HypercallBackend
         return rc != 0 ? rc : Hypercall.MmuextOp(Xen.MMUEXT_INVLPG_LOCAL, va, 0);
     }
 
-    private static long FlushTlbUser()
+    private static long FlushTlb(ulong flags)
     {
         long rc = FlushQueue();
         return rc != 0 ? rc : Hypercall.MmuextOp(Xen.MMUEXT_TLB_FLUSH_LOCAL, 0, 0);
@@ -168,9 +168,9 @@ public static unsafe class HypercallBackend
     private static long NullCall() => Hypercall.XenVersion(Xen.XENVER_version, null);
     private static ulong TimerTicks() => Events.CountOf(TimerPort);
 
-    private static void ConsoleWrite(byte* text, int count)
+    private static void ConsoleWrite(byte* text, ulong count)
     {
-        for (int i = 0; i < count; i++) XenConsole.Put(text[i]);
+        for (ulong i = 0; i < count; i++) XenConsole.Put(text[i]);
     }
 
     private static void Shutdown(uint reason) => Hypercall.Shutdown(reason);

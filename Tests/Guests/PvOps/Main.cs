@@ -18,7 +18,7 @@ internal static unsafe class PvOpsMain
         Hardware.Initialize();
         if (CommandLine.Has("pvops.backend=", "shim"))
         {
-            PvOps.ConsoleWriteOp = &Hardware.SerialWrite;
+            Paravirt.Bind(VmiCall.ConsoleWrite, (delegate*<byte*, ulong, void>)&Hardware.SerialWrite, Paravirt.HowCall);
             byte* si = Shim.Start(layout, CommandLine.Text);
             NativeCpu.Sti();      // the shim's guest masks events in vcpu_info, never with cli
             XenMain(si, layout, "shim");
@@ -29,6 +29,7 @@ internal static unsafe class PvOpsMain
         PvOps.Backend = "native";
         PvOps.IsNative = true;
         Log.Line("pvops: backend native (multiboot2 entry)");
+        Patch();
         if (!CommandLine.Has("pvops.mode=", "pingpong")) Workload.Run();
         Finish();
     }
@@ -65,6 +66,7 @@ internal static unsafe class PvOpsMain
             Log.Line("pvops: backend shim (multiboot2 entry, pvops.backend=shim: the hypercall API served in ring 0)");
         }
         else ChooseXenBackend();
+        Patch();
         if (!CommandLine.Has("pvops.mode=", "pingpong")) Workload.Run();
         Finish();
     }
@@ -97,6 +99,13 @@ internal static unsafe class PvOpsMain
             Log.Write(" not supported, wanted "); Log.Dec(major); Log.Line(".x, falling back)");
         }
         else { Log.Write("pvops: backend hypercall ("); Log.Write(why == null ? "ROM init failed" : why); Log.Line(")"); }
+    }
+
+    /// <summary>The backend is bound: rewrite every paravirt call site for it (Patcher.cs).</summary>
+    private static void Patch()
+    {
+        Patcher.Apply();
+        Patcher.Report();
     }
 
     private static void Finish()

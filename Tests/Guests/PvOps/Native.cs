@@ -18,6 +18,7 @@ public static unsafe class NativeCpu
     [RuntimeImport("*", "native_outb")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Outb(uint port, uint value);
     [RuntimeImport("*", "native_inb")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern uint Inb(uint port);
     [RuntimeImport("*", "native_int3")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Int3();
+    [RuntimeImport("*", "native_bare_irq_pair")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong BareIrqPair();
     [RuntimeImport("*", "native_int_event")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void IntEvent();
     [RuntimeImport("*", "native_idt_load")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void IdtLoad();
     [RuntimeImport("*", "native_boot_m2p")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong BootM2p();
@@ -50,9 +51,9 @@ public static unsafe class Hardware
         TscPerMs = CalibrateTsc();
     }
 
-    public static void SerialWrite(byte* text, int count)
+    public static void SerialWrite(byte* text, ulong count)
     {
-        for (int i = 0; i < count; i++)
+        for (ulong i = 0; i < count; i++)
         {
             for (int spin = 0; spin < 100000 && (NativeCpu.Inb(Com1 + 5) & 0x20) == 0; spin++) { }
             NativeCpu.Outb(Com1, text[i]);
@@ -101,31 +102,35 @@ public static unsafe class Hardware
     }
 }
 
-/// <summary>Backend 1: ring 0 on bare metal, the real instructions.</summary>
+/// <summary>
+/// Backend 1: ring 0 on bare metal, the real instructions. Operations with native bytes
+/// (paravirt.inc) are patched inline; the functions here serve their stubs before patching. The others
+/// are direct calls to these functions.
+/// </summary>
 public static unsafe class NativeBackend
 {
     public static void Bind()
     {
         // Managed wrappers, not &NativeCpu.Cli: NativeAOT's address of a RuntimeImport extern is not
         // a callable entry point (calling it jumped into the bytes before native_cli).
-        PvOps.IrqDisableOp = &Cli;
-        PvOps.IrqEnableOp = &Sti;
-        PvOps.SaveFlOp = &SaveFl;
-        PvOps.SafeHaltOp = &SafeHalt;
-        PvOps.AllocPtOp = &AllocPt;
-        PvOps.ReleasePtOp = &AllocPt;
-        PvOps.SetPteOp = &SetEntry;
-        PvOps.SetPmdOp = &SetEntry;
-        PvOps.SetPudOp = &SetEntry;
-        PvOps.SetPgdOp = &SetEntry;
-        PvOps.WriteCr3Op = &WriteCr3;
-        PvOps.FlushTlbOneOp = &FlushTlbOne;
-        PvOps.FlushTlbUserOp = &FlushTlbUser;
+        Paravirt.Bind(VmiCall.DisableInterrupts, (delegate*<void>)&Cli, Paravirt.HowNative);
+        Paravirt.Bind(VmiCall.EnableInterrupts, (delegate*<void>)&Sti, Paravirt.HowNative);
+        Paravirt.Bind(VmiCall.GetInterruptMask, (delegate*<ulong>)&SaveFl, Paravirt.HowNative);
+        Paravirt.Bind(VmiCall.Halt, (delegate*<void>)&SafeHalt, Paravirt.HowNative);
+        Paravirt.Bind(VmiCall.AllocatePage, (delegate*<ulong, ulong, long>)&AllocPt, Paravirt.HowNative);
+        Paravirt.Bind(VmiCall.ReleasePage, (delegate*<ulong, ulong, long>)&AllocPt, Paravirt.HowNative);
+        Paravirt.Bind(VmiCall.SetPTE, (delegate*<ulong, ulong, long>)&SetEntry, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetPDE, (delegate*<ulong, ulong, long>)&SetEntry, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetPDPTE, (delegate*<ulong, ulong, long>)&SetEntry, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetPML4E, (delegate*<ulong, ulong, long>)&SetEntry, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetCR3, (delegate*<ulong, long>)&WriteCr3, Paravirt.HowNative);
+        Paravirt.Bind(VmiCall.InvalPage, (delegate*<ulong, long>)&FlushTlbOne, Paravirt.HowNative);
+        Paravirt.Bind(VmiCall.FlushTLB, (delegate*<ulong, long>)&FlushTlb, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetLazyMode, (delegate*<ulong, long>)&LazyMmu, Paravirt.HowNative);
+        Paravirt.Bind(VmiCall.GetTime, (delegate*<ulong>)&Hardware.TimeNs, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.SetTimer, (delegate*<ulong, long>)&Hardware.SetTimer, Paravirt.HowCall);
+        Paravirt.Bind(VmiCall.ConsoleWrite, (delegate*<byte*, ulong, void>)&Hardware.SerialWrite, Paravirt.HowCall);
         PvOps.UpdateVaOp = &UpdateVa;
-        PvOps.LazyMmuOp = &PvOps.NopLazy;             // stores are already as cheap as queueing them
-        PvOps.TimeNsOp = &Hardware.TimeNs;
-        PvOps.SetTimerOp = &Hardware.SetTimer;
-        PvOps.ConsoleWriteOp = &Hardware.SerialWrite;
         PvOps.NullCallOp = &NullCall;
         PvOps.ShutdownOp = &Hardware.Exit;
         PvOps.VirtToMachineOp = &VirtToMachine;
@@ -138,12 +143,13 @@ public static unsafe class NativeBackend
     private static void Cli() => NativeCpu.Cli();
     private static void Sti() => NativeCpu.Sti();
     private static void SafeHalt() => NativeCpu.SafeHalt();
-    private static ulong SaveFl() => NativeCpu.SaveFl() & 0x200;
-    private static long AllocPt(int level, ulong va) => 0;   // hardware needs no notice of a new table
-    private static long SetEntry(ulong* p, ulong v) { *p = v; return 0; }
+    private static ulong SaveFl() => NativeCpu.SaveFl();
+    private static long AllocPt(ulong level, ulong va) => 0;   // hardware needs no notice of a new table
+    private static long LazyMmu(ulong mode) => 0;              // stores are already as cheap as queueing them
+    private static long SetEntry(ulong maddr, ulong v) { *NativeCpu.Direct(maddr) = v; return 0; }
     private static long WriteCr3(ulong maddr) { NativeCpu.WriteCr3(maddr); return 0; }
     private static long FlushTlbOne(ulong va) { NativeCpu.Invlpg(va); return 0; }
-    private static long FlushTlbUser() { NativeCpu.WriteCr3(NativeCpu.ReadCr3()); return 0; }
+    private static long FlushTlb(ulong flags) { NativeCpu.WriteCr3(NativeCpu.ReadCr3()); return 0; }
     public static ulong VirtToMachine(ulong va) => va - NativeCpu.VirtBase;
     private static ulong TimerTicks() => Hardware.Ticks;
 

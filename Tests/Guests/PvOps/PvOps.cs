@@ -1,9 +1,12 @@
+using System.Runtime.CompilerServices;
+
 namespace Microhv.Guests.PvOps;
 
 /// <summary>
-/// The paravirt-ops table, grouped as Linux's pv_ops: one function pointer per operation, bound at
-/// boot by a backend (Native, Hypercall, Rom; the native shim reuses Hypercall). Every call goes
-/// through a wrapper that counts it, so each phase can report how many paravirtual operations it made.
+/// The paravirt operations the workload makes, grouped as Linux's pv_ops. Each is a call site of
+/// Paravirt's (patched at load: Patcher.cs), inlined here so every use is its own site; each counts
+/// itself, so each phase can report how many paravirtual operations it made. The few calls that are
+/// not paravirt operations (facts the backend provides, the null hypercall, shutdown) stay function pointers.
 /// </summary>
 public static unsafe class PvOps
 {
@@ -11,21 +14,7 @@ public static unsafe class PvOps
     public static bool IsNative;
     public static ulong Ops;
 
-    // pv_irq_ops
-    public static delegate*<void> IrqDisableOp, IrqEnableOp, SafeHaltOp;
-    public static delegate*<ulong> SaveFlOp;
-    // pv_mmu_ops: level 1..4 = pte, pmd, pud, pgd
-    public static delegate*<int, ulong, long> AllocPtOp, ReleasePtOp;
-    public static delegate*<ulong*, ulong, long> SetPteOp, SetPmdOp, SetPudOp, SetPgdOp;
-    public static delegate*<ulong, long> WriteCr3Op, FlushTlbOneOp;
-    public static delegate*<long> FlushTlbUserOp;
     public static delegate*<ulong, ulong, long> UpdateVaOp;
-    public static delegate*<bool, long> LazyMmuOp;           // enter (true) / leave (false): leaving flushes queued writes
-    // pv_time_ops
-    public static delegate*<ulong> TimeNsOp;
-    public static delegate*<ulong, long> SetTimerOp;
-    // console, null call, shutdown
-    public static delegate*<byte*, int, void> ConsoleWriteOp;
     public static delegate*<long> NullCallOp;
     public static delegate*<uint, void> ShutdownOp;
 
@@ -36,31 +25,32 @@ public static unsafe class PvOps
     public static ulong KernelCr3;                            // its machine address
     public static ulong TscPerMs;
 
-    public static void IrqDisable() { Ops++; IrqDisableOp(); }
-    public static void IrqEnable() { Ops++; IrqEnableOp(); }
-    public static void SafeHalt() { Ops++; SafeHaltOp(); }
-    public static ulong SaveFl() { Ops++; return SaveFlOp(); }
-    public static long AllocPt(int level, void* table) { Ops++; return AllocPtOp(level, (ulong)table); }
-    public static long ReleasePt(int level, void* table) { Ops++; return ReleasePtOp(level, (ulong)table); }
-    public static long SetPte(ulong* p, ulong v) { Ops++; return SetPteOp(p, v); }
-    public static long SetPmd(ulong* p, ulong v) { Ops++; return SetPmdOp(p, v); }
-    public static long SetPud(ulong* p, ulong v) { Ops++; return SetPudOp(p, v); }
-    public static long SetPgd(ulong* p, ulong v) { Ops++; return SetPgdOp(p, v); }
-    public static long WriteCr3(ulong maddr) { Ops++; return WriteCr3Op(maddr); }
-    public static long FlushTlbOne(ulong va) { Ops++; return FlushTlbOneOp(va); }
-    public static long FlushTlbUser() { Ops++; return FlushTlbUserOp(); }
+    private const MethodImplOptions Inline = MethodImplOptions.AggressiveInlining;
+    private const ulong LazyModeMmu = 2;                      // SetLazyMode's MMU bit
+
+    [MethodImpl(Inline)] public static void IrqDisable() { Ops++; Paravirt.IrqDisable(); }
+    [MethodImpl(Inline)] public static void IrqEnable() { Ops++; Paravirt.IrqEnable(); }
+    [MethodImpl(Inline)] public static void SafeHalt() { Ops++; Paravirt.SafeHalt(); }
+    [MethodImpl(Inline)] public static ulong SaveFl() { Ops++; return Paravirt.SaveFl() & 0x200; }
+    [MethodImpl(Inline)] public static long AllocPt(int level, void* table) { Ops++; return Paravirt.AllocPt((ulong)level, (ulong)table); }
+    [MethodImpl(Inline)] public static long ReleasePt(int level, void* table) { Ops++; return Paravirt.ReleasePt((ulong)level, (ulong)table); }
+    [MethodImpl(Inline)] public static long SetPte(ulong* p, ulong v) { Ops++; return Paravirt.SetPte(Machine(p), v); }
+    [MethodImpl(Inline)] public static long SetPmd(ulong* p, ulong v) { Ops++; return Paravirt.SetPmd(Machine(p), v); }
+    [MethodImpl(Inline)] public static long SetPud(ulong* p, ulong v) { Ops++; return Paravirt.SetPud(Machine(p), v); }
+    [MethodImpl(Inline)] public static long SetPgd(ulong* p, ulong v) { Ops++; return Paravirt.SetPgd(Machine(p), v); }
+    [MethodImpl(Inline)] public static long WriteCr3(ulong maddr) { Ops++; return Paravirt.WriteCr3(maddr); }
+    [MethodImpl(Inline)] public static long FlushTlbOne(ulong va) { Ops++; return Paravirt.Invlpg(va); }
+    [MethodImpl(Inline)] public static long FlushTlbUser() { Ops++; return Paravirt.FlushTlb(1); }
+    [MethodImpl(Inline)] public static long LazyMmu(bool enter) { Ops++; return Paravirt.LazyMmu(enter ? LazyModeMmu : 0); }
+    [MethodImpl(Inline)] public static ulong TimeNs() { Ops++; return Paravirt.GetTime(); }
+    [MethodImpl(Inline)] public static long SetTimer(ulong deadline) { Ops++; return Paravirt.SetTimer(deadline); }
     public static long UpdateVa(ulong va, ulong pte) { Ops++; return UpdateVaOp(va, pte); }
-    public static long LazyMmu(bool enter) { Ops++; return LazyMmuOp(enter); }
-    public static ulong TimeNs() { Ops++; return TimeNsOp(); }
-    public static long SetTimer(ulong deadline) { Ops++; return SetTimerOp(deadline); }
     public static long NullCall() { Ops++; return NullCallOp(); }
     public static ulong VirtToMachine(void* va) => VirtToMachineOp((ulong)va);
     public static ulong TimerTicks() => TimerTicksOp();
 
-    public static void Nop() { }
-    public static long Nop0() => 0;
-    public static long Nop1(ulong a) => 0;
-    public static long NopLazy(bool enter) => 0;
+    /// <summary>The machine address of a page-table entry: what the set_p*d operations take (the ROM's SetPxE does).</summary>
+    private static ulong Machine(ulong* p) => VirtToMachineOp((ulong)p & ~0xFFFUL) + ((ulong)p & 0xFFF);
 }
 
 /// <summary>The guest's console line printer, over the bound console operation (not counted).</summary>
@@ -110,7 +100,7 @@ public static unsafe class Log
         {
             if (b != (byte)'\n' && s_length < 255) { line[s_length++] = b; return; }
             line[s_length++] = (byte)'\n';
-            PvOps.ConsoleWriteOp(line, s_length);
+            Paravirt.ConsoleWrite(line, (ulong)s_length);
             s_length = 0;
         }
     }

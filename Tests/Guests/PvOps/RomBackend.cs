@@ -5,9 +5,11 @@ namespace Microhv.Guests.PvOps;
 
 /// <summary>
 /// Backend 3, Microhv's ABI ROM (docs/abi-rom.md): found at the address our ABI_ROM note asked for,
-/// checked (signature, version, checksum), initialised, then each operation bound by get_reloc:
-/// CALL → the ROM entry, called through rom_call (native.asm); NOP → a no-op; NONE → the hypercall
-/// backend's operation stays (a ring-3 guest has no native instruction to keep).
+/// checked (signature, version, checksum), initialised, then each operation bound by get_reloc as VMI
+/// guests bound theirs: CALL → the ROM entry itself, so a patched site calls it directly (the ROM's
+/// signature is the site's); NOP → the sites become NOPs; NONE → the native bytes where the operation
+/// has them, else the hypercall backend's function. alloc_pt and release_pt first make the page
+/// read-only, which the ROM has no call for: they bind small glue that calls the ROM's entry.
 /// </summary>
 public static unsafe class RomBackend
 {
@@ -15,15 +17,10 @@ public static unsafe class RomBackend
     [RuntimeImport("*", "rom_call")] [MethodImpl(MethodImplOptions.InternalCall)]
     private static extern long Call(ulong entry, ulong a1, ulong a2, ulong a3);
 
-    // VMI call numbers (docs/abi-rom.md §5)
-    private const ulong SetCR3 = 17, EnableInterrupts = 29, DisableInterrupts = 30, GetInterruptMask = 31, Halt = 35;
-    private const ulong AllocatePage = 44, ReleasePage = 45, InvalPage = 46, FlushTLB = 47;
-    private const ulong SetLazyMode = 73, LazyModeMmu = 2;
-    private const ulong SetPTE = 80, SetPDE = 81, SetPDPTE = 82, SetPML4E = 83, ConsoleWrite = 96, SetTimer = 97, GetTime = 98;
+    private const uint RelocNone = 0, RelocCallRel = 1, RelocJumpRel = 2, RelocNop = 3;
 
     private static ulong s_base;
-    private static ulong s_cr3, s_irqOn, s_irqOff, s_saveFl, s_halt, s_alloc, s_release, s_invlpg, s_flush;
-    private static ulong s_lazyMode, s_setPte, s_setPmd, s_setPud, s_setPgd, s_console, s_setTimer, s_getTime;
+    private static ulong s_alloc, s_release;
     public static int Calls, Nops, Natives;
     public static bool VersionMismatch;
 
@@ -52,84 +49,71 @@ public static unsafe class RomBackend
 
     public static long Bind()
     {
-        HypercallBackend.Bind();        // NONE keeps these
+        HypercallBackend.Bind();        // NONE keeps these where there is no native instruction
         ulong init = s_base + *(uint*)(s_base + 36);
         long rc = Call(init, (ulong)Guest.VcpuInfo, PvOps.KernelCr3, 0);
         if (rc != 0) return rc;
-        s_cr3 = Reloc(SetCR3); s_irqOn = Reloc(EnableInterrupts); s_irqOff = Reloc(DisableInterrupts);
-        s_saveFl = Reloc(GetInterruptMask); s_halt = Reloc(Halt); s_alloc = Reloc(AllocatePage);
-        s_release = Reloc(ReleasePage); s_invlpg = Reloc(InvalPage); s_flush = Reloc(FlushTLB);
-        s_setPte = Reloc(SetPTE); s_setPmd = Reloc(SetPDE); s_setPud = Reloc(SetPDPTE); s_setPgd = Reloc(SetPML4E);
-        s_lazyMode = Reloc(SetLazyMode);
-        s_console = Reloc(ConsoleWrite); s_setTimer = Reloc(SetTimer); s_getTime = Reloc(GetTime);
-        if (s_cr3 != 0) PvOps.WriteCr3Op = &WriteCr3;
-        if (s_irqOn != 0) PvOps.IrqEnableOp = &IrqEnable;
-        if (s_irqOff != 0) PvOps.IrqDisableOp = &IrqDisable;
-        if (s_saveFl != 0) PvOps.SaveFlOp = &SaveFl;
-        if (s_halt != 0) PvOps.SafeHaltOp = &SafeHalt;
-        if (s_alloc != 0) PvOps.AllocPtOp = &AllocPt;
-        if (s_release != 0) PvOps.ReleasePtOp = &ReleasePt;
-        if (s_invlpg != 0) PvOps.FlushTlbOneOp = &FlushTlbOne;
-        if (s_flush != 0) PvOps.FlushTlbUserOp = &FlushTlbUser;
-        if (s_setPte != 0) PvOps.SetPteOp = &SetPte;
-        if (s_setPmd != 0) PvOps.SetPmdOp = &SetPmd;
-        if (s_setPud != 0) PvOps.SetPudOp = &SetPud;
-        if (s_setPgd != 0) PvOps.SetPgdOp = &SetPgd;
-        if (s_lazyMode != 0) PvOps.LazyMmuOp = &LazyMmu;
-        if (s_console != 0) PvOps.ConsoleWriteOp = &Console;
-        if (s_setTimer != 0) PvOps.SetTimerOp = &Timer;
-        if (s_getTime != 0) PvOps.TimeNsOp = &Time;
+        BindDirect(VmiCall.SetCR3); BindDirect(VmiCall.EnableInterrupts); BindDirect(VmiCall.DisableInterrupts);
+        BindDirect(VmiCall.GetInterruptMask); BindDirect(VmiCall.Halt); BindDirect(VmiCall.InvalPage);
+        BindDirect(VmiCall.FlushTLB); BindDirect(VmiCall.SetLazyMode); BindDirect(VmiCall.SetPTE);
+        BindDirect(VmiCall.SetPDE); BindDirect(VmiCall.SetPDPTE); BindDirect(VmiCall.SetPML4E);
+        BindDirect(VmiCall.ConsoleWrite); BindDirect(VmiCall.SetTimer); BindDirect(VmiCall.GetTime);
+        s_alloc = BindGlue(VmiCall.AllocatePage, (delegate*<ulong, ulong, long>)&AllocPt);
+        s_release = BindGlue(VmiCall.ReleasePage, (delegate*<ulong, ulong, long>)&ReleasePt);
         return 0;
     }
 
-    /// <summary>get_reloc(call) → rax entry, rdx type; the thunk returns rax only, so read the type from the call table.</summary>
-    private static ulong Reloc(ulong call)
+    private static void BindDirect(int call)
     {
-        ulong entry = (ulong)Call(s_base + *(uint*)(s_base + 40), call, 0, 0);
-        uint type = 0;
+        ulong entry = Reloc(call, out uint type);
+        if (type == RelocCallRel && entry != 0) { Paravirt.Bind(call, (void*)entry, Paravirt.HowCall); Calls++; }
+        else if (type == RelocNop) { Paravirt.Bind(call, (void*)Slot(call), Paravirt.HowNop); Nops++; }
+        else { Paravirt.Bind(call, (void*)Slot(call), Paravirt.HowNative); Natives++; }
+    }
+
+    /// <summary>An operation whose ROM call needs C# around it: CALL binds the glue (which calls the returned entry); else the API's stays.</summary>
+    private static ulong BindGlue(int call, void* glue)
+    {
+        ulong entry = Reloc(call, out uint type);
+        if (type == RelocCallRel && entry != 0) { Paravirt.Bind(call, glue, Paravirt.HowCall); Calls++; return entry; }
+        if (type == RelocNop) Nops++; else Natives++;
+        return 0;
+    }
+
+    private static ulong Slot(int call)
+    {
+        Paravirt.Table(out _, out ulong* slots, out _, out _);
+        return slots[call];
+    }
+
+    /// <summary>get_reloc(call) → rax entry, rdx type; the thunk returns rax only, so read the type from the call table.</summary>
+    private static ulong Reloc(int call, out uint type)
+    {
+        ulong entry = (ulong)Call(s_base + *(uint*)(s_base + 40), (ulong)call, 0, 0);
+        type = RelocNone;
         ushort count = *(ushort*)(s_base + 14);
         byte* table = (byte*)(s_base + *(uint*)(s_base + 16));
         for (int i = 0; i < count; i++)
             if (*(ushort*)(table + 12 * i + 4) == call) type = table[12 * i + 6];
-        if (type == 3) { Nops++; return 0; }   // NOP: our op is already unnecessary work only natively; keep the API's
-        if (type == 0 || entry == 0) { Natives++; return 0; }
-        Calls++;
         return entry;
     }
 
     public static ulong Base => s_base;
 
-    private static long WriteCr3(ulong maddr) => Call(s_cr3, maddr, 0, 0);
-    private static void IrqEnable() => Call(s_irqOn, 0, 0, 0);
-    private static void IrqDisable() => Call(s_irqOff, 0, 0, 0);
-    private static ulong SaveFl() => (ulong)Call(s_saveFl, 0, 0, 0);
-    private static void SafeHalt() => Call(s_halt, 0, 0, 0);
-    private static ulong Flag(int level) => 1UL << (level - 1);     // PT 1, PD 2, PDP 4, PML4 8
+    private static ulong Flag(ulong level) => 1UL << (int)(level - 1);     // PT 1, PD 2, PDP 4, PML4 8
 
     /// <summary>The ROM pins; making the page read-only first has no ROM call, so it stays a hypercall.</summary>
-    private static long AllocPt(int level, ulong va)
+    private static long AllocPt(ulong level, ulong va)
     {
         long rc = Guest.MakeReadOnly((void*)va);
         if (rc != 0) return rc;
         return Call(s_alloc, Guest.MfnOf((void*)va), Flag(level), 0);
     }
 
-    private static long ReleasePt(int level, ulong va)
+    private static long ReleasePt(ulong level, ulong va)
     {
         long rc = Call(s_release, Guest.MfnOf((void*)va), Flag(level), 0);
         if (rc != 0) return rc;
         return Guest.MakeWritable((void*)va);
     }
-
-    private static ulong Machine(ulong* p) => HypercallBackend.VirtToMachine((ulong)p & ~0xFFFUL) + ((ulong)p & 0xFFF);
-    private static long SetPte(ulong* p, ulong v) => Call(s_setPte, Machine(p), v, 0);
-    private static long SetPmd(ulong* p, ulong v) => Call(s_setPmd, Machine(p), v, 0);
-    private static long SetPud(ulong* p, ulong v) => Call(s_setPud, Machine(p), v, 0);
-    private static long SetPgd(ulong* p, ulong v) => Call(s_setPgd, Machine(p), v, 0);
-    private static long LazyMmu(bool enter) => Call(s_lazyMode, enter ? LazyModeMmu : 0, 0, 0);
-    private static long FlushTlbOne(ulong va) => Call(s_invlpg, va, 0, 0);
-    private static long FlushTlbUser() => Call(s_flush, 1, 0, 0);
-    private static void Console(byte* text, int count) => Call(s_console, (ulong)text, (ulong)count, 0);
-    private static long Timer(ulong deadline) => Call(s_setTimer, deadline, 0, 0);
-    private static ulong Time() => (ulong)Call(s_getTime, 0, 0, 0);
 }

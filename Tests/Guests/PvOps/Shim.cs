@@ -55,7 +55,7 @@ public static unsafe class Shim
         switch (nr)
         {
             case Xen.xen_version: return a1 == Xen.XENVER_version ? (4L << 16) | 17 : 0;
-            case Xen.console_io: Hardware.SerialWrite((byte*)a3, (int)a2); return 0;
+            case Xen.console_io: Hardware.SerialWrite((byte*)a3, a2); return 0;
             case Xen.set_trap_table: return SetTrapTable((ulong*)a1);
             case Xen.callback_op: return CallbackOp(a1, (ulong*)a2);
             case Xen.event_channel_op: return EventChannelOp(a1, (uint*)a2);

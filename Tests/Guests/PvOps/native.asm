@@ -171,6 +171,27 @@ native_int3:      int3
 native_int_event: int 0x81
                   ret
 
+; ulong native_bare_irq_pair(void): Bench.IrqPair with cli and sti written inline, instruction for
+; instruction as the compiler lays IrqPair out (the bench's irq_cli_sti_bare row: what patched sites
+; should cost natively).
+extern guest_rdtsc
+global native_bare_irq_pair
+native_bare_irq_pair:
+    push rbp
+    push rbx
+    push rax
+    lea rbp, [rsp + 0x10]
+    call guest_rdtsc
+    mov rbx, rax
+    cli
+    sti
+    call guest_rdtsc
+    sub rax, rbx
+    add rsp, 8
+    pop rbx
+    pop rbp
+    ret
+
 ; The native shim: hypercall page slots call shim_entry with the number in eax and Xen's
 ; argument registers (rdi, rsi, rdx, r10, r8); slot 23 (iret) is entered by jmp, as from Xen's page.
 global shim_fill_hypercall_page

@@ -14,8 +14,9 @@ namespace Microhv.Tests.Qemu;
 /// boots natively from GRUB (native backend and native shim), under Microhv (hypercall API, ABI ROM,
 /// and the hypercall fallback when the ROM's version is not the one asked for) and under Xen 4.17,
 /// and prints the same `pvops: result` line every time. Each run must also name the backend it was
-/// asked for (a silent fallback fails) and print the three phases with the op counts the workload
-/// implies, whatever the backend.
+/// asked for (a silent fallback fails), patch every paravirt call site of the image for it (none skipped;
+/// natively the native instructions inline, under a hypervisor direct calls) and print the three phases
+/// with the op counts the workload implies, whatever the backend.
 /// </summary>
 [Trait("Category", "Qemu")]
 public class PvOpsTests
@@ -27,6 +28,7 @@ public class PvOpsTests
     private static readonly Regex Result = new(@"pvops: result address_spaces=4 switches=200 pages=64 timer_ticks=50 irq_pairs=100000 checksum=0x[0-9a-f]{16}$");
     private static readonly Regex Phase = new(@"pvops: phase ([a-z_]+): (\d+) ops, (\d+) tsc$");
     private static readonly Regex Done = new(@"pvops: done$");
+    private static readonly Regex Patched = new(@"pvops: patched (\d+) sites: (\d+) call, (\d+) native, (\d+) nop(?:, \d+ skipped)?$");
 
     private static readonly Lazy<(string Path, string Sha)> Built = new(Build);
     private static readonly Lazy<Run> Native = new(() => RunNative("", "pvops: backend native (multiboot2 entry)"));
@@ -36,7 +38,7 @@ public class PvOpsTests
     public PvOpsTests(ITestOutputHelper output) => _output = output;
 
     /// <summary>What one boot printed: its backend line, result line and phases.</summary>
-    private sealed record Run(string Backend, string Result, Dictionary<string, (long Ops, long Tsc)> Phases);
+    private sealed record Run(string Backend, string Result, Dictionary<string, (long Ops, long Tsc)> Phases, (int Sites, int Call, int Native, int Nop) Patch);
 
     private static (string, string) Build()
     {
@@ -64,6 +66,9 @@ public class PvOpsTests
     private static Run Read(QemuMachine qemu, Regex backend)
     {
         string backendLine = Strip(qemu.WaitForLine(backend, Step).Value);
+        Match p = qemu.WaitForLine(Patched, Step);
+        var patch = (int.Parse(p.Groups[1].Value), int.Parse(p.Groups[2].Value), int.Parse(p.Groups[3].Value), int.Parse(p.Groups[4].Value));
+        Assert.True(patch.Item1 > 0 && patch.Item1 == patch.Item2 + patch.Item3 + patch.Item4, $"sites skipped or none: {p.Value}\n{qemu.Describe()}");
         var phases = new Dictionary<string, (long, long)>();
         foreach (string name in new[] { "address_spaces", "timer", "irq" })
         {
@@ -74,7 +79,7 @@ public class PvOpsTests
         string result = Strip(qemu.WaitForLine(Result, Step).Value);
         Assert.DoesNotContain("(errors)", result);
         qemu.WaitForLine(Done, Step);
-        var run = new Run(backendLine, result, phases);
+        var run = new Run(backendLine, result, phases, patch);
         CheckPhases(run, qemu);
         return run;
     }
@@ -129,6 +134,7 @@ public class PvOpsTests
     private void Show(string what, Run run)
     {
         _output.WriteLine($"{what}: {run.Backend}");
+        _output.WriteLine($"  patched {run.Patch.Sites} sites: {run.Patch.Call} call, {run.Patch.Native} native, {run.Patch.Nop} nop");
         _output.WriteLine($"  {run.Result}");
         foreach (var (name, p) in run.Phases) _output.WriteLine($"  phase {name}: {p.Ops} ops, {p.Tsc} tsc");
     }
@@ -144,6 +150,12 @@ public class PvOpsTests
         Show("microhv hypercall", hypercall);
         Assert.Equal(native.Result, shim.Result);
         Assert.Equal(native.Result, hypercall.Result);
+        Assert.True(native.Patch.Native > 0 && native.Patch.Nop == 0, "natively the operations with native bytes are inlined");
+        foreach (Run pv in new[] { shim, hypercall })
+        {
+            Assert.Equal(native.Patch.Sites, pv.Patch.Sites);
+            Assert.Equal(pv.Patch.Sites, pv.Patch.Call);      // the API: a direct call to the backend's function at every site
+        }
     }
 
     [Fact]
@@ -153,6 +165,8 @@ public class PvOpsTests
         Run rom = RunMicrohv("", @"pvops: backend rom \(ROM 1\.0 at 0xffffffffffc00000, checksum ok, \d+ calls bound: \d+ call, 0 nop, 0 native\)");
         Show("microhv rom", rom);
         Assert.Equal(native.Result, rom.Result);
+        Assert.Equal(native.Patch.Sites, rom.Patch.Sites);
+        Assert.Equal(rom.Patch.Sites, rom.Patch.Call);        // every ROM call is CALL_REL: one direct call into the ROM per site
     }
 
     [Fact]
