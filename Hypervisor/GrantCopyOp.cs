@@ -88,7 +88,7 @@ public static class GrantCopyOp
         buf.ReadOnly = readOnly;
         if (isGref)
         {
-            short rc = AcquireGrant(buf.Domain, (uint)u, v.Domain.DomainId, readOnly, out buf.Mfn, out buf.Start, out buf.Length);
+            short rc = AcquireGrant(buf.Domain, (uint)u, v.Domain.DomainId, readOnly, true, out buf.Mfn, out buf.Start, out buf.Length);
             if (rc != Gnttab.GNTST_okay) return rc;
             buf.HaveGrant = true;
             buf.HavePage = true;
@@ -116,9 +116,11 @@ public static class GrantCopyOp
     /// the entry is checked as for a map but sub-page grants are allowed (general_error), its frame must
     /// be the granter's (bad_page), and GTF_reading / GTF_writing are set; otherwise the pinned frame must
     /// still be the granter's (bad_domain). One pin and a general reference are taken; the frame and the
-    /// granted range are those recorded at the first pin.
+    /// granted range are those recorded at the first pin. A version-2 transitive entry goes through
+    /// <see cref="AcquireTransitive"/> (when <paramref name="allowTransitive"/>: one level only).
     /// </summary>
-    private static short AcquireGrant(Domain rd, uint gref, ushort ldom, bool readOnly, out ulong mfn, out ushort start, out ushort length)
+    private static short AcquireGrant(Domain rd, uint gref, ushort ldom, bool readOnly, bool allowTransitive,
+        out ulong mfn, out ushort start, out ushort length)
     {
         mfn = 0; start = 0; length = 0;
         Machine m = rd.Machine;
@@ -128,6 +130,9 @@ public static class GrantCopyOp
         bool pinned = rgt.IsPinned(gref);
         if (pinned && (rgt.ActiveDomid(gref) != ldom || (readOnly ? rgt.ReadPins(gref) : rgt.WritePins(gref)) >= GrantTable.MaxPins))
             return Gnttab.GNTST_general_error;
+        rgt.ReadEntry(gref, out ushort entryFlags, out _, out _);
+        if (rgt.Version == 2 && (entryFlags & Gnttab.GTF_type_mask) == Gnttab.GTF_transitive)
+            return AcquireTransitive(rd, rgt, gref, ldom, readOnly, allowTransitive, out mfn, out start, out length);
         if (!pinned || (!readOnly && rgt.WritePins(gref) == 0))
         {
             short entry = rgt.CheckEntry(gref, ldom, readOnly, pinned, false, out ulong frame);
@@ -164,6 +169,67 @@ public static class GrantCopyOp
         return Gnttab.GNTST_okay;
     }
 
+    /// <summary>
+    /// The transitive branch of acquire_grant_for_copy: the entry is checked and marked as any (first pin
+    /// or first writable pin), then refused with general_error when transitivity is not allowed (a grant
+    /// reached through another), when it names its own granter, or an unknown domain; then the grant it
+    /// names is acquired for the granter (<paramref name="rd"/>), and its failure is returned as is. The
+    /// first pin records that grant's frame and range, and always counts as a sub-page grant, so a
+    /// transitive grant is never mapped. A grant already pinned that now leads elsewhere is general_error
+    /// (Xen asks the caller to retry, ERESTART, which cannot succeed while the pin stays).
+    /// </summary>
+    private static short AcquireTransitive(Domain rd, GrantTable rgt, uint gref, ushort ldom, bool readOnly, bool allowTransitive,
+        out ulong mfn, out ushort start, out ushort length)
+    {
+        mfn = 0; start = 0; length = 0;
+        bool pinned = rgt.IsPinned(gref);
+        if (!pinned || (!readOnly && rgt.WritePins(gref) == 0))
+        {
+            short entry = rgt.CheckEntry(gref, ldom, readOnly, pinned, false, out _);
+            if (entry != Gnttab.GNTST_okay) return entry;
+            rgt.MarkInUse(gref, readOnly);
+        }
+        rgt.ReadTransitive(gref, out ushort transDomid, out uint transGref);
+        Domain td = !allowTransitive || transDomid == rd.DomainId ? null : rd.Machine.FindDomain(transDomid);
+        if (td == null)
+        {
+            ReduceStatus(rgt, gref, readOnly);
+            return Gnttab.GNTST_general_error;
+        }
+        short rc = AcquireGrant(td, transGref, rd.DomainId, readOnly, false, out ulong grantMfn, out ushort off, out ushort len);
+        if (rc != Gnttab.GNTST_okay)
+        {
+            ReduceStatus(rgt, gref, readOnly);
+            return rc;
+        }
+        if (pinned && (rgt.ActiveMfn(gref) != grantMfn || rgt.ActiveStart(gref) != off || rgt.ActiveLength(gref) != len
+            || rgt.ActiveTransDomid(gref) != transDomid || rgt.ActiveTransGref(gref) != transGref || !rgt.IsSubPage(gref)))
+        {
+            ReleaseGrant(td, transGref, readOnly);
+            Mm.PageTypes.PutPage(rd.Machine, grantMfn);
+            ReduceStatus(rgt, gref, readOnly);
+            return Gnttab.GNTST_general_error;
+        }
+        if (!pinned) rgt.Activate(gref, ldom, grantMfn, true, off, len, transDomid, transGref);
+        rgt.Pin(gref, readOnly);
+        mfn = grantMfn; start = off; length = len;
+        return Gnttab.GNTST_okay;
+    }
+
+    /// <summary>release_grant_for_copy: the pin (GTF_writing / GTF_reading cleared with the last such pin),
+    /// then the pin of the grant a transitive grant led to.</summary>
+    private static void ReleaseGrant(Domain d, uint gref, bool readOnly)
+    {
+        GrantTable gt = GrantTable.Of(d);
+        ushort transDomid = gt.ActiveTransDomid(gref);
+        uint transGref = gt.ActiveTransGref(gref);
+        GrantMapOp.ReleasePin(gt, gref, readOnly);
+        if (transDomid == d.DomainId) return;
+        Domain td = d.Machine.FindDomain(transDomid);
+        GrantTable tgt = td == null ? null : GrantTable.Of(td);
+        if (tgt != null && transGref < tgt.NrEntries) GrantMapOp.ReleasePin(tgt, transGref, readOnly);
+    }
+
     /// <summary>reduce_status_for_pin after a failed first (writable) pin: GTF_writing goes unless a
     /// writable pin remains, GTF_reading unless any pin does.</summary>
     private static void ReduceStatus(GrantTable rgt, uint gref, bool readOnly)
@@ -194,13 +260,12 @@ public static class GrantCopyOp
         return Gnttab.GNTST_okay;
     }
 
-    /// <summary>gnttab_copy_release_buf: the pin (release_grant_for_copy: GTF_writing / GTF_reading cleared
-    /// with the last such pin), the type reference, the general reference.</summary>
+    /// <summary>gnttab_copy_release_buf: the pin (release_grant_for_copy), the type reference, the general reference.</summary>
     private static void Release(ref Buf buf)
     {
         if (buf.Domain == null) return;
         Machine m = buf.Domain.Machine;
-        if (buf.HaveGrant) GrantMapOp.ReleasePin(GrantTable.Of(buf.Domain), buf.Ref, buf.ReadOnly);
+        if (buf.HaveGrant) ReleaseGrant(buf.Domain, buf.Ref, buf.ReadOnly);
         if (buf.HaveType) Mm.PageTypes.PutPageType(m, buf.Mfn);
         if (buf.HavePage) Mm.PageTypes.PutPage(m, buf.Mfn);
         buf = default;

@@ -34,6 +34,12 @@ public sealed class GrantTable
     public int NrStatusFrames;
     /// <summary>The grant-table ABI version in use: 1 or 2 (GNTTABOP_set_version).</summary>
     public uint Version = 1;
+    /// <summary>The highest version the domain may ask for (Xen's max_version: createdomain's grant_opts, 2 for the
+    /// domains Microhv builds itself, as Xen's dom0 gets opt_gnttab_max_version).</summary>
+    public uint MaxVersion = 2;
+    /// <summary>set_version's copy of the reserved entries across a switch, in grant_entry_v1's layout
+    /// (allocated here: a hypercall does not allocate).</summary>
+    internal readonly ulong[] ReservedScratch = new ulong[NrReservedEntries];
 
     /// <summary>Mappings one domain may hold at once (Xen's maptrack grows to 1024 frames of them; a
     /// fixed array here, since a hypercall must not allocate).</summary>
@@ -49,6 +55,10 @@ public sealed class GrantTable
     private readonly ushort[] _activeStart = new ushort[MaxFrames * EntriesPerFrame];
     private readonly ushort[] _activeLength = new ushort[MaxFrames * EntriesPerFrame];
     private readonly bool[] _activeSubPage = new bool[MaxFrames * EntriesPerFrame];
+    // Version 2's transitive grants: the domain and reference a copy through this grant really pinned
+    // (act->trans_domain, act->trans_gref); the granter itself and the same reference otherwise.
+    private readonly ushort[] _activeTransDomid = new ushort[MaxFrames * EntriesPerFrame];
+    private readonly uint[] _activeTransGref = new uint[MaxFrames * EntriesPerFrame];
 
     // Maptrack, indexed by handle: the mapper's record of each mapping; flags 0 = free.
     private readonly uint[] _mapFlags = new uint[MaptrackCapacity];
@@ -88,8 +98,11 @@ public sealed class GrantTable
         Zero.Fill(StatusFrames);
         NrStatusFrames = 0;
         Version = 1;
+        MaxVersion = 2;
+        Zero.Fill(ReservedScratch);
         Zero.Fill(_readPins); Zero.Fill(_writePins); Zero.Fill(_activeDomid); Zero.Fill(_activeMfn);
         Zero.Fill(_activeStart); Zero.Fill(_activeLength); Zero.Fill(_activeSubPage);
+        Zero.Fill(_activeTransDomid); Zero.Fill(_activeTransGref);
         Zero.Fill(_mapFlags); Zero.Fill(_mapDomid); Zero.Fill(_mapRef); Zero.Fill(_mapMfn);
         _mapLimit = 0;
     }
@@ -123,6 +136,23 @@ public sealed class GrantTable
         return true;
     }
 
+    /// <summary>gnttab_unpopulate_status_frames for a PV domain: -EBUSY, and nothing changes, while any status
+    /// frame holds a reference (the guest, or another domain, still maps it); else every status frame goes
+    /// back to the pool.</summary>
+    public long UnpopulateStatusFrames()
+    {
+        Machine m = Domain.Machine;
+        for (int i = 0; i < NrStatusFrames; i++)
+            if (m.FrameTable.RefCount(StatusFrames[i]) != 0) return -Errno.EBUSY;
+        for (int i = 0; i < NrStatusFrames; i++)
+        {
+            DomainRelinquish.FreeFrame(m, StatusFrames[i]);
+            StatusFrames[i] = 0;
+        }
+        NrStatusFrames = 0;
+        return 0;
+    }
+
     /// <summary>A zeroed frame shared with the domain as Xen's share_xen_page_with_guest does: writable
     /// for good, so the hypervisor's writes of grant flags never land in a page table the guest made of it.</summary>
     private bool AllocateShared(out ulong mfn)
@@ -143,7 +173,7 @@ public sealed class GrantTable
     public int EntriesPerFrameNow => Version == 1 ? EntriesPerFrame : EntriesPerFrameV2;
 
     /// <summary>Machine address of grant entry <paramref name="gref"/>'s header (the caller checked the bound).</summary>
-    private ulong EntryAddress(uint gref)
+    internal ulong EntryAddress(uint gref)
     {
         uint per = (uint)EntriesPerFrameNow;
         int size = Version == 1 ? Gnttab.entry_v1_size : Gnttab.entry_v2_size;
@@ -152,7 +182,7 @@ public sealed class GrantTable
 
     /// <summary>Machine address of the flags word that carries GTF_reading/GTF_writing for <paramref name="gref"/>:
     /// the entry's own flags in version 1, its grant_status_t in the status frames in version 2.</summary>
-    private ulong StatusAddress(uint gref)
+    internal ulong StatusAddress(uint gref)
     {
         if (Version == 1) return EntryAddress(gref);
         const uint per = (uint)(Layout.PageSize / 2);
@@ -181,16 +211,26 @@ public sealed class GrantTable
         length = Domain.Machine.Memory.Read16(at + Gnttab.entry_v2_length);
     }
 
+    /// <summary>Version 2's transitive fields of <paramref name="gref"/> (the caller checked the bound).</summary>
+    public void ReadTransitive(uint gref, out ushort transDomid, out uint transGref)
+    {
+        ulong at = EntryAddress(gref);
+        transDomid = Domain.Machine.Memory.Read16(at + Gnttab.entry_v2_trans_domid);
+        transGref = Domain.Machine.Memory.Read32(at + Gnttab.entry_v2_trans_gref);
+    }
+
     /// <summary>
     /// The checks of Xen's _set_status before a grant's first pin (<paramref name="pinned"/> false):
-    /// permit_access (not a sub-page one when <paramref name="mapping"/>, Xen maps whole pages only)
-    /// and for <paramref name="ldomid"/>; and for a writable pin, not GTF_readonly. General_error otherwise.
+    /// permit_access (not a sub-page one when <paramref name="mapping"/>, Xen maps whole pages only; in
+    /// version 2 a copy also takes GTF_transitive) and for <paramref name="ldomid"/>; and for a writable
+    /// pin, not GTF_readonly. General_error otherwise.
     /// </summary>
     public short CheckEntry(uint gref, ushort ldomid, bool readOnly, bool pinned, bool mapping, out ulong frame)
     {
         ReadEntry(gref, out ushort flags, out ushort domid, out frame);
-        ushort mask = (ushort)(Gnttab.GTF_type_mask | (mapping ? Gnttab.GTF_sub_page : 0));
-        if (!pinned && ((flags & mask) != Gnttab.GTF_permit_access || domid != ldomid)) return Gnttab.GNTST_general_error;
+        int type = flags & (Gnttab.GTF_type_mask | (mapping ? Gnttab.GTF_sub_page : 0));
+        bool typeOk = type == Gnttab.GTF_permit_access || (Version == 2 && !mapping && type == Gnttab.GTF_transitive);
+        if (!pinned && (!typeOk || domid != ldomid)) return Gnttab.GNTST_general_error;
         if (!readOnly && (flags & Gnttab.GTF_readonly) != 0) return Gnttab.GNTST_general_error;
         return Gnttab.GNTST_okay;
     }
@@ -230,10 +270,18 @@ public sealed class GrantTable
     public void Activate(uint gref, ushort domid, ulong mfn) => Activate(gref, domid, mfn, false, 0, (ushort)Layout.PageSize);
 
     public void Activate(uint gref, ushort domid, ulong mfn, bool subPage, ushort start, ushort length)
+        => Activate(gref, domid, mfn, subPage, start, length, Domain.DomainId, gref);
+
+    public void Activate(uint gref, ushort domid, ulong mfn, bool subPage, ushort start, ushort length, ushort transDomid, uint transGref)
     {
         _activeDomid[gref] = domid; _activeMfn[gref] = mfn;
         _activeSubPage[gref] = subPage; _activeStart[gref] = start; _activeLength[gref] = length;
+        _activeTransDomid[gref] = transDomid; _activeTransGref[gref] = transGref;
     }
+
+    /// <summary>The grant a pinned transitive grant pinned in turn; the granter's own id and <paramref name="gref"/> otherwise.</summary>
+    public ushort ActiveTransDomid(uint gref) => _activeTransDomid[gref];
+    public uint ActiveTransGref(uint gref) => _activeTransGref[gref];
 
     /// <summary>A pinned version-2 sub-page grant: copies stay inside [start, start+length); it cannot be mapped.</summary>
     public bool IsSubPage(uint gref) => _activeSubPage[gref];

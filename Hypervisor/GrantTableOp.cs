@@ -4,10 +4,11 @@ using Microhv.Hypervisor.Public;
 namespace Microhv.Hypervisor;
 
 /// <summary>
-/// grant_table_op (xen/common/grant_table.c do_grant_table_op): setup_table, query_size, set_version
-/// and get_version here; map_grant_ref, unmap_grant_ref and unmap_and_replace in GrantMapOp.cs; copy in
-/// GrantCopyOp.cs. Transfer and the v2 commands are not offered (-ENOSYS). Per-operation failures go in each
-/// operation's status; the call itself returns 0, -EFAULT, -EINVAL or -ENOSYS.
+/// grant_table_op (xen/common/grant_table.c do_grant_table_op): setup_table, query_size and get_version
+/// here; set_version and get_status_frames in GrantVersion.cs; map_grant_ref, unmap_grant_ref and
+/// unmap_and_replace in GrantMapOp.cs; copy in GrantCopyOp.cs. Transfer, swap_grant_ref and cache_flush
+/// are not offered (-ENOSYS). Per-operation failures go in each operation's status; the call itself
+/// returns 0 or an errno.
 /// </summary>
 public static class GrantTableOp
 {
@@ -22,8 +23,10 @@ public static class GrantTableOp
         {
             case Gnttab.GNTTABOP_setup_table: return n != 1 ? -Errno.EINVAL : SetupTable(v, uop);
             case Gnttab.GNTTABOP_query_size: return n != 1 ? -Errno.EINVAL : QuerySize(v, uop);
-            case Gnttab.GNTTABOP_set_version: return n != 1 ? -Errno.EINVAL : SetVersion(v, uop);
-            case Gnttab.GNTTABOP_get_version: return n != 1 ? -Errno.EINVAL : GetVersion(v, uop);
+            // Xen does not look at the count of these two.
+            case Gnttab.GNTTABOP_set_version: return GrantVersion.SetVersion(v, uop);
+            case Gnttab.GNTTABOP_get_version: return GetVersion(v, uop);
+            case Gnttab.GNTTABOP_get_status_frames: return GrantVersion.GetStatusFrames(v, uop, n);
             case Gnttab.GNTTABOP_map_grant_ref: return Each(v, cmd, uop, n, Gnttab.map_size, Gnttab.GNTTABOP_map_grant_ref);
             case Gnttab.GNTTABOP_unmap_grant_ref: return Each(v, cmd, uop, n, Gnttab.unmap_size, Gnttab.GNTTABOP_unmap_grant_ref);
             case Gnttab.GNTTABOP_unmap_and_replace: return Each(v, cmd, uop, n, Gnttab.unmap_and_replace_size, Gnttab.GNTTABOP_unmap_and_replace);
@@ -33,7 +36,7 @@ public static class GrantTableOp
     }
 
     /// <summary>The table of domain <paramref name="domid"/> (DOMID_SELF or any id), if the caller may use it.</summary>
-    private static short Target(Vcpu v, ushort domid, out GrantTable gt)
+    internal static short Target(Vcpu v, ushort domid, out GrantTable gt)
     {
         gt = null;
         Domain self = v.Domain;
@@ -47,16 +50,19 @@ public static class GrantTableOp
     internal static bool WriteStatus(Vcpu v, ulong va, short status)
         => GuestMemory.WriteU8(v, va, (byte)status) && GuestMemory.WriteU8(v, va + 1, (byte)((ushort)status >> 8));
 
-    /// <summary>GNTTABOP_setup_table: grows the table to nr_frames and lists its frames (machine frame
-    /// numbers, since a PV guest maps machine frames).</summary>
+    /// <summary>GNTTABOP_setup_table: grows the table to nr_frames (in version 2 with its status frames)
+    /// and lists its frames (machine frame numbers, since a PV guest maps machine frames). A frame list
+    /// outside the guest's range is -EFAULT; then the domain is checked, then the limit.</summary>
     private static long SetupTable(Vcpu v, ulong op)
     {
         if (!GuestMemory.ReadU16(v, op + Gnttab.setup_table_dom, out ushort dom)) return -Errno.EFAULT;
         if (!GuestMemory.ReadU32(v, op + Gnttab.setup_table_nr_frames, out uint nrFrames)) return -Errno.EFAULT;
         if (!GuestMemory.ReadU64(v, op + Gnttab.setup_table_frame_list, out ulong list)) return -Errno.EFAULT;
 
-        GrantTable gt = null;
-        short status = nrFrames > GrantTable.MaxFrames ? Gnttab.GNTST_general_error : Target(v, dom, out gt);
+        if (!GuestMemory.AccessOk(list, (ulong)nrFrames * 8)) return -Errno.EFAULT;
+
+        short status = Target(v, dom, out GrantTable gt);
+        if (status == Gnttab.GNTST_okay && nrFrames > GrantTable.MaxFrames) status = Gnttab.GNTST_general_error;
         if (status == Gnttab.GNTST_okay)
         {
             if (!gt.Grow((int)nrFrames)) status = Gnttab.GNTST_general_error;
@@ -76,17 +82,6 @@ public static class GrantTableOp
             if (!GuestMemory.WriteU32(v, op + Gnttab.query_size_max_nr_frames, GrantTable.MaxFrames)) return -Errno.EFAULT;
         }
         return WriteStatus(v, op + Gnttab.query_size_status, status) ? 0 : -Errno.EFAULT;
-    }
-
-    /// <summary>Version 1 only: asking for 2 is -ENOSYS, as Xen answers when its maximum version is 1;
-    /// the version in force is written back either way.</summary>
-    private static long SetVersion(Vcpu v, ulong op)
-    {
-        if (!GuestMemory.ReadU32(v, op + Gnttab.set_version_version, out uint version)) return -Errno.EFAULT;
-        GrantTable gt = GrantTable.Of(v.Domain);
-        long rc = version == 1 ? 0 : version == 2 ? -Errno.ENOSYS : -Errno.EINVAL;
-        if (!GuestMemory.WriteU32(v, op + Gnttab.set_version_version, gt == null ? 1u : gt.Version)) return -Errno.EFAULT;
-        return rc;
     }
 
     private static long GetVersion(Vcpu v, ulong op)

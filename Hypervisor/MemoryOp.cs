@@ -48,6 +48,9 @@ public static class MemoryOp
                     return Io.DeviceRefusal.Refuse(v.Domain, Io.DeviceRefusal.MachineMemoryMap, "read the machine's memory map");
                 return MachineMemoryMap(v, arg);
             case XenMem.XENMEM_machphys_mapping: return MachphysMapping(v, arg);
+            case XenMem.XENMEM_add_to_physmap:
+            case XenMem.XENMEM_add_to_physmap_batch:
+                return Mm.AddToPhysmap.Do(v, op, arg, startExtent);
             case XenMem.XENMEM_exchange:
                 if (startExtent != 0) return -Errno.EINVAL;
                 return Mm.MemoryExchange.Do(v, arg);

@@ -18,6 +18,15 @@ public static class XenMem
     public const int XENMEM_set_memory_map = 13;
     public const int XENMEM_maximum_gpfn = 14;
     public const int XENMEM_add_to_physmap_batch = 23;
+    // struct xen_add_to_physmap { domid_t domid; uint16_t size; unsigned int space; xen_ulong_t idx; xen_pfn_t gpfn; }
+    public const int add_to_physmap_domid = 0, add_to_physmap_space = 4, add_to_physmap_size = 24;
+    // struct xen_add_to_physmap_batch { domid_t domid; uint16_t space; uint16_t size; uint16_t u;
+    //   XEN_GUEST_HANDLE idxs, gpfns, errs; }
+    public const int add_to_physmap_batch_space = 2, add_to_physmap_batch_size = 32;
+    public const uint XENMAPSPACE_shared_info = 0, XENMAPSPACE_grant_table = 1, XENMAPSPACE_gmfn = 2,
+        XENMAPSPACE_gmfn_range = 3, XENMAPSPACE_gmfn_foreign = 4, XENMAPSPACE_dev_mmio = 5;
+    /// <summary>XENMAPSPACE_grant_table's idx bit that names a status frame rather than a shared one.</summary>
+    public const uint XENMAPIDX_grant_table_status = 0x80000000;
     public const int XENMEM_get_sharing_freed_pages = 18;
     public const int XENMEM_get_sharing_shared_pages = 19;
     public const int XENMEM_claim_pages = 24;

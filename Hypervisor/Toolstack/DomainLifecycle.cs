@@ -60,7 +60,7 @@ public static class DomainLifecycle
         if (cpupool != Sysctl.Pool0) return -Errno.ESRCH;
         if (emulation != 0) return -Errno.EOPNOTSUPP;
         uint version = grantOpts & Public.Domctl.XEN_DOMCTL_GRANT_version_mask;
-        if (version == 0 || version > 1) return -Errno.EINVAL;
+        if (version == 0 || version > 2) return -Errno.EINVAL;      // Xen's opt_gnttab_max_version is 2
         if ((int)maxGrantFrames >= 0 && (maxGrantFrames < 1 || maxGrantFrames > GrantTable.MaxFrames)) return -Errno.EINVAL;
         if ((int)maxMaptrackFrames >= 0 && maxMaptrackFrames > MaptrackFrames) return -Errno.EINVAL;
 
@@ -90,6 +90,7 @@ public static class DomainLifecycle
             LogRefusal(m, "no free frame for its shared_info or grant table");
             return -Errno.ENOMEM;
         }
+        GrantTable.Of(d).MaxVersion = version;
         d.Vcpu.VcpuInfoAddress = (d.SharedInfoMfn << Layout.PageShift) + (ulong)SharedInfo.vcpu_info;
         m.AddDomain(d);
         for (int i = 0; i < d.MaxVcpus; i++)

@@ -15,7 +15,7 @@ public static class Xen
     public const ulong event_channel_op = 32, platform_op = 7, physdev_op = 33;
 
     // errno.h
-    public const long EPERM = 1, ENOENT = 2, ESRCH = 3, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENODEV = 19, ENOSYS = 38, EOPNOTSUPP = 95;
+    public const long EPERM = 1, ENOENT = 2, ESRCH = 3, EACCES = 13, EFAULT = 14, EBUSY = 16, ERANGE = 34, EEXIST = 17, EINVAL = 22, ENODEV = 19, ENOSYS = 38, EOPNOTSUPP = 95;
 
     public const ushort DOMID_SELF = 0x7FF0;
     public const ushort FLAT_KERNEL_CS = 0xE033;   // FLAT_RING3_CS64: a 64-bit PV kernel runs in ring 3
@@ -57,7 +57,8 @@ public static class Xen
     public const ulong CONSOLEIO_write = 0, CONSOLEIO_read = 1;
 
     // memory.h
-    public const ulong XENMEM_memory_map = 10, XENMEM_machphys_mapping = 12;
+    public const ulong XENMEM_memory_map = 10, XENMEM_machphys_mapping = 12, XENMEM_add_to_physmap = 7;
+    public const uint XENMAPSPACE_grant_table = 1, XENMAPIDX_grant_table_status = 0x80000000;
     public const ulong XENMEM_increase_reservation = 0, XENMEM_decrease_reservation = 1, XENMEM_current_reservation = 3, XENMEM_populate_physmap = 6;
     public const uint E820_RAM = 1;
 
@@ -85,13 +86,13 @@ public static class Xen
     public const ulong GNTTABOP_map_grant_ref = 0, GNTTABOP_unmap_grant_ref = 1, GNTTABOP_setup_table = 2,
         GNTTABOP_copy = 5, GNTTABOP_query_size = 6, GNTTABOP_unmap_and_replace = 7, GNTTABOP_set_version = 8,
         GNTTABOP_get_status_frames = 9, GNTTABOP_get_version = 10;
-    public const ushort GTF_permit_access = 1, GTF_readonly = 1 << 2, GTF_reading = 1 << 3, GTF_writing = 1 << 4,
-        GTF_sub_page = 1 << 8;
+    public const ushort GTF_permit_access = 1, GTF_transitive = 3, GTF_readonly = 1 << 2, GTF_reading = 1 << 3,
+        GTF_writing = 1 << 4, GTF_sub_page = 1 << 8;
     public const uint GNTMAP_device_map = 1, GNTMAP_host_map = 2, GNTMAP_readonly = 4, GNTMAP_application_map = 8,
         GNTMAP_contains_pte = 16;
     public const ushort GNTCOPY_source_gref = 1, GNTCOPY_dest_gref = 2;
     public const short GNTST_okay = 0, GNTST_general_error = -1, GNTST_bad_domain = -2, GNTST_bad_gntref = -3,
-        GNTST_bad_handle = -4, GNTST_bad_dev_addr = -6, GNTST_permission_denied = -8, GNTST_bad_page = -9,
+        GNTST_bad_handle = -4, GNTST_bad_virt_addr = -5, GNTST_bad_dev_addr = -6, GNTST_permission_denied = -8, GNTST_bad_page = -9,
         GNTST_bad_copy_arg = -10;
 
     // set_segment_base (xen-x86_64.h)

@@ -31,6 +31,7 @@ internal static unsafe class PvTestMain
         EventChecks.Run();
         IretChecks.Run();
         GrantChecks.Run();
+        GrantV2Checks.Run();
         VcpuChecks.Run();
         Checks.Finish("pvtest");
     }

@@ -310,7 +310,7 @@ public class GrantCopyTests
 
         GrantV2(5, GTF_permit_access, frame);                                 // full page
         Assert.Equal(GNTST_okay, Copy(5, 1, 3000, B.Spare[0], SELF, 0, 1000, GNTCOPY_source_gref));
-        // Transitive grants are not followed (Microhv offers no version 2 to guests).
+        // A transitive grant that names a domain that does not exist (domain 0 here) is refused.
         GrantV2(6, GTF_transitive, 0);
         Assert.Equal(GNTST_general_error, Copy(6, 1, 0, B.Spare[0], SELF, 0, 16, GNTCOPY_source_gref));
         Assert.Equal(0, StatusV2(5));

@@ -92,17 +92,23 @@ public class GrantTableTests
     }
 
     [Fact]
-    public void Only_version_1_is_offered()
+    public void Version_2_is_offered_up_to_the_domains_maximum()
     {
         var g = Guest();
         g.W32(ServiceGuest.Base, 2);
-        Assert.Equal(-38, GrantTableOp.Do(g.V, SET_VERSION, ServiceGuest.Base, 1));
-        Assert.Equal(1u, g.R32(ServiceGuest.Base));
-        g.W32(ServiceGuest.Base, 1);
         Assert.Equal(0, GrantTableOp.Do(g.V, SET_VERSION, ServiceGuest.Base, 1));
+        Assert.Equal(2u, g.R32(ServiceGuest.Base));
         g.W16(ServiceGuest.Base + 16, DOMID_SELF);
         Assert.Equal(0, GrantTableOp.Do(g.V, GET_VERSION, ServiceGuest.Base + 16, 1));
-        Assert.Equal(1u, g.R32(ServiceGuest.Base + 20));
+        Assert.Equal(2u, g.R32(ServiceGuest.Base + 20));
+        g.W32(ServiceGuest.Base, 1);
+        Assert.Equal(0, GrantTableOp.Do(g.V, SET_VERSION, ServiceGuest.Base, 1));
+        Assert.Equal(1u, g.R32(ServiceGuest.Base));
+
+        GrantTable.Of(g.D).MaxVersion = 1;          // createdomain with grant version 1: as before set_version existed
+        g.W32(ServiceGuest.Base, 2);
+        Assert.Equal(-38, GrantTableOp.Do(g.V, SET_VERSION, ServiceGuest.Base, 1));
+        Assert.Equal(1u, g.R32(ServiceGuest.Base));
     }
 
     [Fact]

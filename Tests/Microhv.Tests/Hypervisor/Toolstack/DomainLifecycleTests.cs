@@ -31,7 +31,7 @@ public class DomainLifecycleTests
         Assert.Equal(-Errno.EINVAL, t.Create(maxVcpus: Domain.VcpuCapacity + 1));        // past Microhv's vCPUs per domain
         Assert.Equal(-Errno.EINVAL, t.Create(grantOpts: 0x10));                           // unknown grant option
         Assert.Equal(-Errno.EINVAL, t.Create(grantOpts: 0));                              // grant version 0
-        Assert.Equal(-Errno.EINVAL, t.Create(grantOpts: 2));                              // v2 not offered (physinfo says v1)
+        Assert.Equal(-Errno.EINVAL, t.Create(grantOpts: 3));                              // past Xen's grant version 2
         Assert.Equal(-Errno.ESRCH, t.Create(cpupool: 1));
         Assert.Equal(-Errno.EOPNOTSUPP, t.Create(emulation: 1));
         Assert.Equal(1, t.M.DomainCount);
