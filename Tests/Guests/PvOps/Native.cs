@@ -134,6 +134,7 @@ public static unsafe class NativeBackend
         PvOps.NullCallOp = &NullCall;
         PvOps.ShutdownOp = &Hardware.Exit;
         PvOps.VirtToMachineOp = &VirtToMachine;
+        PvOps.DirectMapped = true;
         PvOps.TimerTicksOp = &TimerTicks;
         PvOps.KernelCr3 = NativeCpu.ReadCr3();
         PvOps.KernelL4 = NativeCpu.Direct(PvOps.KernelCr3);

@@ -19,7 +19,9 @@ public static unsafe class PvOps
     public static delegate*<uint, void> ShutdownOp;
 
     // Not operations: facts the backend provides.
-    public static delegate*<ulong, ulong> VirtToMachineOp;   // a p2m lookup (identity natively)
+    public static delegate*<ulong, ulong> VirtToMachineOp;   // a p2m lookup
+    public static bool DirectMapped;                          // natively: machine = physical = virtual - VirtBase, no lookup
+                                                              // (Linux's pfn_to_mfn tests auto_translated_physmap the same way)
     public static delegate*<ulong> TimerTicksOp;              // timer interrupts/upcalls seen
     public static ulong* KernelL4;                            // the boot L4, readable
     public static ulong KernelCr3;                            // its machine address
@@ -46,11 +48,11 @@ public static unsafe class PvOps
     [MethodImpl(Inline)] public static long SetTimer(ulong deadline) { Ops++; return Paravirt.SetTimer(deadline); }
     public static long UpdateVa(ulong va, ulong pte) { Ops++; return UpdateVaOp(va, pte); }
     public static long NullCall() { Ops++; return NullCallOp(); }
-    public static ulong VirtToMachine(void* va) => VirtToMachineOp((ulong)va);
+    [MethodImpl(Inline)] public static ulong VirtToMachine(void* va) => DirectMapped ? (ulong)va - NativeCpu.VirtBase : VirtToMachineOp((ulong)va);
     public static ulong TimerTicks() => TimerTicksOp();
 
     /// <summary>The machine address of a page-table entry: what the set_p*d operations take (the ROM's SetPxE does).</summary>
-    private static ulong Machine(ulong* p) => VirtToMachineOp((ulong)p & ~0xFFFUL) + ((ulong)p & 0xFFF);
+    [MethodImpl(Inline)] private static ulong Machine(ulong* p) => DirectMapped ? (ulong)p - NativeCpu.VirtBase : VirtToMachineOp((ulong)p & ~0xFFFUL) + ((ulong)p & 0xFFF);
 }
 
 /// <summary>The guest's console line printer, over the bound console operation (not counted).</summary>
