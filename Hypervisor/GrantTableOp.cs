@@ -6,8 +6,8 @@ namespace Microhv.Hypervisor;
 /// <summary>
 /// grant_table_op (xen/common/grant_table.c do_grant_table_op): setup_table, query_size and get_version
 /// here; set_version and get_status_frames in GrantVersion.cs; map_grant_ref, unmap_grant_ref and
-/// unmap_and_replace in GrantMapOp.cs; copy in GrantCopyOp.cs. Transfer, swap_grant_ref and cache_flush
-/// are not offered (-ENOSYS). Per-operation failures go in each operation's status; the call itself
+/// unmap_and_replace in GrantMapOp.cs; copy in GrantCopyOp.cs; swap_grant_ref here. Transfer and
+/// cache_flush are not offered (-ENOSYS). Per-operation failures go in each operation's status; the call itself
 /// returns 0 or an errno.
 /// </summary>
 public static class GrantTableOp
@@ -31,6 +31,7 @@ public static class GrantTableOp
             case Gnttab.GNTTABOP_unmap_grant_ref: return Each(v, cmd, uop, n, Gnttab.unmap_size, Gnttab.GNTTABOP_unmap_grant_ref);
             case Gnttab.GNTTABOP_unmap_and_replace: return Each(v, cmd, uop, n, Gnttab.unmap_and_replace_size, Gnttab.GNTTABOP_unmap_and_replace);
             case Gnttab.GNTTABOP_copy: return GrantCopyOp.Do(v, cmd, uop, n);
+            case Gnttab.GNTTABOP_swap_grant_ref: return SwapGrantRefs(v, cmd, uop, n);
             default: return -Errno.ENOSYS;
         }
     }
@@ -109,5 +110,50 @@ public static class GrantTableOp
             if (rc != 0) return rc;
         }
         return 0;
+    }
+
+    /// <summary>GNTTABOP_swap_grant_ref over an array of struct gnttab_swap_grant_ref: an array whose start is
+    /// outside the guest's range, an operation that cannot be read or its status written, -EFAULT; preempted
+    /// like map and unmap.</summary>
+    private static long SwapGrantRefs(Vcpu v, ulong cmd, ulong uop, uint count)
+    {
+        if (!GuestMemory.AccessOk(uop, 1)) return -Errno.EFAULT;
+        for (uint i = 0; i < count; i++)
+        {
+            ulong op = uop + (ulong)i * Gnttab.swap_grant_ref_size;
+            if (i != 0 && Continuation.PreemptCheck(v)) return Continuation.Create(v, Xen.__HYPERVISOR_grant_table_op, cmd, op, count - i);
+            if (!GuestMemory.ReadU32(v, op + Gnttab.swap_grant_ref_ref_a, out uint a)) return -Errno.EFAULT;
+            if (!GuestMemory.ReadU32(v, op + Gnttab.swap_grant_ref_ref_b, out uint b)) return -Errno.EFAULT;
+            GrantTable gt = GrantTable.Of(v.Domain);
+            short status = gt == null ? Gnttab.GNTST_general_error : Swap(gt, a, b);
+            if (!WriteStatus(v, op + Gnttab.swap_grant_ref_status, status)) return -Errno.EFAULT;
+        }
+        return 0;
+    }
+
+    /// <summary>swap_grant_ref: both references inside the table (bad_gntref), the same one a no-op, either
+    /// pinned eagain; then the two entries change places, in version 2 with their status.</summary>
+    public static short Swap(GrantTable gt, uint a, uint b)
+    {
+        if (a >= gt.NrEntries || b >= gt.NrEntries) return Gnttab.GNTST_bad_gntref;
+        if (a == b) return Gnttab.GNTST_okay;
+        if (gt.IsPinned(a) || gt.IsPinned(b)) return Gnttab.GNTST_eagain;
+        PhysicalMemory mem = gt.Domain.Machine.Memory;
+        int words = gt.Version == 1 ? 1 : 2;
+        for (int w = 0; w < words; w++)
+        {
+            ulong at = gt.EntryAddress(a) + (ulong)w * 8, bt = gt.EntryAddress(b) + (ulong)w * 8;
+            ulong x = mem.Read64(at);
+            mem.Write64(at, mem.Read64(bt));
+            mem.Write64(bt, x);
+        }
+        if (gt.Version == 2)
+        {
+            ulong sa = gt.StatusAddress(a), sb = gt.StatusAddress(b);
+            ushort x = mem.Read16(sa);
+            mem.Write16(sa, mem.Read16(sb));
+            mem.Write16(sb, x);
+        }
+        return Gnttab.GNTST_okay;
     }
 }

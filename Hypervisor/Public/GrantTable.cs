@@ -72,6 +72,9 @@ public static class Gnttab
     public const int get_status_frames_nr_frames = 0, get_status_frames_dom = 4, get_status_frames_status = 6,
         get_status_frames_frame_list = 8, get_status_frames_size = 16;
 
+    // struct gnttab_swap_grant_ref { grant_ref_t ref_a; grant_ref_t ref_b; int16_t status; }
+    public const int swap_grant_ref_ref_a = 0, swap_grant_ref_ref_b = 4, swap_grant_ref_status = 8, swap_grant_ref_size = 12;
+
     /// <summary>GNTTABOP_CMD_MASK: the bits above are an argument of cache_flush's continuation only.</summary>
     public const uint GNTTABOP_CMD_MASK = (1 << 12) - 1;
 

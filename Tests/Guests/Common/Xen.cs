@@ -85,7 +85,7 @@ public static class Xen
     // grant_table.h
     public const ulong GNTTABOP_map_grant_ref = 0, GNTTABOP_unmap_grant_ref = 1, GNTTABOP_setup_table = 2,
         GNTTABOP_copy = 5, GNTTABOP_query_size = 6, GNTTABOP_unmap_and_replace = 7, GNTTABOP_set_version = 8,
-        GNTTABOP_get_status_frames = 9, GNTTABOP_get_version = 10;
+        GNTTABOP_get_status_frames = 9, GNTTABOP_get_version = 10, GNTTABOP_swap_grant_ref = 11;
     public const ushort GTF_permit_access = 1, GTF_transitive = 3, GTF_readonly = 1 << 2, GTF_reading = 1 << 3,
         GTF_writing = 1 << 4, GTF_sub_page = 1 << 8;
     public const uint GNTMAP_device_map = 1, GNTMAP_host_map = 2, GNTMAP_readonly = 4, GNTMAP_application_map = 8,
@@ -93,7 +93,7 @@ public static class Xen
     public const ushort GNTCOPY_source_gref = 1, GNTCOPY_dest_gref = 2;
     public const short GNTST_okay = 0, GNTST_general_error = -1, GNTST_bad_domain = -2, GNTST_bad_gntref = -3,
         GNTST_bad_handle = -4, GNTST_bad_virt_addr = -5, GNTST_bad_dev_addr = -6, GNTST_permission_denied = -8, GNTST_bad_page = -9,
-        GNTST_bad_copy_arg = -10;
+        GNTST_bad_copy_arg = -10, GNTST_eagain = -12;
 
     // set_segment_base (xen-x86_64.h)
     public const ulong SEGBASE_FS = 0;

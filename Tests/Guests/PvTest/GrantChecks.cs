@@ -5,7 +5,7 @@ namespace Microhv.Guests.PvTest;
 /// as the initial domain, id 0, on Microhv and on Xen, and a domain may map and copy what it grants
 /// to itself. Batches of map_grant_ref / unmap_grant_ref as Linux's backends issue them, device
 /// mappings, mappings by PTE address as gntdev makes them, unmap_and_replace, and copies as netback
-/// makes them (GNTTABOP_copy from a grant into our own frame and back).
+/// makes them (GNTTABOP_copy from a grant into our own frame and back), and swap_grant_ref.
 /// </summary>
 internal static unsafe class GrantChecks
 {
@@ -20,6 +20,7 @@ internal static unsafe class GrantChecks
         Checks.Run("grant_map_by_pte_address", &MapByPteAddress);
         Checks.Run("grant_unmap_and_replace", &UnmapAndReplace);
         Checks.Run("grant_copy_batch", &CopyBatch);
+        Checks.Run("grant_swap_grant_ref", &SwapGrantRef);
     }
 
     private static ulong* s_table;
@@ -243,5 +244,39 @@ internal static unsafe class GrantChecks
         Checks.Expect("ref 26 flags after", Flags(26), Xen.GTF_permit_access);
         Grant(25, 0, src);
         Grant(26, 0, dst);
+    }
+
+    /// <summary>struct gnttab_swap_grant_ref { ref_a; ref_b; status }: the status, or the call's error.</summary>
+    internal static long Swap(uint a, uint b)
+    {
+        uint* op = stackalloc uint[3];
+        op[0] = a; op[1] = b; op[2] = 0x7777_EEEE;
+        long rc = Hypercall.Call3(Xen.grant_table_op, Xen.GNTTABOP_swap_grant_ref, (ulong)op, 1);
+        if (rc != 0) return rc;
+        if (op[2] >> 16 != 0x7777) return Checks.Fail("swap wrote past its status") ? 0 : -99;
+        return (short)(ushort)op[2];
+    }
+
+    private static void SwapGrantRef()
+    {
+        if (Table() == null) return;
+        byte* a = Guest.Page(16), b = Guest.Page(17);
+        Grant(28, Xen.GTF_permit_access, a);
+        Grant(29, Xen.GTF_permit_access | Xen.GTF_readonly, b);
+        ulong e28 = s_table[28], e29 = s_table[29];
+        Checks.Expect("swap 28 and 29", Swap(28, 29), Xen.GNTST_okay);
+        Checks.ExpectHex("entry 28 now", s_table[28], e29);
+        Checks.ExpectHex("entry 29 now", s_table[29], e28);
+        Checks.Expect("swap with itself", Swap(28, 28), Xen.GNTST_okay);
+        Checks.ExpectHex("entry 28 unchanged", s_table[28], e29);
+        Checks.Expect("swap past the table", Swap(28, 0xFFFFF), Xen.GNTST_bad_gntref);
+        byte* op = stackalloc byte[MapSize];
+        PutMap(op, Guest.WindowPage(11), Xen.GNTMAP_host_map, 29, Self);
+        long rc = Hypercall.Call3(Xen.grant_table_op, Xen.GNTTABOP_map_grant_ref, (ulong)op, 1);
+        if (!Checks.Expect("map rc", rc, 0) || !Checks.Expect("map ref 29", Status(op), Xen.GNTST_okay)) return;
+        Checks.Expect("swap of a mapped grant", Swap(28, 29), Xen.GNTST_eagain);
+        Checks.Expect("unmap", Unmap(Xen.GNTTABOP_unmap_grant_ref, Guest.WindowPage(11), 0, Handle(op)), Xen.GNTST_okay);
+        Grant(28, 0, a);
+        Grant(29, 0, b);
     }
 }

@@ -152,6 +152,13 @@ internal static unsafe class GrantV2Checks
         Put(13, Xen.GTF_transitive, 10, Self);
         Checks.Expect("map a transitive grant", Map(13, Xen.GNTMAP_host_map, out h), Xen.GNTST_general_error);
         Checks.Expect("no status left", s_status[11] | s_status[12] | s_status[13], 0);
+
+        ulong* e = (ulong*)s_table;
+        ulong e12a = e[24], e12b = e[25];
+        Checks.Expect("swap_grant_ref of 16-byte entries", GrantChecks.Swap(12, 13), Xen.GNTST_okay);
+        Checks.ExpectHex("entry 13 is the sub-page grant", e[26], e12a);
+        Checks.ExpectHex("with its frame", e[27], e12b);
+        Checks.Expect("swap past 256 entries", GrantChecks.Swap(12, 256), Xen.GNTST_bad_gntref);
         for (uint r = 10; r <= 13; r++) Put(r, 0, 0);
     }
 

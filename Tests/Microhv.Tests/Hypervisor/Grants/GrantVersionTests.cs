@@ -236,4 +236,45 @@ public class GrantVersionTests
         Assert.Equal(-Errno.EOPNOTSUPP, AddToPhysmap(batch, SELF, XenMem.XENMAPSPACE_gmfn_range, batch: true));
         Assert.Equal(-Errno.ESRCH, AddToPhysmap(batch, 9, XenMem.XENMAPSPACE_grant_table, batch: true));
     }
+
+    private short Swap(uint a, uint b, ulong at = MmGuest.Base + 512)
+    {
+        A.Arg((int)(at - MmGuest.Base), a | (ulong)b << 32);
+        A.Arg((int)(at - MmGuest.Base) + 8, 0x7777_7777_7777UL);
+        Assert.Equal(0, GrantTableOp.Do(A.V, 11, at, 1));
+        Assert.Equal(0x7777_7777UL, A.ReadArg((int)(at - MmGuest.Base) + 8) >> 16);   // only the status is written
+        return (short)(ushort)A.ReadArg((int)(at - MmGuest.Base) + 8);
+    }
+
+    [Fact]
+    public void Swap_grant_ref_exchanges_two_unpinned_entries_and_in_version_2_their_status()
+    {
+        const short GNTST_bad_gntref = -3, GNTST_eagain = -12;
+        PutV1(9, GTF_permit_access, A.Data[0]);
+        PutV1(10, GTF_permit_access | GTF_readonly, A.Data[1], domid: 3);
+        Assert.Equal(GNTST_okay, Swap(9, 10));
+        Assert.Equal(GTF_permit_access | GTF_readonly | 3UL << 16 | A.Data[1] << 32, V1(9));
+        Assert.Equal(GTF_permit_access | 2UL << 16 | A.Data[0] << 32, V1(10));
+        Assert.Equal(GNTST_okay, Swap(10, 10));
+        Assert.Equal(GNTST_bad_gntref, Swap(10, 512));
+        Assert.Equal(GNTST_bad_gntref, Swap(600, 10));
+        Assert.Equal(GNTST_okay, Map(10, 20, out uint h));
+        Assert.Equal(GNTST_eagain, Swap(9, 10));
+        Assert.Equal(GNTST_eagain, Swap(10, 9));
+        Assert.Equal(GNTST_okay, Unmap(20, h));
+
+        Assert.Equal(0, SetVersion(2));
+        PutV2(12, GTF_permit_access | GTF_sub_page, A.Data[2], middle: 16 | 32UL << 16);
+        PutV2(13, GTF_transitive, 7, domid: 3, middle: 2);
+        T.Memory.Write16(Gt.StatusFrames[0] * 4096 + 12 * 2, GTF_reading);   // the guest may write its status frame
+        Assert.Equal(GNTST_okay, Swap(12, 13));
+        Assert.Equal(GTF_transitive | 3UL << 16 | 2UL << 32, V2Header(12));
+        Assert.Equal(7UL, V2Frame(12));
+        Assert.Equal(GTF_permit_access | GTF_sub_page | 2UL << 16 | (16 | 32UL << 16) << 32, V2Header(13));
+        Assert.Equal(A.Data[2], V2Frame(13));
+        Assert.Equal(0, Status(12));
+        Assert.Equal(GTF_reading, Status(13));
+        Assert.Equal(GNTST_bad_gntref, Swap(12, 256));                        // 256 entries of 16 bytes now
+        Assert.Equal(-Errno.EFAULT, GrantTableOp.Do(A.V, 11, 0xFFFF_8000_0000_0000UL, 1));
+    }
 }
