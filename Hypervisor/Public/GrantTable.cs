@@ -30,6 +30,12 @@ public static class Gnttab
         GTF_type_mask = 3, GTF_readonly = 1 << 2, GTF_reading = 1 << 3, GTF_writing = 1 << 4,
         GTF_PWT = 1 << 5, GTF_PCD = 1 << 6, GTF_PAT = 1 << 7, GTF_sub_page = 1 << 8;
 
+    // GTF_accept_transfer entries: Xen commits to a transfer, then completes it (the frame written first).
+    public const ushort GTF_transfer_committed = 1 << 2, GTF_transfer_completed = 1 << 3;
+
+    // struct gnttab_transfer { xen_pfn_t mfn; domid_t domid; grant_ref_t ref; int16_t status; }
+    public const int transfer_mfn = 0, transfer_domid = 8, transfer_ref = 12, transfer_status = 16, transfer_size = 24;
+
     // map flags (GNTMAP_*).
     public const uint GNTMAP_device_map = 1, GNTMAP_host_map = 2, GNTMAP_readonly = 4,
         GNTMAP_application_map = 8, GNTMAP_contains_pte = 16;

@@ -83,10 +83,11 @@ public static class Xen
     public const ulong VCPUOP_set_singleshot_timer = 8, VCPUOP_stop_singleshot_timer = 9;
 
     // grant_table.h
-    public const ulong GNTTABOP_map_grant_ref = 0, GNTTABOP_unmap_grant_ref = 1, GNTTABOP_setup_table = 2,
+    public const ulong GNTTABOP_map_grant_ref = 0, GNTTABOP_unmap_grant_ref = 1, GNTTABOP_setup_table = 2, GNTTABOP_transfer = 4,
         GNTTABOP_copy = 5, GNTTABOP_query_size = 6, GNTTABOP_unmap_and_replace = 7, GNTTABOP_set_version = 8,
         GNTTABOP_get_status_frames = 9, GNTTABOP_get_version = 10, GNTTABOP_swap_grant_ref = 11;
-    public const ushort GTF_permit_access = 1, GTF_transitive = 3, GTF_readonly = 1 << 2, GTF_reading = 1 << 3,
+    public const ushort GTF_permit_access = 1, GTF_accept_transfer = 2, GTF_transitive = 3, GTF_transfer_committed = 1 << 2,
+        GTF_transfer_completed = 1 << 3, GTF_readonly = 1 << 2, GTF_reading = 1 << 3,
         GTF_writing = 1 << 4, GTF_sub_page = 1 << 8;
     public const uint GNTMAP_device_map = 1, GNTMAP_host_map = 2, GNTMAP_readonly = 4, GNTMAP_application_map = 8,
         GNTMAP_contains_pte = 16;

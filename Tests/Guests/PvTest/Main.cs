@@ -32,6 +32,7 @@ internal static unsafe class PvTestMain
         IretChecks.Run();
         GrantChecks.Run();
         GrantV2Checks.Run();
+        GrantTransferChecks.Run();
         VcpuChecks.Run();
         Checks.Finish("pvtest");
     }
