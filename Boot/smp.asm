@@ -112,3 +112,50 @@ ap_trampoline_size:
     ret
 
 section .note.GNU-stack noalloc noexec nowrite progbits
+
+; The hypervisor's lock (docs/smp.md): one processor at a time runs the hypervisor, from the entry of a
+; trap, hypercall or interrupt to its exit. A test-and-test-and-set lock (not a ticket lock: under an
+; emulator a waiting virtual processor may be descheduled by the host, and a ticket would wait for it).
+; While it waits, a processor answers the TLB-flush requests sent to it (its block's PCPU_FLUSH_REQUEST,
+; Kernel/Smp/CpuBlock.cs): the holder may be waiting for exactly that, with this processor's interrupts off.
+%define PCPU_FLUSH_REQUEST 48
+section .text
+global hv_lock_acquire, hv_lock_release, hv_flush_answer
+hv_lock_acquire:
+    mov edx, 1
+.try:
+    xor eax, eax
+    lock cmpxchg [rel hv_lock_word], edx
+    je .taken
+.wait:
+    cmp qword [gs:PCPU_FLUSH_REQUEST], 0
+    jne .flush
+    pause
+    cmp dword [rel hv_lock_word], 0
+    jne .wait
+    jmp .try
+.flush:
+    call hv_flush_answer
+    jmp .wait
+.taken:
+    ret
+hv_lock_release:
+    mov dword [rel hv_lock_word], 0
+    ret
+
+; Answers this processor's TLB-flush request, if any: the whole TLB (a CR3 reload; guests' leaves are
+; never global), then the request word cleared, which the requester waits for.
+hv_flush_answer:
+    cmp qword [gs:PCPU_FLUSH_REQUEST], 0
+    je .none
+    mov rax, cr3
+    mov cr3, rax
+    mov qword [gs:PCPU_FLUSH_REQUEST], 0
+.none:
+    ret
+
+section .data
+align 64
+hv_lock_word: dd 0
+align 64, db 0
+section .note.GNU-stack noalloc noexec nowrite progbits

@@ -52,6 +52,7 @@ isr%1:
 %define PCPU_CR0_TS       24               ; CR0.TS is set now (we left to a guest with it)
 %define PCPU_INDEX        32               ; this CPU's index (Processors.Cpus)
 %define PCPU_IDLE_TOP     40               ; the idle loop's stack top
+                                           ; 48: PCPU_FLUSH_REQUEST (Boot/smp.asm)
 %define DR6_DEFAULT       0xFFFF0FF0
 
 %macro PUSH_GPRS 0

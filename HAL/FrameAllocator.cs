@@ -129,6 +129,7 @@ public sealed class FrameAllocator : FrameSource
     {
         physicalAddress = 0;
         if (_freeCount == 0) return false;
+        Fence?.BeforeReuse();
         for (int n = 0; n < _words; n++)
         {
             int w = _searchWord + n;
@@ -158,6 +159,7 @@ public sealed class FrameAllocator : FrameSource
         if (order < 0 || order > 18) return false;
         ulong run = 1UL << order;
         if (_freeCount < run) return false;
+        Fence?.BeforeReuse();
         ulong limitFrames = addressLimit <= _base ? 0 : (addressLimit - _base) / FrameSize;
         if (limitFrames > _frameCount) limitFrames = _frameCount;
         ulong alignedBase = ((_base / FrameSize + run - 1) & ~(run - 1)) - _base / FrameSize;   // first frame whose address is aligned
@@ -195,6 +197,7 @@ public sealed class FrameAllocator : FrameSource
         ClearBit(_words, frame);
         _freeCount++;
         if ((int)(frame / 64) < _searchWord) _searchWord = (int)(frame / 64);
+        Fence?.Freed();
         return FrameStatus.Ok;
     }
 

@@ -19,4 +19,17 @@ public abstract class FrameSource
 
     /// <summary>Takes back one frame this source handed out; false when it cannot (it is then lost, not reused).</summary>
     public virtual bool TryFreeFrame(ulong physicalAddress) => false;
+
+    /// <summary>Told of every frame given back and asked before one is handed out again (the hypervisor's
+    /// TLB-flush clock: no processor may still translate to a frame its next owner receives); null: none.</summary>
+    public ReuseFence Fence;
+}
+
+/// <summary>What a frame source tells the user of its frames: a frame came back (<see cref="Freed"/>), and a
+/// frame is about to be handed out again (<see cref="BeforeReuse"/>), which may have to wait for others to
+/// let go of it first.</summary>
+public abstract class ReuseFence
+{
+    public abstract void Freed();
+    public abstract void BeforeReuse();
 }

@@ -67,14 +67,21 @@ public static class DebugKeys
     {
         Scheduler s = m.Scheduler;
         t.Line("'r' pressed -> dumping run queues");
-        t.Write("CPU[00] running=");
-        if (s.Running == null) t.Write("idle"); else t.Write("d").Dec(s.Running.Domain.DomainId).Write("v").Dec((ulong)s.Running.Id);
-        t.Write(" switches=").Dec(s.Switches).Line();
+        ulong cpus = s.Cpus;
+        for (int c = 0; cpus != 0; c++, cpus >>= 1)
+        {
+            if ((cpus & 1) == 0) continue;
+            Vcpu r = s.RunningOn(c);
+            t.Write("CPU[").Write(c < 10 ? "0" : "").Dec((ulong)c).Write("] running=");
+            if (r == null) t.Write("idle"); else t.Write("d").Dec(r.Domain.DomainId).Write("v").Dec((ulong)r.Id);
+            if (c == 0) t.Write(" switches=").Dec(s.Switches);
+            t.Line();
+        }
         for (int i = 0; i < m.DomainCount; i++)
             for (int n = 0; n < m.Domains[i].MaxVcpus; n++)
             {
                 Vcpu v = m.Domains[i].Vcpus[n];
-                if (v == s.Running || !Scheduler.IsRunnable(v)) continue;
+                if (Scheduler.IsRunning(v) || !Scheduler.IsRunnable(v)) continue;
                 t.Write("  runnable: d").Dec(v.Domain.DomainId).Write("v").Dec((ulong)n).Line();
             }
         for (int i = 0; i < m.DomainCount; i++)
@@ -141,7 +148,7 @@ public static class DebugKeys
     private static string VcpuState(Machine m, Vcpu v)
     {
         if (v.Domain.State != DomainState.Running || !v.Online) return "offline";
-        if (v == m.Scheduler.Running) return "running";
+        if (Scheduler.IsRunning(v)) return "running";
         if (v.Blocked) return v.Polling ? "polling" : "blocked";
         return "runnable";
     }

@@ -41,7 +41,7 @@ public static class DomainInfo
                 Vcpu v = d.Vcpus[i];
                 if (!v.Online) continue;
                 if (!v.Blocked) allBlocked = false;
-                if (v == caller || d.Machine.Scheduler.Running == v) running = true;
+                if (v == caller || Scheduler.IsRunning(v)) running = true;
             }
             if (allBlocked) flags |= Public.Domctl.XEN_DOMINF_blocked;
             if (!shutDown && running) flags |= Public.Domctl.XEN_DOMINF_running;

@@ -24,10 +24,17 @@ public static class DomainRelinquish
         {
             Domain d = m.Domains[i];
             if (d == null || d.Relinquished || d.IsAlive || d.State == DomainState.Building) continue;
-            if (current != null && current.Domain == d) continue;
+            if (current != null && current.Domain == d || AnyRunning(d)) continue;   // a processor still has its tables loaded
             if (d.CreatedByToolstack) continue;     // kept, shut down, until the toolstack destroys it
             Relinquish(d);
         }
+    }
+
+    /// <summary>Whether a processor runs one of <paramref name="d"/>'s vCPUs now (its tables are loaded there).</summary>
+    public static bool AnyRunning(Domain d)
+    {
+        for (int i = 0; i < d.MaxVcpus; i++) if (d.Vcpus[i].RunningOn >= 0) return true;
+        return false;
     }
 
     public static void Relinquish(Domain d)

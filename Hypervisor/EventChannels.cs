@@ -170,6 +170,7 @@ public sealed unsafe class EventChannels
                 Runstate.Change(v, VcpuOps.RUNSTATE_runnable, v.Domain.Machine.Host.SystemTimeNs());
             v.Domain.Machine.Scheduler.WokeUp(v);
         }
+        else v.Domain.Machine.Scheduler.Notify(v);
         EndPoll(v);
     }
 

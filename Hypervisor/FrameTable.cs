@@ -33,6 +33,10 @@ public sealed class FrameTable
     /// <summary>Mappings of the frame in page tables of domains other than its owner (privcmd's foreign
     /// maps): while any remains, a dead owner's frame is kept, not given back.</summary>
     private readonly uint[] _foreignRefs;
+    /// <summary>The TLB-flush clock when the frame's last type reference went (Mm/TlbFlushClock.cs).</summary>
+    private readonly uint[] _stamp;
+    /// <summary>The clock that stamps frames; null in hosted tests that do not need it.</summary>
+    public Mm.TlbFlushClock Clock;
     private const byte FlagPinned = 1, FlagValidated = 2, FlagMarked = 4;
     public readonly ulong FrameCount;
 
@@ -45,6 +49,7 @@ public sealed class FrameTable
         _refCount = new uint[frameCount];
         _flags = new byte[frameCount];
         _foreignRefs = new uint[frameCount];
+        _stamp = new uint[frameCount];
         for (ulong i = 0; i < frameCount; i++) _owner[i] = OwnerNone;
     }
 
@@ -61,6 +66,8 @@ public sealed class FrameTable
     public uint RefCount(ulong mfn) => mfn < FrameCount ? _refCount[mfn] : 0;
     public uint ForeignRefs(ulong mfn) => mfn < FrameCount ? _foreignRefs[mfn] : 0;
     public void SetForeignRefs(ulong mfn, uint count) { if (mfn < FrameCount) _foreignRefs[mfn] = count; }
+    /// <summary>When the frame last lost its type (the TLB-flush clock then; 0 = never since boot).</summary>
+    public uint Stamp(ulong mfn) => mfn < FrameCount ? _stamp[mfn] : 0;
     public bool IsPinned(ulong mfn) => mfn < FrameCount && (_flags[mfn] & FlagPinned) != 0;
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public bool IsValidated(ulong mfn) => mfn < FrameCount && (_flags[mfn] & FlagValidated) != 0;
@@ -69,6 +76,7 @@ public sealed class FrameTable
     public void SetType(ulong mfn, FrameType type, uint typeCount)
     {
         if (mfn >= FrameCount) return;
+        if (typeCount == 0 && _typeCount[mfn] != 0 && Clock != null) _stamp[mfn] = Clock.Now;
         _type[mfn] = type;
         _typeCount[mfn] = typeCount;
         if (typeCount == 0) _flags[mfn] = (byte)(_flags[mfn] & ~FlagValidated);

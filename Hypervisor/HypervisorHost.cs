@@ -23,6 +23,12 @@ public abstract class HypervisorHost
     public abstract void InvalidatePage(ulong va);
     /// <summary>Loads CR3 with the machine address of an L4 (the vCPU being run switched tables).</summary>
     public abstract void LoadPageTableBase(ulong l4MachineAddress);
+    /// <summary>Flushes the whole TLB of each processor in <paramref name="cpus"/> (bit n = processor n, never
+    /// the caller) and returns once every one has done it (a flush IPI, answered without the hypervisor's lock).</summary>
+    public virtual void FlushCpus(ulong cpus) { }
+    /// <summary>Interrupts each processor in <paramref name="cpus"/> (an event-check IPI) so that it enters the
+    /// hypervisor and decides again: deliver an upcall, run a woken vCPU, stop one that may no longer run.</summary>
+    public virtual void Kick(ulong cpus) { }
     /// <summary>The host CPU's CPUID leaf/subleaf; the PV CPUID policy filters it before the guest sees it.</summary>
     public abstract void CpuId(uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d);
     /// <summary>Physical CPUs the machine has, and each one's local APIC ID and ACPI processor ID (platform_op get_cpuinfo).</summary>

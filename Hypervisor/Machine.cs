@@ -12,6 +12,8 @@ public sealed class Machine
 {
     /// <summary>Domains alive at once: the boot loader's and the toolstack's.</summary>
     public const int MaxDomains = 16;
+    /// <summary>Processors the hypervisor can use (bit n of a CPU mask = processor n).</summary>
+    public const int MaxCpus = 64;
 
     public readonly PhysicalMemory Memory;
     public readonly FrameSource Frames;
@@ -22,6 +24,11 @@ public sealed class Machine
     public LiveGuestMemory Live;
     public readonly Domain[] Domains = new Domain[MaxDomains];
     public readonly Scheduler Scheduler;
+    /// <summary>The processor running the hypervisor now: one at a time holds the hypervisor's lock
+    /// (docs/smp.md), and the kernel sets this when it takes it. 0 in hosted tests unless a test says otherwise.</summary>
+    public int Cpu;
+    /// <summary>Which processors may still translate through a frame (Mm/TlbFlushClock.cs).</summary>
+    public readonly Mm.TlbFlushClock Tlb;
     /// <summary>Where serial input goes (a domain or the debug keys).</summary>
     public readonly ConsoleInput ConsoleInput;
     public int DomainCount;
@@ -69,6 +76,9 @@ public sealed class Machine
         FrameTable = frameTable;
         Host = host;
         Scheduler = new Scheduler(this);
+        Tlb = new Mm.TlbFlushClock(this);
+        if (frameTable != null) frameTable.Clock = Tlb;
+        if (frames != null) frames.Fence = Tlb;
         ConsoleInput = new ConsoleInput(this);
         Irqs = new Irq.IrqRouting(this);
         Msis = new Irq.MsiRouting(this);

@@ -2,10 +2,14 @@ namespace Microhv.Hypervisor;
 
 /// <summary>
 /// Round-robin over the domains' vCPUs (in domain order, then vCPU order) with a fixed time slice,
-/// counted in timer ticks. A vCPU is runnable while its domain runs and it is up and not blocked;
-/// when none is, the CPU idles until the next interrupt. A vCPU just woken from blocking (Vcpu.Boosted,
-/// Xen credit's BOOST) runs first, so an event sent to a sleeping vCPU, an IPI above all, is handled
-/// now and not after the sender's slice. Pure policy: the kernel performs the switch it decides.
+/// counted in timer ticks, on every processor that takes guests (<see cref="Cpus"/>): each picks the
+/// next runnable vCPU no other processor runs and its hard affinity allows. A vCPU is runnable while its
+/// domain runs and it is up and not blocked; a processor with none idles until an interrupt or a kick.
+/// A vCPU just woken from blocking (Vcpu.Boosted, Xen credit's BOOST) runs first: an idle processor is
+/// kicked to take it, else it preempts a vCPU of its own domain on this processor, so an event sent to a
+/// sleeping vCPU, an IPI above all, is handled now and not after the sender's slice. Pure policy over
+/// per-processor state, always for the processor holding the hypervisor now (Machine.Cpu): the kernel
+/// performs the switch it decides and sends the kicks it collects (<see cref="TakeKicks"/>).
 /// </summary>
 public sealed class Scheduler
 {
@@ -14,18 +18,48 @@ public sealed class Scheduler
     /// <summary>A woken vCPU preempts the running one only once that has run this long (Xen's
     /// sched_ratelimit_us, 1 ms by default): a lock holder is not switched out the moment it wakes a waiter.</summary>
     public const ulong RatelimitNs = 1_000_000;
-    /// <summary>When the running vCPU's ratelimit ends and a boosted vCPU waits for it (system time ns; 0 = none):
-    /// the timer is armed for it (Timers.NextDeadline) and Timers.Tick then asks for the switch.</summary>
-    public ulong PreemptAt;
 
     private readonly Machine _machine;
     private int _lastIndex = -1;
-    private int _ticksLeft;
+    private readonly int[] _ticksLeft = new int[Machine.MaxCpus];
+    /// <summary>Per processor: when its running vCPU's ratelimit ends and a boosted vCPU waits for it (system time ns; 0 = none).</summary>
+    private readonly ulong[] _preemptAt = new ulong[Machine.MaxCpus];
+    private readonly Vcpu[] _running = new Vcpu[Machine.MaxCpus];
+    /// <summary>Processors to kick (collected until the kernel takes them), and those kicked that have not entered since.</summary>
+    private ulong _kicks, _kicked;
     public ulong Switches;
-    /// <summary>The vCPU the last PickNext chose, which the CPU now runs (null: idle).</summary>
-    public Vcpu Running { get; private set; }
+    /// <summary>Processors that take guests (bit n = processor n): the boot processor, and each other one once it joined.</summary>
+    public ulong Cpus = 1;
+    /// <summary>Per processor: the time it ran guests (system time ns), for the summary.</summary>
+    public readonly ulong[] BusyNs = new ulong[Machine.MaxCpus];
+
+    /// <summary>The vCPU this processor (Machine.Cpu) runs (null: idle).</summary>
+    public Vcpu Running => _running[_machine.Cpu];
+    /// <summary>The vCPU processor <paramref name="cpu"/> runs (null: idle).</summary>
+    public Vcpu RunningOn(int cpu) => _running[cpu];
+    /// <summary>Whether <paramref name="v"/> is on some processor now.</summary>
+    public static bool IsRunning(Vcpu v) => v.RunningOn >= 0;
+
+    /// <summary>The earliest pending ratelimit end over all processors (0 = none): Timers.NextDeadline arms for it.</summary>
+    public ulong PreemptAt
+    {
+        get
+        {
+            ulong at = 0;
+            ulong cpus = Cpus;
+            for (int c = 0; cpus != 0; c++, cpus >>= 1)
+                if ((cpus & 1) != 0 && _preemptAt[c] != 0 && (at == 0 || _preemptAt[c] < at)) at = _preemptAt[c];
+            return at;
+        }
+    }
 
     public Scheduler(Machine machine) { _machine = machine; }
+
+    /// <summary>Processor <paramref name="cpu"/> takes guests from now on.</summary>
+    public void Join(int cpu) => Cpus |= 1UL << cpu;
+
+    /// <summary>Processor <paramref name="cpu"/> entered the hypervisor: a kick sent to it has arrived.</summary>
+    public void Entered(int cpu) => _kicked &= ~(1UL << cpu);
 
     /// <summary>A vCPU that is up, not blocked, of a running domain the toolstack has not paused.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
@@ -36,19 +70,33 @@ public sealed class Scheduler
     /// continues from the domain before its slot.</summary>
     public void Forget(Domain d)
     {
-        if (Running != null && Running.Domain == d) Running = null;
+        for (int c = 0; c < Machine.MaxCpus; c++)
+        {
+            Vcpu r = _running[c];
+            if (r == null || r.Domain != d) continue;
+            r.RunningOn = -1;
+            _running[c] = null;
+        }
         int slots = _machine.DomainCount * Domain.VcpuCapacity;
         if (_lastIndex >= slots) _lastIndex = slots - 1;
     }
 
-    /// <summary>Xen's vcpu_wake with credit's BOOST: <paramref name="v"/> was blocked and can run again. It runs
-    /// before the round-robin order, preempting the running vCPU now if that one has had its ratelimit, else
-    /// when it has (PreemptAt). An idle CPU needs nothing: the interrupt or hypercall's exit picks it.</summary>
+    /// <summary>Xen's vcpu_wake with credit's BOOST: <paramref name="v"/> was blocked (or down) and can run again.
+    /// It runs before the round-robin order: on this processor if it idles (its exit picks it), else on an idle
+    /// processor, kicked to take it, else by preempting the vCPU of its own domain running here now if that one
+    /// has had its ratelimit, or when it has (the processor's preempt deadline).</summary>
     public void WokeUp(Vcpu v)
     {
         v.Boosted = true;
-        Vcpu r = Running;
-        if (r == null || r == v) return;
+        int me = _machine.Cpu;
+        Vcpu r = _running[me];
+        if (r == null || r == v || v.RunningOn >= 0) return;
+        int idle = IdleCpuFor(v);
+        if (idle >= 0)
+        {
+            _kicks |= 1UL << idle;
+            return;
+        }
         // Another domain's vCPU runs first at the next pick, without preempting this one: I/O between domains
         // (netback to netfront) batches better so. Within a domain (IPIs, a woken lock waiter) it preempts.
         if (r.Domain != v.Domain) return;
@@ -59,16 +107,60 @@ public sealed class Scheduler
             return;
         }
         ulong at = r.RunSince + RatelimitNs;
-        if (PreemptAt == 0 || at < PreemptAt) PreemptAt = at;
+        if (_preemptAt[me] == 0 || at < _preemptAt[me]) _preemptAt[me] = at;
         r.PendingExitWork |= Traps.ExitWork.TimersChanged;
+    }
+
+    /// <summary>A processor other than this one that takes guests, runs none now, is not already kicked to
+    /// take one, and that <paramref name="v"/>'s hard affinity allows; -1 when there is none.</summary>
+    private int IdleCpuFor(Vcpu v)
+    {
+        ulong allowed = (v.HardAffinity & Cpus) != 0 ? v.HardAffinity : ulong.MaxValue;
+        ulong cpus = Cpus & ~(1UL << _machine.Cpu) & ~_kicks & ~_kicked & allowed;
+        for (int c = 0; cpus != 0; c++, cpus >>= 1)
+            if ((cpus & 1) != 0 && _running[c] == null) return c;
+        return -1;
+    }
+
+    /// <summary>Xen's vcpu_kick: <paramref name="v"/> has an event to take; if another processor runs it,
+    /// that processor is kicked so its way back to the guest delivers the upcall now.</summary>
+    public void Notify(Vcpu v)
+    {
+        int c = v.RunningOn;
+        if (c >= 0 && c != _machine.Cpu) _kicks |= 1UL << c;
     }
 
     /// <summary>Timers.Tick at <paramref name="now"/>: a preemption the ratelimit held back is due.</summary>
     public void CheckPreempt(ulong now)
     {
-        if (PreemptAt == 0 || now < PreemptAt) return;
-        PreemptAt = 0;
-        if (Running != null) Running.PendingExitWork |= Traps.ExitWork.Reschedule;
+        ulong cpus = Cpus;
+        for (int c = 0; cpus != 0; c++, cpus >>= 1)
+        {
+            if ((cpus & 1) == 0 || _preemptAt[c] == 0 || now < _preemptAt[c]) continue;
+            _preemptAt[c] = 0;
+            if (_running[c] != null) _running[c].PendingExitWork |= Traps.ExitWork.Reschedule;
+        }
+    }
+
+    /// <summary>The processors the kernel must kick before the hypervisor's lock goes to another (never this
+    /// one, never one kicked that has not entered since): those collected by WokeUp and Notify, and each one
+    /// whose running vCPU may no longer run (its domain paused, crashed or shut down, the vCPU down or
+    /// blocked by another's hand) or must give way (a preemption asked for it).</summary>
+    public ulong TakeKicks()
+    {
+        int me = _machine.Cpu;
+        ulong mask = _kicks;
+        _kicks = 0;
+        ulong cpus = Cpus;
+        for (int c = 0; cpus != 0; c++, cpus >>= 1)
+        {
+            if ((cpus & 1) == 0 || c == me) continue;
+            Vcpu r = _running[c];
+            if (r != null && (!IsRunnable(r) || (r.PendingExitWork & Traps.ExitWork.Reschedule) != 0)) mask |= 1UL << c;
+        }
+        mask &= ~(1UL << me) & ~_kicked;
+        _kicked |= mask;
+        return mask;
     }
 
     /// <summary>Called on every timer tick while <paramref name="current"/> runs (null = idle);
@@ -76,14 +168,18 @@ public sealed class Scheduler
     public bool Tick(Vcpu current)
     {
         if (current == null) return true;
-        if (_ticksLeft > 0) _ticksLeft--;
-        return _ticksLeft == 0;
+        int me = _machine.Cpu;
+        if (_ticksLeft[me] > 0) _ticksLeft[me]--;
+        return _ticksLeft[me] == 0;
     }
 
-    /// <summary>The vCPU to run next: the next runnable one after the current in domain order
-    /// (the current one again if it is the only one), or null to idle.</summary>
+    /// <summary>The vCPU this processor runs next: the next runnable one after the current in domain order
+    /// that no other processor runs and whose affinity allows this one (the current one again if it is the
+    /// only one), or null to idle.</summary>
     public Vcpu PickNext(Vcpu current, bool preempt)
     {
+        int me = _machine.Cpu;
+        ulong meBit = 1UL << me;
         if (!preempt && IsRunnable(current)) return Choose(current);
         int domains = _machine.DomainCount;
         if (domains == 0) return Choose(null);
@@ -103,17 +199,18 @@ public sealed class Scheduler
             {
                 Vcpu v = d.Vcpus[id];
                 if (!IsRunnable(v) || found != null && !v.Boosted) continue;
+                if (v.RunningOn >= 0 && v.RunningOn != me || (v.HardAffinity & meBit) == 0 && (v.HardAffinity & Cpus) != 0) continue;
                 found = v;
                 foundIndex = index * Domain.VcpuCapacity + id;
                 if (v.Boosted) break;
             }
         }
-        PreemptAt = 0;
+        _preemptAt[me] = 0;
         if (found == null) return Choose(null);
         if (found != current) Switches++;
         _lastIndex = foundIndex;
         found.Boosted = false;
-        _ticksLeft = SliceTicks;
+        _ticksLeft[me] = SliceTicks;
         return Choose(found);
     }
 
@@ -121,32 +218,52 @@ public sealed class Scheduler
     /// time since it started (Vcpu.RunNs, the cpu_time getdomaininfo and getvcpuinfo report).</summary>
     private Vcpu Choose(Vcpu next)
     {
-        if (next == Running) return next;
+        int me = _machine.Cpu;
+        Vcpu prev = _running[me];
+        if (next == prev) return next;
         ulong now = _machine.Host.SystemTimeNs();
-        Vcpu prev = Running;
         if (prev != null)
         {
-            if (now > prev.RunSince) prev.RunNs += now - prev.RunSince;
+            if (now > prev.RunSince)
+            {
+                prev.RunNs += now - prev.RunSince;
+                BusyNs[me] += now - prev.RunSince;
+            }
+            prev.RunningOn = -1;
             Events.Runstate.Change(prev, Events.Runstate.StateOf(prev), now);
             Events.Runstate.Update(prev, now);                  // preempted (runnable) or blocked, as Linux's vcpu_is_preempted reads it
         }
         if (next != null)
         {
             next.RunSince = now;
+            next.RunningOn = me;
             Events.Runstate.Change(next, Public.VcpuOps.RUNSTATE_running, now);
             Events.Runstate.Update(next, now);
         }
-        return Running = next;
+        return _running[me] = next;
     }
 
     /// <summary>The time <paramref name="v"/> has run, up to now if it is running.</summary>
     public ulong RunTime(Vcpu v)
     {
         ulong t = v.RunNs;
-        if (v == Running)
+        if (v.RunningOn >= 0)
         {
             ulong now = _machine.Host.SystemTimeNs();
             if (now > v.RunSince) t += now - v.RunSince;
+        }
+        return t;
+    }
+
+    /// <summary>The time processor <paramref name="cpu"/> has run guests, up to now.</summary>
+    public ulong CpuBusyTime(int cpu)
+    {
+        ulong t = BusyNs[cpu];
+        Vcpu r = _running[cpu];
+        if (r != null)
+        {
+            ulong now = _machine.Host.SystemTimeNs();
+            if (now > r.RunSince) t += now - r.RunSince;
         }
         return t;
     }

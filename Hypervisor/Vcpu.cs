@@ -86,6 +86,8 @@ public sealed class Vcpu
     public readonly ulong[] RunstateTime = new ulong[4];
     /// <summary>Time the vCPU ran before it last left the CPU, and when it last started (system time, ns): Scheduler.RunTime.</summary>
     public ulong RunNs, RunSince;
+    /// <summary>The processor running this vCPU now, -1 when none (Scheduler).</summary>
+    public int RunningOn = -1;
     /// <summary>setvcpuaffinity: the physical CPUs (bit n = CPU n) this vCPU may run on, and prefers.</summary>
     public ulong HardAffinity = ulong.MaxValue, SoftAffinity = ulong.MaxValue;
     /// <summary>One-shot timer deadline in system-time ns (0 = none), and the periodic timer period.</summary>
@@ -134,6 +136,7 @@ public sealed class Vcpu
         Initialised = false;
         Online = false;
         RunNs = RunSince = 0;
+        RunningOn = -1;
         RunstateState = Public.VcpuOps.RUNSTATE_offline;
         RunstateEntry = 0;
         Zero.Fill(RunstateTime);

@@ -72,6 +72,7 @@ internal static unsafe class KernelMain
         Log.Line("Microhv ready");
         if (BootOptions.SelfTest != SelfTest.None)
         {
+            Smp.Processors.Release();                           // no guests: the other processors stop
             Cpu.EnableInterrupts();
             SelfTests.Run(BootOptions.SelfTest);
         }
@@ -79,6 +80,7 @@ internal static unsafe class KernelMain
         {
             QemuExit.Exit(QemuExit.Fail);
         }
+        Smp.Processors.Release();                               // with guests, they join the scheduler (PvSetup did)
         // With domains, the first timer tick switches from here to a guest and this context is never resumed.
         while (true) Cpu.EnableInterruptsAndHalt();
     }

@@ -80,7 +80,7 @@ public static class VcpuOp
         if (v.Online)
         {
             v.Online = false;
-            if (v != d.Machine.Scheduler.Running) Runstate.Change(v, VcpuOps.RUNSTATE_offline, d.Machine.Host.SystemTimeNs());
+            if (!Scheduler.IsRunning(v)) Runstate.Change(v, VcpuOps.RUNSTATE_offline, d.Machine.Host.SystemTimeNs());
             v.PendingExitWork |= Traps.ExitWork.Reschedule;
         }
         return 0;

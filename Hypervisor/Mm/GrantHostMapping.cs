@@ -102,6 +102,9 @@ public static class GrantHostMapping
         // With contains_pte the virtual address is unknown, so the whole TLB goes (Xen flushes it after every batch).
         if ((flags & Gnttab.GNTMAP_contains_pte) != 0) m.Host.FlushTlb();
         else m.Host.InvalidatePage(addr);
+        // The domain's other processors too (Xen flushes its dirty CPUs after an unmap batch): once unmapped,
+        // the granter may hand the frame to anyone.
+        m.Tlb.FlushDomain(v.Domain, ulong.MaxValue);
         return Gnttab.GNTST_okay;
     }
 }

@@ -96,21 +96,28 @@ public static class MmuExtOp
             case Xen.MMUEXT_TLB_FLUSH_ALL:
                 if (foreign) return -Errno.EPERM;
                 m.Host.FlushTlb();
+                if (cmd == Xen.MMUEXT_TLB_FLUSH_ALL) m.Tlb.FlushDomain(d, ulong.MaxValue);
                 return 0;
             case Xen.MMUEXT_INVLPG_LOCAL:
             case Xen.MMUEXT_INVLPG_ALL:
                 if (foreign) return -Errno.EPERM;
                 InvalidatePage(m, arg1);
+                // Other processors flush their whole TLB: one IPI, and a vCPU switched in later reloads CR3 anyway.
+                if (cmd == Xen.MMUEXT_INVLPG_ALL) m.Tlb.FlushDomain(d, ulong.MaxValue);
                 return 0;
             case Xen.MMUEXT_TLB_FLUSH_MULTI:
             case Xen.MMUEXT_INVLPG_MULTI:
+            {
                 if (foreign) return -Errno.EPERM;
-                // The vCPU mask must be readable. Every vCPU runs on this CPU for now: the local flush covers the
-                // running one, and the others reload CR3 (flushing) when they are next switched in.
-                if (!GuestMemory.ReadU64(v, arg2, out ulong _)) return -Errno.EINVAL;
+                // The vCPU mask (a bitmap, one 64-bit word for Microhv's vCPUs) must be readable. This processor
+                // flushes whatever it says; each other one running a vCPU in the mask is flushed by IPI, and a vCPU
+                // not on a processor reloads CR3 (flushing) when it is next switched in.
+                if (!GuestMemory.ReadU64(v, arg2, out ulong vcpus)) return -Errno.EINVAL;
                 if (cmd == Xen.MMUEXT_TLB_FLUSH_MULTI) m.Host.FlushTlb();
                 else InvalidatePage(m, arg1);
+                m.Tlb.FlushDomain(d, vcpus);
                 return 0;
+            }
 
             case Xen.MMUEXT_FLUSH_CACHE:
                 if (foreign) return -Errno.EPERM;

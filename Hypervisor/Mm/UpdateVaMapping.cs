@@ -31,11 +31,14 @@ public static class UpdateVaMapping
         ulong target = flags & ~Xen.UVMF_FLUSHTYPE_MASK;
         ulong kind = flags & Xen.UVMF_FLUSHTYPE_MASK;
         if (kind != Xen.UVMF_TLB_FLUSH && kind != Xen.UVMF_INVLPG) return rc;
-        // A vCPU-mask pointer must be readable; with one vCPU the flush is local whatever it says.
-        if (target != Xen.UVMF_LOCAL && target != Xen.UVMF_ALL && !GuestMemory.ReadU64(v, target, out ulong _))
-            rc = -Errno.EFAULT;
+        // UVMF_LOCAL flushes this processor; UVMF_ALL and a vCPU mask (a pointer, which must be readable) also
+        // the other processors running the domain's vCPUs it names (a whole-TLB flush there, by IPI).
+        ulong vcpus = 0;
+        if (target == Xen.UVMF_ALL) vcpus = ulong.MaxValue;
+        else if (target != Xen.UVMF_LOCAL && !GuestMemory.ReadU64(v, target, out vcpus)) rc = -Errno.EFAULT;
         if (kind == Xen.UVMF_TLB_FLUSH) m.Host.FlushTlb();
         else if (PageTableEntry.IsCanonical(va)) m.Host.InvalidatePage(va);
+        if (vcpus != 0) m.Tlb.FlushDomain(v.Domain, vcpus);
         return rc;
     }
 

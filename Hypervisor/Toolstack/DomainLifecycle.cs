@@ -166,13 +166,16 @@ public static class DomainLifecycle
     public static long Destroy(Vcpu v, Domain d)
     {
         if (d == v.Domain || d.IsInitialDomain) return -Errno.EINVAL;
-        if (d.Dying) return FinishIfEmpty(d) ? 0 : 0;
+        if (d.Dying && d.Relinquished) return FinishIfEmpty(d) ? 0 : 0;
         d.Dying = true;
         if (d.State == DomainState.Running || d.State == DomainState.Building)
         {
             d.State = DomainState.Shutdown;
             if (d.ShutdownReason < 0) d.ShutdownReason = Sched.SHUTDOWN_poweroff;
         }
+        // A processor still running one of its vCPUs has its page tables loaded: it is kicked off them (the
+        // vCPU cannot run any more) and the toolstack asks again, as libxc repeats a domain_kill that said EAGAIN.
+        if (DomainRelinquish.AnyRunning(d)) return -Errno.EAGAIN;
         DomainRelinquish.Relinquish(d);
         var t = new ConsoleText(d.Machine.Host);
         t.Write("domctl: d").Dec(v.Domain.DomainId).Write(" destroyed domain ").Dec(d.DomainId);

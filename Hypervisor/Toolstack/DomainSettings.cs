@@ -184,7 +184,7 @@ public static class DomainSettings
         if (!GuestMemory.ReadU32(v, arg + Public.Domctl.getvcpuinfo_vcpu, out uint vcpu)) return -Errno.EFAULT;
         if (vcpu >= (uint)d.MaxVcpus) return -Errno.EINVAL;
         Vcpu t = d.Vcpus[vcpu];
-        bool running = t == v || d.Machine.Scheduler.Running == t;
+        bool running = t == v || Scheduler.IsRunning(t);
         ulong time = d.Machine.Scheduler.RunTime(t);
         return GuestMemory.WriteU8(v, arg + Public.Domctl.getvcpuinfo_online, (byte)(t.Online ? 1 : 0))
             && GuestMemory.WriteU8(v, arg + Public.Domctl.getvcpuinfo_blocked, (byte)(t.Blocked ? 1 : 0))

@@ -31,7 +31,10 @@ public sealed class GuestEntry
     /// entry also returns), the other fields when their action is set.</summary>
     public GuestExit Record;
 
-    public GuestEntry(Machine machine) { Machine = machine; }
+    /// <summary>The processor this entry state belongs to.</summary>
+    public readonly int Cpu;
+
+    public GuestEntry(Machine machine, int cpu = 0) { Machine = machine; Cpu = cpu; }
 
     /// <summary>SYSCALL (or INT 0x82, <paramref name="viaInt82"/>) from the guest: a hypercall from its
     /// kernel, the guest's own system call from its user space (Xen's switch_to_kernel). The hypercall
@@ -102,7 +105,7 @@ public sealed class GuestEntry
     {
         Traps++;
         Timers.Tick(Machine);
-        if (tick)
+        if (tick && Cpu == 0)
         {
             for (int i = 0; i < Machine.DomainCount; i++)
                 if (Machine.Domains[i].ConsoleRingMfn != 0) ConsoleRing.Drain(Machine.Domains[i]);

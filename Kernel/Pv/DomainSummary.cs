@@ -44,6 +44,7 @@ internal static class DomainSummary
         Log.Write("summary: "); Log.Dec(traps); Log.Write(" traps, "); Log.Dec(hypercalls); Log.Write(" hypercalls, ");
         Log.Dec(m.Scheduler.Switches); Log.Write(" vCPU switches; managed heap "); Log.Dec(PvCpu.HeapAtStart);
         Log.Write(" bytes at guest start, +"); Log.Dec(heap - PvCpu.HeapAtStart); Log.Line(" while guests ran");
+        if (Smp.Processors.Count > 1) PerCpu(m);
         Log.Write("summary: "); Log.Dec(Traps.ExceptionFixup.Count); Log.Line(" guest accesses faulted in the hypervisor's copies (-EFAULT)");
         ulong exitFaults = 0;
         for (int i = 0; i < PvCpu.Entries.Length; i++) exitFaults += PvCpu.Entries[i].ExitFaults;
@@ -72,6 +73,19 @@ internal static class DomainSummary
         }
         Log.Line("Microhv: halted");
         Cpu.Stop();
+    }
+
+    /// <summary>How long each processor ran guests (ms of system time), and the IPIs between them.</summary>
+    private static void PerCpu(Machine m)
+    {
+        Log.Write("summary: guest time per CPU:");
+        for (int c = 0; c < Smp.Processors.Count; c++)
+        {
+            Log.Write(c == 0 ? " CPU" : ", CPU"); Log.Dec((ulong)c); Log.Write(" ");
+            if (!Smp.Processors.Cpus[c].Joined) { Log.Write("not joined"); continue; }
+            Log.Dec(m.Scheduler.CpuBusyTime(c) / 1_000_000); Log.Write(" ms");
+        }
+        Log.Write("; "); Log.Dec(Smp.Ipi.KicksSent); Log.Write(" kicks, "); Log.Dec(Smp.Ipi.FlushesSent); Log.Line(" TLB-flush IPIs");
     }
 
     private static string ReasonName(Domain d)

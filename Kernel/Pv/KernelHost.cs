@@ -48,14 +48,30 @@ internal sealed unsafe class KernelHost : HypervisorHost
         a = r[0]; b = r[1]; c = r[2]; d = r[3];
     }
 
-    public override void FlushTlb() => Cpu.WriteCr3(Cpu.ReadCr3());
+    /// <summary>The clock told of every CR3 load (set once the machine exists).</summary>
+    public Hypervisor.Mm.TlbFlushClock Clock;
+
+    public override void FlushTlb()
+    {
+        Cpu.WriteCr3(Cpu.ReadCr3());
+        Clock.Flushed(Smp.Processors.Current);
+    }
     public override void InvalidatePage(ulong va) => Cpu.InvalidatePage(va);
-    public override void LoadPageTableBase(ulong l4MachineAddress) => Cpu.WriteCr3(l4MachineAddress);
-    public override uint PhysicalCpuApicId(uint cpu) => cpu == 0 ? LocalApic.ApicId : 0;
+    public override void LoadPageTableBase(ulong l4MachineAddress)
+    {
+        Cpu.WriteCr3(l4MachineAddress);
+        Clock.Flushed(Smp.Processors.Current);
+    }
+
+    public override uint PhysicalCpuCount => (uint)Smp.Processors.Count;
+    public override uint PhysicalCpuApicId(uint cpu) => cpu < (uint)Smp.Processors.Count ? Smp.Processors.Cpus[cpu].ApicId : 0;
+    public override void FlushCpus(ulong cpus) => Smp.Ipi.Flush(cpus);
+    public override void Kick(ulong cpus) => Smp.Ipi.Kick(cpus);
 
     public override int GsiCount => Irq.IoApic.Lines;
+    // Every line goes to the boot processor, whichever processor asks.
     public override bool RouteGsi(int gsi, byte vector, bool level, bool activeLow, bool masked)
-        => Irq.IoApic.Route(gsi, vector, level, activeLow, masked, LocalApic.ApicId);
+        => Irq.IoApic.Route(gsi, vector, level, activeLow, masked, Smp.Processors.Cpus[0].ApicId);
     public override bool ReadIoApic(ulong physicalBase, uint reg, out uint value) => Irq.IoApic.ReadRegister(physicalBase, reg, out value);
 
     public override uint PortIn(uint port, int size)

@@ -32,6 +32,8 @@ internal static unsafe class PvCpu
     /// <summary>The calling processor's entry state.</summary>
     public static GuestEntry Entry => Entries[Smp.Processors.Current];
     public static bool Active;
+    /// <summary>More than one processor takes guests: every entry takes the hypervisor's lock (docs/smp.md).</summary>
+    public static bool Shared;
     /// <summary>Managed-heap bytes allocated when the guests started: hypercall and trap paths must not add to it.</summary>
     public static ulong HeapAtStart;
 
@@ -54,24 +56,87 @@ internal static unsafe class PvCpu
     {
         GuestEntry entry = Entries[cpu];
         ulong vector = frame->Vector;
+        if (vector == Smp.Ipi.FlushVector) return AnswerFlush(entry);
+        if (Shared) Enter(cpu);
+        int bits;
         if (vector < 32)
         {
             if (vector == Vectors.Debug) TakeDebugStatus(entry.Current);
             // An exception of the guest's (a bounce, an emulated instruction): decided in this frame.
             ExitActions exit = entry.Exception(ref *frame, Cpu.ReadCr2());
             if ((exit & ~ExitActions.NothingToApply) != 0 || ScreenConsole.CursorBehind) Apply(entry, frame, guestXmm, exit);
-            return (int)(exit & ExitActions.StubOnly);
+            bits = (int)(exit & ExitActions.StubOnly);
         }
-        if (vector == LocalApic.SpuriousInterruptVector)
+        else if (vector == LocalApic.SpuriousInterruptVector)
         {
             TrapDispatch.SpuriousCount++;                // no EOI owed; the guest resumes as it was
-            return (int)(entry.Resume() & ExitActions.StubOnly);
+            bits = (int)(entry.Resume() & ExitActions.StubOnly);
         }
-        return OnTrap(entry, frame, guestXmm);
+        else bits = OnTrap(entry, frame, guestXmm);
+        if (Shared) Leave();
+        return bits;
     }
 
     /// <summary>An interrupt of the hypervisor's own idle loop once domains run (TrapDispatch).</summary>
-    public static int OnTrap(TrapFrame* frame, byte* guestXmm) => OnTrap(Entry, frame, guestXmm);
+    public static int OnTrap(TrapFrame* frame, byte* guestXmm)
+    {
+        GuestEntry entry = Entry;
+        if (frame->Vector == Smp.Ipi.FlushVector) return AnswerFlush(entry);
+        if (!Shared) return OnTrap(entry, frame, guestXmm);
+        Enter((uint)entry.Cpu);
+        int bits = OnTrap(entry, frame, guestXmm);
+        Leave();
+        return bits;
+    }
+
+    /// <summary>An application processor joins the processors that take guests (its timer is its own, the
+    /// scheduler may give it vCPUs from now on); it then idles with interrupts on.</summary>
+    public static void Join(int cpu)
+    {
+        Clock.EnterDeadlineMode(Machine.Host.SystemTimeNs());
+        LockAcquire();
+        Machine.Cpu = cpu;
+        Machine.Tlb.Flushed(cpu);
+        Machine.Scheduler.Join(cpu);
+        Smp.Processors.Cpus[cpu].Joined = true;
+        Smp.Processors.Joined++;
+        Log.Write("smp: CPU "); Log.Dec((ulong)cpu); Log.Write(" (APIC "); Log.Dec(Smp.Processors.Cpus[cpu].ApicId);
+        Log.Line(") takes guests");
+        LockRelease();
+    }
+
+    [RuntimeImport("*", "hv_lock_acquire")] [MethodImpl(MethodImplOptions.InternalCall)]
+    private static extern void LockAcquire();
+    [RuntimeImport("*", "hv_lock_release")] [MethodImpl(MethodImplOptions.InternalCall)]
+    private static extern void LockRelease();
+
+    /// <summary>This processor takes the hypervisor's lock (answering flush requests while it waits) and
+    /// becomes the one the hypervisor acts for.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Enter(uint cpu)
+    {
+        LockAcquire();
+        Machine.Cpu = (int)cpu;
+        Machine.Scheduler.Entered((int)cpu);
+    }
+
+    /// <summary>Kicks the processors the hypervisor's decisions concern, then lets the lock go.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Leave()
+    {
+        ulong kicks = Machine.Scheduler.TakeKicks();
+        if (kicks != 0) Smp.Ipi.Kick(kicks);
+        LockRelease();
+    }
+
+    /// <summary>A TLB-flush IPI: answered at once, without the lock its sender holds; the interrupted
+    /// context resumes as it was.</summary>
+    private static int AnswerFlush(GuestEntry entry)
+    {
+        Smp.Ipi.AnswerFlush();
+        LocalApic.EndOfInterrupt();
+        return (int)(entry.Resume() & ExitActions.StubOnly);
+    }
 
     /// <summary>One trap for this CPU's <paramref name="entry"/>: the kernel's drivers, then GuestEntry, then
     /// the exit record. <paramref name="guestXmm"/>: the guest's xmm0 and xmm8 as the entry saved them
@@ -96,7 +161,8 @@ internal static unsafe class PvCpu
         else
         {
             // Device interrupts: the driver runs, then the exit path delivers what it raised.
-            if (vector == SerialInput.Vector) SerialInput.OnInterrupt(Machine.ConsoleInput);
+            if (vector == Smp.Ipi.KickVector) LocalApic.EndOfInterrupt();   // a kick: the exit decides again
+            else if (vector == SerialInput.Vector) SerialInput.OnInterrupt(Machine.ConsoleInput);
             else if (IrqRouting.VectorToGsi((int)vector, out int gsi))
             {
                 Machine.Irqs.OnInterrupt(gsi);           // an IO-APIC line: its owner's pirq event
@@ -122,8 +188,10 @@ internal static unsafe class PvCpu
     private static int OnSyscall(TrapFrame* frame, byte* guestXmm, uint cpu)
     {
         GuestEntry entry = Entries[cpu];
+        if (Shared) Enter(cpu);
         ExitActions exit = entry.Syscall(ref *frame, false);
         if ((exit & ~ExitActions.NothingToApply) != 0 || ScreenConsole.CursorBehind) Apply(entry, frame, guestXmm, exit);
+        if (Shared) Leave();
         return (int)(exit & ExitActions.StubOnly);
     }
 
@@ -153,6 +221,7 @@ internal static unsafe class PvCpu
         if (exit.Has(ExitActions.LoadAddressSpace))
         {
             Cpu.WriteCr3(exit.Cr3);
+            Machine.Tlb.Flushed(entry.Cpu);
             GuestGdt.Load(entry.Current);
         }
         if (exit.Has(ExitActions.LoadSegmentBases))
@@ -236,6 +305,7 @@ internal static unsafe class PvCpu
         frame->Rsp = Smp.Processors.Cpus[Smp.Processors.Current].Block->IdleStackTop;
         frame->Ss = Gdt.HypervisorDs;
         Cpu.WriteCr3(KernelAddressSpace.Tables.Root);
+        Machine.Tlb.Flushed(Smp.Processors.Current);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "hv_idle")]

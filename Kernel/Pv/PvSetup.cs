@@ -34,8 +34,9 @@ internal static unsafe class PvSetup
         Idt.SetGuestGate(Vectors.Breakpoint);
         Idt.SetGuestGate(Vectors.Overflow);
         PvCpu.Machine = machine;
+        host.Clock = machine.Tlb;
         PvCpu.Entries = new GuestEntry[Smp.Processors.Count];
-        for (int i = 0; i < PvCpu.Entries.Length; i++) PvCpu.Entries[i] = new GuestEntry(machine);
+        for (int i = 0; i < PvCpu.Entries.Length; i++) PvCpu.Entries[i] = new GuestEntry(machine, i);
 
         DomainSummary.FreeFramesAtStart = frames.FreeFrames;
         ScreenHandover.BeforeDomains(machine, info);
@@ -63,8 +64,11 @@ internal static unsafe class PvSetup
         machine.ConsoleInput.FocusInitialDomain();
         SerialInput.Enable();
         Clock.EnterDeadlineMode(machine.Host.SystemTimeNs());
+        Smp.Processors.Cpus[0].Joined = true;
+        PvCpu.Shared = Smp.Processors.Count > 1;             // from now on every entry takes the hypervisor's lock
         PvCpu.HeapAtStart = Internal.Runtime.KernelHeap.Allocated;
         PvCpu.Active = true;
+        Smp.Processors.Release();                            // the other processors join
         return true;
     }
 

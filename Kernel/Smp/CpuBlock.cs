@@ -23,6 +23,9 @@ internal struct CpuBlock
     [FieldOffset(32)] public ulong Index;
     /// <summary>The idle loop's stack top.</summary>
     [FieldOffset(40)] public ulong IdleStackTop;
+    /// <summary>Non-zero: another processor asks this one to flush its whole TLB and waits until it reads 0
+    /// (Boot/smp.asm hv_flush_answer; answered from the flush IPI or while waiting for the hypervisor's lock).</summary>
+    [FieldOffset(48)] public ulong FlushRequest;
 
     public const uint GsBaseMsr = 0xC0000101, KernelGsBaseMsr = 0xC0000102;
 }

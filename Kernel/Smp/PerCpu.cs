@@ -8,6 +8,8 @@ internal unsafe struct PerCpu
 {
     public uint ApicId;
     public bool Online;
+    /// <summary>The processor takes guests (it joined the scheduler's processors).</summary>
+    public bool Joined;
     public ulong StackTop;
     public ulong* Gdt;
     public TaskStateSegment* Tss;

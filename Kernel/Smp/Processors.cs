@@ -11,8 +11,9 @@ namespace Microhv.Kernel.Smp;
 /// <summary>
 /// Starts the application processors the MADT lists (INIT-SIPI-SIPI through the local APIC, the SDM's
 /// MP initialization protocol), one at a time through the trampoline below 1 MiB. Each gets its own
-/// GDT, TSS and stacks, loads the shared IDT, enables its local APIC, and parks with interrupts off:
-/// the hypervisor is not yet concurrent, so guests run on CPU 0 only.
+/// GDT, TSS and stacks, loads the shared IDT, enables its local APIC, and waits with interrupts off
+/// until the domains exist (<see cref="Release"/>); then it sets up its own SYSCALL entry and timer,
+/// joins the scheduler's processors under the hypervisor's lock, and idles until it is given a vCPU.
 /// </summary>
 internal static unsafe class Processors
 {
@@ -28,6 +29,10 @@ internal static unsafe class Processors
     private static readonly uint[] s_failed = new uint[MaxCpus - 1];
     // Written by the starting processor once it runs C#: its index. Only one starts at a time.
     private static int s_arrived;
+    // Set by the boot processor once guests can run: the waiting processors join.
+    private static int s_go;
+    /// <summary>Application processors that joined the scheduler.</summary>
+    public static int Joined;
 
     /// <summary>The boot processor's entries, and its block as its GS base: called once its GDT is loaded,
     /// before any trap can come back through the exit path (which reads the block).</summary>
@@ -103,7 +108,24 @@ internal static unsafe class Processors
         Idt.Load();
         LocalApic.EnableThisCpu();
         Volatile(ref s_arrived, (int)cpu);
-        Cpu.Stop();                                             // parked, interrupts off, until the scheduler uses it
+        // Halted until the domains exist: the boot processor's kick (Release) ends the wait, and the kick's
+        // interrupt does nothing on a processor that has not joined (TrapDispatch).
+        while (Read(ref s_go) == 0) Cpu.EnableInterruptsAndHalt();
+        Cpu.DisableInterrupts();
+        if (!Pv.PvCpu.Active) Cpu.Stop();                      // no guests: nothing to do, for good
+        Pv.SyscallMsrs.Enable();
+        Pv.PvCpu.Join((int)cpu);
+        while (true) Cpu.EnableInterruptsAndHalt();            // the first interrupt or kick gives it a vCPU
+    }
+
+    /// <summary>The domains exist: every waiting application processor joins (or stops for good when no
+    /// guest runs).</summary>
+    public static void Release()
+    {
+        if (Read(ref s_go) != 0) return;
+        if (Count > 1 && !Pv.PvCpu.Active) Log.Line("smp: no domain to run: the application processors halt");
+        Volatile(ref s_go, 1);
+        for (int c = 1; c < Count; c++) LocalApic.SendFixed(Cpus[c].ApicId, Ipi.KickVector);
     }
 
     [RuntimeImport("*", "cpu0_block_address")] [MethodImpl(MethodImplOptions.InternalCall)]
@@ -137,7 +159,7 @@ internal static unsafe class Processors
         }
         if (unreachable > 0) { Log.Write("; "); Log.Dec((ulong)unreachable); Log.Write(" with APIC ids past 254 (x2APIC only) not started"); }
         Log.Line();
-        if (Count > 1) Log.Line("smp: application processors parked (interrupts off); the hypervisor is not yet concurrent: guests run on CPU 0");
+
     }
 
     private static void Wait(ulong microseconds)

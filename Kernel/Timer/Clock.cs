@@ -47,47 +47,57 @@ internal static class Clock
         if (Log.ShowInfo) ClockSources.Report(TscHz);
     }
 
-    // Deadline mode (hypervisor running guests on the local APIC): the timer is one-shot, armed for
-    // the earlier of the next 10 ms scheduler tick and the earliest guest timer, so a guest's
-    // set_timer_op deadline is met to the APIC's resolution instead of the next tick.
+    // Deadline mode (hypervisor running guests on the local APIC): each processor's timer is one-shot,
+    // armed for the earlier of its next 10 ms scheduler tick and the earliest guest timer, so a guest's
+    // set_timer_op deadline is met to the APIC's resolution instead of the next tick. Every processor
+    // has its own timer, so its tick and armed deadline are its own (indexed by processor).
     public static bool DeadlineMode;
-    public static ulong NextTickNs, ArmedNs;
+    private static readonly ulong[] s_nextTickNs = new ulong[Smp.Processors.MaxCpus];
+    private static readonly ulong[] s_armedNs = new ulong[Smp.Processors.MaxCpus];
 
+    /// <summary>The calling processor's timer becomes one-shot, first armed for its next tick (the boot
+    /// processor when guests start, each other one when it joins; the calibration is shared).</summary>
     public static void EnterDeadlineMode(ulong nowNs)
     {
         if (!UsingApic) return;
         DeadlineMode = true;
-        NextTickNs = nowNs + 1000000000UL / Hz;
-        Arm(NextTickNs, nowNs);
+        int cpu = Smp.Processors.Current;
+        LocalApic.SetDivideBy16();
+        s_nextTickNs[cpu] = nowNs + 1000000000UL / Hz;
+        Arm(cpu, s_nextTickNs[cpu], nowNs);
     }
 
-    /// <summary>A timer interrupt in deadline mode: true when a scheduler tick has elapsed.</summary>
+    /// <summary>A timer interrupt in deadline mode: true when a scheduler tick of this processor has elapsed.</summary>
     public static bool OnDeadlineInterrupt(ulong nowNs)
     {
         LocalApic.EndOfInterrupt();
-        ArmedNs = 0;
-        if (nowNs < NextTickNs) return false;
-        Ticks++;
-        NextTickNs += 1000000000UL / Hz;
-        if (NextTickNs <= nowNs) NextTickNs = nowNs + 1000000000UL / Hz;   // fell behind: skip, don't burst
+        int cpu = Smp.Processors.Current;
+        s_armedNs[cpu] = 0;
+        if (nowNs < s_nextTickNs[cpu]) return false;
+        if (cpu == 0) Ticks++;
+        ulong next = s_nextTickNs[cpu] + 1000000000UL / Hz;
+        if (next <= nowNs) next = nowNs + 1000000000UL / Hz;   // fell behind: skip, don't burst
+        s_nextTickNs[cpu] = next;
         return true;
     }
 
-    /// <summary>Arms the one-shot for <paramref name="deadlineNs"/> unless an earlier interrupt is already armed.</summary>
+    /// <summary>Arms this processor's one-shot for <paramref name="deadlineNs"/> unless an earlier interrupt is already armed.</summary>
     public static void ArmFor(ulong deadlineNs, ulong nowNs)
     {
-        if (deadlineNs == 0 || deadlineNs > NextTickNs) deadlineNs = NextTickNs;
-        if (ArmedNs != 0 && ArmedNs <= deadlineNs) return;
-        Arm(deadlineNs, nowNs);
+        int cpu = Smp.Processors.Current;
+        ulong tick = s_nextTickNs[cpu];
+        if (deadlineNs == 0 || deadlineNs > tick) deadlineNs = tick;
+        if (s_armedNs[cpu] != 0 && s_armedNs[cpu] <= deadlineNs) return;
+        Arm(cpu, deadlineNs, nowNs);
     }
 
-    private static void Arm(ulong deadlineNs, ulong nowNs)
+    private static void Arm(int cpu, ulong deadlineNs, ulong nowNs)
     {
         ulong deltaNs = deadlineNs > nowNs ? deadlineNs - nowNs : 0;
         ulong count = deltaNs * ApicCountsPerTick / (1000000000UL / Hz);
         if (count == 0) count = 1;
         if (count > 0xFFFFFFFFUL) count = 0xFFFFFFFFUL;
-        ArmedNs = deadlineNs;
+        s_armedNs[cpu] = deadlineNs;
         LocalApic.StartOneShot(ApicTimerVector, (uint)count);
     }
 

@@ -44,6 +44,9 @@ internal static unsafe class LocalApic
     /// <summary>STARTUP: the processor begins in real mode at <paramref name="page"/> * 4096.</summary>
     public static bool SendStartup(uint apicId, uint page) => SendIpi(apicId, IcrStartup | IcrAssert | (page & 0xFF));
 
+    /// <summary>A fixed interrupt with <paramref name="vector"/> to the processor with <paramref name="apicId"/>.</summary>
+    public static bool SendFixed(uint apicId, byte vector) => SendIpi(apicId, IcrAssert | vector);
+
     private static bool SendIpi(uint apicId, uint command)
     {
         Write(IcrHigh, apicId << 24);
@@ -74,6 +77,9 @@ internal static unsafe class LocalApic
         Write(LvtTimer, LvtPeriodic | vector);
         Write(TimerInitialCount, initialCount);
     }
+
+    /// <summary>The timer counts the bus clock divided by 16 (each processor's timer has its own divider).</summary>
+    public static void SetDivideBy16() => Write(TimerDivide, 0x3);
 
     /// <summary>One interrupt after <paramref name="count"/> timer counts (divide by 16); replaces whatever was armed.</summary>
     public static void StartOneShot(byte vector, uint count)

@@ -23,6 +23,12 @@ internal static unsafe class TrapDispatch
     static int Dispatch(TrapFrame* frame, byte* guestXmm)
     {
         ulong vector = frame->Vector;
+        // A kick to a processor that has not joined the scheduler (Processors.Release's) only wakes it.
+        if (vector == Smp.Ipi.KickVector && !Smp.Processors.Cpus[Smp.Processors.Current].Joined)
+        {
+            Timer.LocalApic.EndOfInterrupt();
+            return 0;
+        }
         // Once domains run, the hypervisor handles every interrupt (a guest's own traps go to
         // PvCpu's guest_trap_dispatch directly from the entry stub); the hypervisor's faults stay here.
         if (Pv.PvCpu.Active && vector >= 32)

@@ -23,6 +23,9 @@ public sealed class RecordingHost : HypervisorHost
     public override void FlushTlb() => TlbFlushes++;
     public override void InvalidatePage(ulong va) => InvalidatedPages.Add(va);
     public override void LoadPageTableBase(ulong l4MachineAddress) => LoadedPageTableBases.Add(l4MachineAddress);
+    /// <summary>Each request to flush other processors' TLBs (a CPU mask), in order.</summary>
+    public readonly List<ulong> CpuFlushes = new();
+    public override void FlushCpus(ulong cpus) => CpuFlushes.Add(cpus);
     /// <summary>vCPUs whose GDT was (re)loaded into the CPU, and single GDT entries written, in order.</summary>
     public readonly List<Vcpu> GdtLoads = new();
     public readonly List<(int Index, ulong Descriptor)> GdtEntryWrites = new();

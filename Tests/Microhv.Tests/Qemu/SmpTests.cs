@@ -9,14 +9,16 @@ namespace Microhv.Tests.Qemu;
 /// <summary>
 /// The processors of the machine: ACPI's MADT as QEMU (SeaBIOS) describes one and four CPUs, with the
 /// I/O APIC and the five ISA interrupt source overrides of QEMU's i440fx machine; every application
-/// processor started (INIT-SIPI-SIPI) and parked, or as many as microhv.maxcpus allows; and a guest
-/// that still passes every check while the other processors are up.
+/// processor started (INIT-SIPI-SIPI), halted when there is no domain, or as many as microhv.maxcpus
+/// allows; with domains, every processor takes guests: pvtest passes every check with four, and four
+/// domains ballooning at once run on all four processors at the same time, frames passing between them
+/// through the pool with every new frame zero and every frame back at the end.
 /// </summary>
 [Trait("Category", "Qemu")]
 public class SmpTests
 {
     private const string Exit = "microhv.exit=isa-debug-exit";
-    private const string Parked = "smp: application processors parked (interrupts off); the hypervisor is not yet concurrent: guests run on CPU 0";
+    private const string Halted = "smp: no domain to run: the application processors halt";
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(90);
 
     private static QemuMachine Boot(string iso, int cpus, int memoryMiB = 256, Firmware firmware = Firmware.Bios)
@@ -42,9 +44,9 @@ public class SmpTests
         qemu.WaitForLine("acpi: override bus 0 IRQ 11 -> GSI 11 flags 0xd", Step);
         qemu.WaitForLine("acpi: NMI on LINT1 of processor UID all flags 0x0", Step);
         qemu.WaitForLine("smp: 4 CPUs: APIC 0 (BSP), 1, 2, 3 started", Step);
-        qemu.WaitForLine(Parked, Step);
         qemu.WaitForLine(BootTests.Ready, Step);
-        // QEMU's own view: every processor left the BIOS and halts in the kernel's parking loop.
+        qemu.WaitForLine(Halted, Step);
+        // QEMU's own view: every processor left the BIOS and halts in the kernel.
         string cpus = qemu.MonitorCommand("info cpus");
         Assert.Equal(4, Regex.Matches(cpus, @"CPU #\d").Count);
         var gdts = new HashSet<string>();
@@ -67,8 +69,8 @@ public class SmpTests
     {
         using var qemu = Boot(KernelImages.IsoFor($"microhv.maxcpus=2 {Exit}"), 4);
         qemu.WaitForLine("smp: 2 CPUs: APIC 0 (BSP), 1 started; 2 more left off by microhv.maxcpus=2", Step);
-        qemu.WaitForLine(Parked, Step);
         qemu.WaitForLine(BootTests.Ready, Step);
+        qemu.WaitForLine(Halted, Step);
     }
 
     [Fact]
@@ -97,7 +99,7 @@ public class SmpTests
         qemu.WaitForLine("acpi: MADT: 1 CPU (APIC id 0), IO-APIC 0 at 0xfec00000 GSI 0-23, 5 overrides", Step);
         qemu.WaitForLine("smp: 1 CPU: APIC 0 (BSP)", Step);
         qemu.WaitForLine(BootTests.Ready, Step);
-        AssertNoLine(qemu, "smp: application processors");
+        AssertNoLine(qemu, "smp: no domain");
     }
 
     [Fact]
@@ -106,10 +108,39 @@ public class SmpTests
         string guest = XenHypervisor.EnsurePvTest();
         using var qemu = Boot(KernelImages.IsoWithModules($"microhv.log=info {Exit}", (guest, "name=pvtest")), 4, 512);
         qemu.WaitForLine("smp: 4 CPUs: APIC 0 (BSP), 1, 2, 3 started", Step);
+        for (int cpu = 1; cpu < 4; cpu++) qemu.WaitForLine($"smp: CPU {cpu} (APIC {cpu}) takes guests", Step);
         var summary = qemu.WaitForLine(new Regex(@"^pvtest: (\d+) passed, (\d+) failed$"), Step);
         Assert.Equal("0", summary.Groups[2].Value);
         Assert.True(int.Parse(summary.Groups[1].Value) >= 40, qemu.Describe());
         qemu.WaitForLine("summary: domain 0 (pvtest): poweroff, code 0", Step);
         Assert.Equal(1, qemu.WaitForExit(Step));
+    }
+
+    /// <summary>Four single-vCPU domains on four processors: each balloons (decrease_reservation, then
+    /// populate_physmap of 16 frames, every new frame checked zero), so frames freed by a domain on one
+    /// processor are handed to a domain on another (the TLB-flush clock's fence); the summary's guest time
+    /// per CPU shows all four ran guests, and every frame is free again at the end.</summary>
+    [Fact]
+    public void FourBallooningDomainsRunOnFourCpusAtOnce()
+    {
+        const int rounds = 4000;
+        string guest = XenHypervisor.EnsurePvTest();
+        string words = $"workload=balloon rounds={rounds}";
+        var run = TimeSpan.FromMinutes(6);
+        using var qemu = QemuMachine.Start(KernelImages.WorkDir, BootConfig.Args(KernelImages.IsoWithModules($"microhv.log=info {Exit}",
+            (guest, "name=b0 initial -- " + words), (guest, "name=b1 -- " + words), (guest, "name=b2 -- " + words),
+            (guest, "name=b3 -- " + words)), memoryMiB: 512).Concat(new[] { "-smp", "4" }).ToList(), run);
+        qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", run);
+        var lines = qemu.Lines;
+        string log = qemu.Describe(60);
+        string done = $"pvtest: workload balloon done, {rounds} rounds, {rounds * 16} new frames zero";
+        Assert.True(lines.Contains(done), $"domain 0 did not finish\n{log}");
+        for (int d = 1; d < 4; d++) Assert.True(lines.Contains($"(d{d}) " + done), $"domain {d} did not finish\n{log}");
+        Assert.DoesNotContain(lines, l => l.Contains("FATAL"));
+        Assert.Contains(lines, l => Regex.IsMatch(l, @"^summary: frames: (\d+) free before the domains were built, \1 after the last one ended$"));
+        var perCpu = Regex.Match(string.Join("\n", lines), @"summary: guest time per CPU: CPU0 (\d+) ms, CPU1 (\d+) ms, CPU2 (\d+) ms, CPU3 (\d+) ms");
+        Assert.True(perCpu.Success, log);
+        for (int c = 1; c <= 4; c++) Assert.True(int.Parse(perCpu.Groups[c].Value) > 0, $"CPU {c - 1} ran no guest\n{log}");
+        Assert.Equal(1, qemu.WaitForExit(TimeSpan.FromMinutes(1)));
     }
 }

@@ -1,0 +1,155 @@
+using Microhv.Hypervisor;
+using Microhv.Hypervisor.Public;
+using Microhv.Hypervisor.Traps;
+using Xunit;
+
+namespace Microhv.Tests.Hypervisor.Smp;
+
+/// <summary>The scheduler on several processors: each runs a vCPU no other runs, a woken vCPU goes to an
+/// idle processor (kicked once until it enters), an event for a vCPU running elsewhere kicks its processor,
+/// and a processor whose vCPU may no longer run is kicked off it. Machine.Cpu is the processor the
+/// hypervisor acts for, as the kernel sets it when it takes the lock.</summary>
+public class SchedulerSmpTests
+{
+    private readonly TestMachine _t = new();
+    private readonly Scheduler _s;
+    private readonly Domain _a, _b;
+
+    public SchedulerSmpTests()
+    {
+        _a = _t.AddDomain(0, initial: true);
+        _b = _t.AddDomain(1);
+        _s = _t.Machine.Scheduler;
+        _s.Join(1);
+        _s.Join(2);
+    }
+
+    private Vcpu PickOn(int cpu, Vcpu current, bool preempt = true)
+    {
+        _t.Machine.Cpu = cpu;
+        _s.Entered(cpu);
+        return _s.PickNext(current, preempt);
+    }
+
+    [Fact]
+    public void Each_processor_takes_a_vcpu_no_other_runs()
+    {
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Same(_b.Vcpu, PickOn(1, null));       // a is on CPU 0
+        Assert.Null(PickOn(2, null));                // nothing left: CPU 2 idles
+        Assert.Equal(0, _a.Vcpu.RunningOn);
+        Assert.Equal(1, _b.Vcpu.RunningOn);
+        Assert.Same(_b.Vcpu, _s.RunningOn(1));
+        // CPU 0's slice ends: b is still on CPU 1, so a stays.
+        Assert.Same(_a.Vcpu, PickOn(0, _a.Vcpu));
+        // a blocks: CPU 0 idles and a is on no processor.
+        _a.Vcpu.Blocked = true;
+        Assert.Null(PickOn(0, _a.Vcpu));
+        Assert.Equal(-1, _a.Vcpu.RunningOn);
+        Assert.True(Scheduler.IsRunning(_b.Vcpu));
+        Assert.False(Scheduler.IsRunning(_a.Vcpu));
+    }
+
+    [Fact]
+    public void A_woken_vcpu_kicks_an_idle_processor_once()
+    {
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        _b.Vcpu.Blocked = true;
+        Assert.Null(PickOn(1, null));
+        Assert.Null(PickOn(2, null));
+        // On CPU 0, an event wakes b: CPU 1 (idle) is kicked to run it; CPU 0 keeps a.
+        _t.Machine.Cpu = 0;
+        _b.Vcpu.Blocked = false;
+        _s.WokeUp(_b.Vcpu);
+        Assert.Equal(0UL, (ulong)(_a.Vcpu.PendingExitWork & ExitWork.Reschedule));
+        Assert.Equal(1UL << 1, _s.TakeKicks());
+        Assert.Equal(0UL, _s.TakeKicks());                      // kicked already, not entered since
+        Assert.Same(_b.Vcpu, PickOn(1, null));                  // the kick's entry runs it
+    }
+
+    [Fact]
+    public void With_no_idle_processor_a_woken_vcpu_preempts_its_own_domain_here()
+    {
+        var a1 = _a.Vcpus[1];
+        _a.MaxVcpus = 2;
+        a1.Online = a1.Initialised = true;
+        a1.Blocked = true;
+        _t.Host.NowNs = 1_000;
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Same(_b.Vcpu, PickOn(1, null));
+        var c = _t.AddDomain(2);
+        Assert.Same(c.Vcpu, PickOn(2, null));
+        _t.Machine.Cpu = 0;
+        _t.Host.NowNs = 10_000_000;
+        a1.Blocked = false;
+        _s.WokeUp(a1);
+        Assert.Equal(0UL, _s.TakeKicks());
+        Assert.NotEqual(0, (int)(_a.Vcpu.PendingExitWork & ExitWork.Reschedule));
+        Assert.Same(a1, PickOn(0, _a.Vcpu));
+    }
+
+    [Fact]
+    public void An_event_for_a_vcpu_running_elsewhere_kicks_its_processor()
+    {
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Same(_b.Vcpu, PickOn(1, null));
+        _t.Machine.Cpu = 0;
+        _s.Notify(_b.Vcpu);
+        _s.Notify(_a.Vcpu);                                     // this processor's own: its exit delivers it
+        Assert.Equal(1UL << 1, _s.TakeKicks());
+    }
+
+    [Fact]
+    public void A_processor_whose_vcpu_may_no_longer_run_is_kicked()
+    {
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Same(_b.Vcpu, PickOn(1, null));
+        _t.Machine.Cpu = 0;
+        _b.PauseCount = 1;                                      // domctl pausedomain from dom0 on CPU 0
+        Assert.Equal(1UL << 1, _s.TakeKicks());
+        Assert.Null(PickOn(1, _b.Vcpu, false));                 // CPU 1's exit takes b off
+        Assert.Equal(-1, _b.Vcpu.RunningOn);
+    }
+
+    [Fact]
+    public void Hard_affinity_keeps_a_vcpu_off_other_processors()
+    {
+        _b.Vcpu.HardAffinity = 1UL << 2;
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Null(PickOn(1, null));
+        Assert.Same(_b.Vcpu, PickOn(2, null));
+        // An affinity naming no processor that takes guests is ignored (Xen refuses to set one).
+        _b.Vcpu.HardAffinity = 1UL << 40;
+        Assert.Same(_b.Vcpu, PickOn(2, _b.Vcpu));
+    }
+
+    [Fact]
+    public void Destroying_a_domain_waits_until_no_processor_runs_it()
+    {
+        _b.CreatedByToolstack = true;
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Same(_b.Vcpu, PickOn(1, null));
+        _t.Machine.Cpu = 0;
+        Assert.Equal(-Errno.EAGAIN, Microhv.Hypervisor.Toolstack.DomainLifecycle.Destroy(_a.Vcpu, _b));
+        Assert.False(_b.Relinquished);
+        Assert.Equal(1UL << 1, _s.TakeKicks());                 // its processor is kicked off it
+        Assert.Null(PickOn(1, _b.Vcpu, false));
+        _t.Machine.Cpu = 0;
+        Assert.Equal(0, Microhv.Hypervisor.Toolstack.DomainLifecycle.Destroy(_a.Vcpu, _b));
+        Assert.True(_b.Relinquished);
+    }
+
+    [Fact]
+    public void Each_processor_is_charged_the_guest_time_it_ran()
+    {
+        _t.Host.NowNs = 100;
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Same(_b.Vcpu, PickOn(1, null));
+        _t.Host.NowNs = 600;
+        _b.Vcpu.Blocked = true;
+        Assert.Null(PickOn(1, _b.Vcpu));
+        Assert.Equal(500UL, _s.CpuBusyTime(1));
+        Assert.Equal(500UL, _s.CpuBusyTime(0));               // a still runs on CPU 0
+        Assert.Equal(0UL, _s.CpuBusyTime(2));
+    }
+}
