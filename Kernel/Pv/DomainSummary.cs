@@ -59,6 +59,7 @@ internal static class DomainSummary
             if (frames.FreeFrames < FreeFramesAtStart) { Log.Write(" ("); Log.Dec(FreeFramesAtStart - frames.FreeFrames); Log.Write(" not returned)"); }
             if (frames.FreeFrames > FreeFramesAtStart) { Log.Write(" ("); Log.Dec(frames.FreeFrames - FreeFramesAtStart); Log.Write(" more: freed twice)"); }
             Log.Line();
+            if (!CheckFrameTable(m, frames)) allPoweroff = false;
         }
         if (QemuExit.Enabled)
         {
@@ -73,6 +74,27 @@ internal static class DomainSummary
         }
         Log.Line("Microhv: halted");
         Cpu.Stop();
+    }
+
+    private static readonly FrameProblem[] Problems = new FrameProblem[8];
+
+    /// <summary>The frame table's self-check (Hypervisor/FrameTableCheck.cs): every domain has ended, so every
+    /// frame must be back and blank, or the hypervisor's own; false (the run fails) on any inconsistency.</summary>
+    private static bool CheckFrameTable(Machine m, FrameAllocator frames)
+    {
+        ulong bad = FrameTableCheck.Run(m.FrameTable, frames, Problems, out ulong checkedFrames);
+        if (bad == 0)
+        {
+            Log.Write("summary: frame table consistent ("); Log.Dec(checkedFrames); Log.Line(" frames checked)");
+            return true;
+        }
+        Log.Write("summary: frame table inconsistent: "); Log.Dec(bad); Log.Write(" of "); Log.Dec(checkedFrames); Log.Line(" frames");
+        for (int i = 0; i < Problems.Length && (ulong)i < bad; i++)
+        {
+            Log.Write("summary: frame "); Log.Hex(Problems[i].Mfn); Log.Write(": "); Log.Write(FrameTableCheck.Describe(Problems[i].Fault));
+            Log.Write(" "); Log.Hex(Problems[i].Value); Log.Line();
+        }
+        return false;
     }
 
     /// <summary>How long each processor ran guests (ms of system time), and the IPIs between them.</summary>
