@@ -31,6 +31,7 @@ public static unsafe class Cpu
     [RuntimeImport("*", "guest_rdfsbase")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong RdFsBase();
     [RuntimeImport("*", "guest_wrfsbase")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WrFsBase(ulong value);
     [RuntimeImport("*", "guest_inb")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern byte InB(uint port);
+    [RuntimeImport("*", "guest_atomic_add64")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong AtomicAdd64(ulong* p, ulong value);
     [RuntimeImport("*", "guest_pause")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Pause();
     [RuntimeImport("*", "guest_rdtsc")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Rdtsc();
     [RuntimeImport("*", "guest_check_run")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern int CheckRun(delegate*<void> check);

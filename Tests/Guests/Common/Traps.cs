@@ -52,6 +52,10 @@ public static unsafe class Traps
 
     public static void ExpectNone() => s_expectVector = 0xFFFF;
 
+    /// <summary>A workload's own handler (pvtest's pt-stress, on every vCPU at once), asked first for every
+    /// exception: true when it dealt with it.</summary>
+    public static delegate*<TrapFrame*, bool> Filter;
+
     /// <summary>Installs the trap table: every exception a guest can see, DPL 3 for int3 so ring 3 can raise it.</summary>
     public static long Install()
     {
@@ -76,6 +80,7 @@ public static unsafe class Traps
     private static void Handle(TrapFrame* f)
     {
         if (f->Vector == VectorEvent) { Events.Upcall(); return; }
+        if (Filter != null && Filter(f)) return;
         Count++;
         ulong cr2 = Guest.SharedInfo != null ? *(ulong*)(Guest.VcpuInfo + Xen.VI_cr2) : 0;
         if (f->Vector == 1) f->Rflags &= ~0x100UL;                  // a single step is one: TF off in what we resume

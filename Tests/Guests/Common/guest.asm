@@ -314,6 +314,11 @@ guest_test_and_clear_bit:                  ; int guest_test_and_clear_bit(ulong*
 guest_pause:
     pause
     ret
+global guest_atomic_add64
+guest_atomic_add64:                        ; ulong guest_atomic_add64(ulong* p, ulong v): the old value
+    mov rax, rsi
+    lock xadd [rdi], rax
+    ret
 
 section .bss
 align 8

@@ -9,17 +9,17 @@ namespace Microhv.Guests.PvTest;
 /// </summary>
 internal static unsafe class VcpuChecks
 {
-    private const ulong VCPUOP_initialise = 0, VCPUOP_up = 1, VCPUOP_down = 2, VCPUOP_is_up = 3;
+    internal const ulong VCPUOP_initialise = 0, VCPUOP_up = 1, VCPUOP_down = 2, VCPUOP_is_up = 3;
     private const ulong VCPUOP_set_periodic_timer = 6, VCPUOP_stop_periodic_timer = 7;
     private const ulong EVTCHNOP_bind_ipi = 7;
-    private const uint MMUEXT_TLB_FLUSH_MULTI = 8, MMUEXT_INVLPG_MULTI = 9;
-    private const ulong VGCF_in_kernel = 1 << 2;
+    internal const uint MMUEXT_TLB_FLUSH_MULTI = 8, MMUEXT_INVLPG_MULTI = 9;
+    internal const ulong VGCF_in_kernel = 1 << 2;
     private const ushort FLAT_KERNEL_SS = 0xE02B;
     private const long EINVAL = 22, EEXIST = 17;
 
     // struct vcpu_guest_context (x86-64): the fields set here.
-    private const int CtxSize = 5168, CtxFlags = 512, CtxUserRegs = 520, CtxKernelSs = 4968, CtxKernelSp = 4976, CtxCr3 = 4984 + 3 * 8;
-    private const int RegRdi = 112, RegRip = 128, RegCs = 136, RegRflags = 144, RegRsp = 152, RegSs = 160;
+    internal const int CtxSize = 5168, CtxFlags = 512, CtxUserRegs = 520, CtxKernelSs = 4968, CtxKernelSp = 4976, CtxCr3 = 4984 + 3 * 8;
+    internal const int RegRdi = 112, RegRip = 128, RegCs = 136, RegRflags = 144, RegRsp = 152, RegSs = 160;
 
     /// <summary>The block shared with vCPU 1 (guest_vcpu1_loop's layout): [0] wake-ups answered, +8 the port it
     /// polls, +12 the port it notifies, +24 its poll argument, +48 shared_info's pending bits.</summary>

@@ -67,7 +67,7 @@ __security_cookie: dq 0x5E1F_0A7D_93C4_21B6   ; RyuJIT's stack cookie for method
 section .bss nobits alloc noexec write align=4096
 global guest_pages, guest_pages_end, guest_heap, guest_heap_end
 ; Page-aligned pages the checks turn into page tables and mappings: zeroed by the loader.
-guest_pages:     resb 20 * 4096
+guest_pages:     resb 52 * 4096           ; 20 for the checks; 20-51: the secondary vCPUs' stacks of pt-stress
 guest_pages_end:
 guest_heap:      resb 256 * 1024          ; the managed heap (statics)
 guest_heap_end:

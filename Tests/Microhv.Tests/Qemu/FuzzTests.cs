@@ -30,7 +30,7 @@ public class FuzzTests
     private static readonly TimeSpan Run = TimeSpan.FromMinutes(15);
     private static readonly Regex FramesBalanced = new(@"^summary: frames: (\d+) free before the domains were built, \1 after the last one ended$");
 
-    private static readonly Lazy<string> Built = new(() =>
+    internal static readonly Lazy<string> Built = new(() =>
     {
         string elf = Path.Combine(KernelImages.RepoRoot, "build", "fuzz.elf");
         var psi = new ProcessStartInfo("dotnet", "build Tests/Guests/Fuzz/Fuzz.csproj -nologo -v q") { WorkingDirectory = KernelImages.RepoRoot, UseShellExecute = false };
