@@ -7,7 +7,8 @@ namespace Microhv.Hypervisor;
 /// grant_table_op (xen/common/grant_table.c do_grant_table_op): setup_table, query_size and get_version
 /// here; set_version and get_status_frames in GrantVersion.cs; map_grant_ref, unmap_grant_ref and
 /// unmap_and_replace in GrantMapOp.cs; copy in GrantCopyOp.cs; transfer in GrantTransferOp.cs;
-/// swap_grant_ref here. cache_flush (for Arm) is not offered (-ENOSYS). Per-operation failures go in each operation's status; the call itself
+/// cache_flush in GrantCacheFlushOp.cs; swap_grant_ref here. Other commands (dump_table is gone
+/// from Xen 4.17) -ENOSYS. Per-operation failures go in each operation's status; the call itself
 /// returns 0 or an errno.
 /// </summary>
 public static class GrantTableOp
@@ -33,6 +34,7 @@ public static class GrantTableOp
             case Gnttab.GNTTABOP_copy: return GrantCopyOp.Do(v, cmd, uop, n);
             case Gnttab.GNTTABOP_swap_grant_ref: return SwapGrantRefs(v, cmd, uop, n);
             case Gnttab.GNTTABOP_transfer: return GrantTransferOp.Do(v, cmd, uop, n);
+            case Gnttab.GNTTABOP_cache_flush: return GrantCacheFlushOp.Do(v, cmd, uop, n);
             default: return -Errno.ENOSYS;
         }
     }

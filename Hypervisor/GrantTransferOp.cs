@@ -40,6 +40,9 @@ public static class GrantTransferOp
         if (MemoryOp.FindPfn(d, mfn, out ulong pfn)) d.P2m[pfn] = Domain.Invalid;
         m.SetM2p(mfn, XenMem.INVALID_M2P_ENTRY);
         if (d.NrPages > 0) d.NrPages--;
+        // gnttab_flush_tlb: no processor of the caller may still translate through it once it goes elsewhere.
+        m.Host.FlushTlb();
+        m.Tlb.FlushDomain(d, ulong.MaxValue);
 
         Domain e = m.FindDomain(domid);
         short status = e == null ? Gnttab.GNTST_bad_domain : Gnttab.GNTST_okay;

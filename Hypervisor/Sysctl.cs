@@ -44,7 +44,7 @@ public static class Sysctl
     /// <summary>
     /// Xen's physinfo: one node; the CPUs as one socket of single-thread cores; the RAM of the
     /// firmware's map as total_pages and the hypervisor's free frames as free_pages; PV and grant
-    /// table v1 as the capabilities (no HVM, no IOMMU); the CPUID feature words in Xen's featureset
+    /// table versions 1 and 2 as the capabilities (no HVM, no IOMMU); the CPUID feature words in Xen's featureset
     /// order as hw_cap.
     /// </summary>
     private static long PhysInfo(Vcpu v, ulong arg)
@@ -63,7 +63,7 @@ public static class Sysctl
             && GuestMemory.WriteU32(v, p + Public.Sysctl.physinfo_max_node_id, 0)
             && GuestMemory.WriteU32(v, p + Public.Sysctl.physinfo_cpu_khz, host.CpuKhz)
             && GuestMemory.WriteU32(v, p + Public.Sysctl.physinfo_capabilities,
-                   Public.Sysctl.XEN_SYSCTL_PHYSCAP_pv | Public.Sysctl.XEN_SYSCTL_PHYSCAP_gnttab_v1)
+                   Public.Sysctl.XEN_SYSCTL_PHYSCAP_pv | Public.Sysctl.XEN_SYSCTL_PHYSCAP_gnttab_v1 | Public.Sysctl.XEN_SYSCTL_PHYSCAP_gnttab_v2)
             && GuestMemory.WriteU64(v, p + Public.Sysctl.physinfo_total_pages, TotalPages(m))
             && GuestMemory.WriteU64(v, p + Public.Sysctl.physinfo_free_pages, m.Frames.FreeFrameCount)
             && GuestMemory.WriteU64(v, p + Public.Sysctl.physinfo_max_mfn, m.FrameTable.FrameCount == 0 ? 0 : m.FrameTable.FrameCount - 1);

@@ -15,7 +15,7 @@ public static class Xen
     public const ulong event_channel_op = 32, platform_op = 7, physdev_op = 33;
 
     // errno.h
-    public const long EPERM = 1, ENOENT = 2, ESRCH = 3, EACCES = 13, EFAULT = 14, EBUSY = 16, ERANGE = 34, EEXIST = 17, EINVAL = 22, ENODEV = 19, ENOSYS = 38, EOPNOTSUPP = 95;
+    public const long EPERM = 1, ENOENT = 2, ESRCH = 3, EACCES = 13, EFAULT = 14, EBUSY = 16, ERANGE = 34, EILSEQ = 84, EEXIST = 17, EINVAL = 22, ENODEV = 19, ENOSYS = 38, EOPNOTSUPP = 95;
 
     public const ushort DOMID_SELF = 0x7FF0;
     public const ushort FLAT_KERNEL_CS = 0xE033;   // FLAT_RING3_CS64: a 64-bit PV kernel runs in ring 3
@@ -85,7 +85,8 @@ public static class Xen
     // grant_table.h
     public const ulong GNTTABOP_map_grant_ref = 0, GNTTABOP_unmap_grant_ref = 1, GNTTABOP_setup_table = 2, GNTTABOP_transfer = 4,
         GNTTABOP_copy = 5, GNTTABOP_query_size = 6, GNTTABOP_unmap_and_replace = 7, GNTTABOP_set_version = 8,
-        GNTTABOP_get_status_frames = 9, GNTTABOP_get_version = 10, GNTTABOP_swap_grant_ref = 11;
+        GNTTABOP_get_status_frames = 9, GNTTABOP_get_version = 10, GNTTABOP_swap_grant_ref = 11,
+        GNTTABOP_cache_flush = 12;
     public const ushort GTF_permit_access = 1, GTF_accept_transfer = 2, GTF_transitive = 3, GTF_transfer_committed = 1 << 2,
         GTF_transfer_completed = 1 << 3, GTF_readonly = 1 << 2, GTF_reading = 1 << 3,
         GTF_writing = 1 << 4, GTF_sub_page = 1 << 8;

@@ -33,6 +33,7 @@ internal static unsafe class PvTestMain
         GrantChecks.Run();
         GrantV2Checks.Run();
         GrantTransferChecks.Run();
+        GrantCacheFlushChecks.Run();
         VcpuChecks.Run();
         Checks.Finish("pvtest");
     }

@@ -62,7 +62,7 @@ public class SysctlTests
         Assert.Equal(0u, g.R32(Op + X.physinfo_max_cpu_id));
         Assert.Equal(1u, g.R32(Op + X.physinfo_nr_nodes));
         Assert.Equal(0u, g.R32(Op + X.physinfo_max_node_id));
-        Assert.Equal(X.XEN_SYSCTL_PHYSCAP_pv | X.XEN_SYSCTL_PHYSCAP_gnttab_v1, g.R32(Op + X.physinfo_capabilities));
+        Assert.Equal(X.XEN_SYSCTL_PHYSCAP_pv | X.XEN_SYSCTL_PHYSCAP_gnttab_v1 | X.XEN_SYSCTL_PHYSCAP_gnttab_v2, g.R32(Op + X.physinfo_capabilities));
         Assert.Equal(0x9FUL + (0x7FF0_0000UL - 0x100000) / 4096, g.R64(Op + X.physinfo_total_pages));
         Assert.Equal(g.Tm.Machine.Frames.FreeFrameCount, g.R64(Op + X.physinfo_free_pages));
         Assert.NotEqual(0UL, g.R64(Op + X.physinfo_free_pages));
