@@ -39,6 +39,18 @@ public class DomainLifecycleTests
     }
 
     [Fact]
+    public void Createdomain_grant_version_is_the_domains_maximum_for_set_version()
+    {
+        var t = new ToolstackGuest();
+        Assert.Equal(0, t.Create(grantOpts: 1));
+        Assert.Equal(1u, GrantTable.Of(t.M.FindDomain(t.CreatedId)).MaxVersion);
+        Assert.Equal(-Errno.ENOSYS, GrantVersion.Switch(GrantTable.Of(t.M.FindDomain(t.CreatedId)), 2));
+        Assert.Equal(0, t.Create(grantOpts: 2));
+        Assert.Equal(2u, GrantTable.Of(t.M.FindDomain(t.CreatedId)).MaxVersion);
+        Assert.Equal(0, GrantVersion.Switch(GrantTable.Of(t.M.FindDomain(t.CreatedId)), 2));
+    }
+
+    [Fact]
     public void Createdomain_gives_rover_ids_an_empty_paused_domain_and_refuses_when_the_pool_is_empty()
     {
         var t = new ToolstackGuest(poolSize: 2);
