@@ -12,7 +12,9 @@ namespace Microhv.Guests.PvTest;
 /// with every vCPU's bit. A pin or a writable map refused because another vCPU holds the frame in the other
 /// role is expected (-EINVAL, -EBUSY); anything else is a failure. While a vCPU holds its pin it checks that
 /// the table can be mapped read-only but not writable, that an entry it writes with mmu_update reads back,
-/// and that the table holds nothing else. The stale writable translation of a frame that has since become
+/// and that the table holds nothing else; it hooks the table into the L2 above the window, reads through it and
+/// unhooks it without a flush, and once the table is unpinned and mapped writable (a type change) that read must
+/// fault. The stale writable translation of a frame that has since become
 /// a page table must be gone: after its own pin, or when another vCPU's pin of that frame began after its
 /// unmap (a per-frame pin count each pinner raises while it holds the pin), the vCPU writes through its
 /// unmapped address and the write must fault (Traps.Filter counts the #PF at Cpu.Write64 and skips it).
@@ -30,7 +32,8 @@ internal static unsafe class PtStress
     // the data frames' MFNs, the start signal, and per vCPU its counts and first failure.
     private const int Gen = 0, ContestedMfn = 4, DataMfn = 8, Go = 10, ChaosMfn = 12, L2Mfn = 14, PerVcpu = 16, VcpuWords = 16;
     private const int Done = 0, Rounds = 1, PinsOk = 2, PinsRefused = 3, MapsOk = 4, MapsRefused = 5,
-        StaleOwn = 6, StaleOther = 7, DataChecks = 8, FailWhat = 9, FailRc = 10, FailRound = 11, Faults = 12, Flushes = 13, ChaosOk = 14;
+        StaleOwn = 6, StaleOther = 7, DataChecks = 8, FailWhat = 9, FailRc = 10, FailRound = 11, Faults = 12, Flushes = 13, ChaosOk = 14,
+        StaleReads = 15;
 
     private static ulong* Block => (ulong*)Guest.Page(9);
     private static ulong* Stats(int v) => Block + PerVcpu + v * VcpuWords;
@@ -116,12 +119,12 @@ internal static unsafe class PtStress
         return rsp > first && rsp <= first + (MaxVcpus - 1) * size ? 1 + (int)((rsp - first - 1) / size) : 0;
     }
 
-    /// <summary>A #PF at Cpu.Write64 is a write through a translation that must be gone: counted, skipped.
+    /// <summary>A #PF at Cpu.Write64 or Cpu.Read64 is an access through a translation that must be gone: counted, skipped.
     /// Anything else ends the domain.</summary>
     private static bool OnTrap(TrapFrame* f)
     {
         int v = VcpuOfStack(f->Rsp);
-        if (f->Vector == 14 && f->Rip == Cpu.Symbol(Cpu.SymWrite64))
+        if (f->Vector == 14 && (f->Rip == Cpu.Symbol(Cpu.SymWrite64) || f->Rip == Cpu.Symbol(Cpu.SymRead64)))
         {
             Stats(v)[Faults]++;
             f->Rip += 3;
@@ -161,6 +164,18 @@ internal static unsafe class PtStress
         Cpu.Write64(va, 0);
         return Cpu.Load64(&Stats(v)[Faults]) != before;
     }
+
+    /// <summary>Reads through <paramref name="va"/>; true when the read faulted.</summary>
+    private static bool ReadFaults(int v, ulong va)
+    {
+        ulong before = Cpu.Load64(&Stats(v)[Faults]);
+        Cpu.Read64(va);
+        return Cpu.Load64(&Stats(v)[Faults]) != before;
+    }
+
+    /// <summary>Where the page that entry 1+v of a contested table maps appears while this vCPU hooks the table
+    /// into the L2 above the window (at the entry after the window's own plus v).</summary>
+    private static ulong HookedVa(int v) => Guest.WindowVa + (ulong)(1 + v) * 0x200000 + (ulong)(1 + v) * 4096;
 
     private static void Work(int v)
     {
@@ -209,6 +224,17 @@ internal static unsafe class PtStress
                 if (!Pinned(v, p, w, ro, round)) return;
                 rc = Hypercall.MmuextOp(Xen.MMUEXT_UNPIN_TABLE, p, 0);
                 if (rc != 0) { Fail(v, 6, rc, round); return; }
+                // The table was hooked and read through, then unhooked without a flush: once it is writable
+                // (a type change), no translation through it may be left.
+                rc = Hypercall.UpdateVaMapping(SlotVa(w), Guest.KernelPte(p, true), Xen.UVMF_INVLPG);
+                if (rc == 0)
+                {
+                    if (!ReadFaults(v, HookedVa(v))) { Fail(v, 20, 0, round); return; }
+                    s[StaleReads]++;
+                    rc = Hypercall.UpdateVaMapping(SlotVa(w), 0, Xen.UVMF_INVLPG);
+                    if (rc != 0) { Fail(v, 3, rc, round); return; }
+                }
+                else if (rc != -Xen.EBUSY) { Fail(v, 4, rc, round); return; }
             }
             else if (rc == -Xen.EINVAL)
             {
@@ -270,15 +296,16 @@ internal static unsafe class PtStress
             case 1: rc = Hypercall.MmuextOp(Xen.MMUEXT_PIN_L1_TABLE, q, 0); break;
             case 2: rc = Hypercall.MmuextOp(Xen.MMUEXT_PIN_L2_TABLE, q, 0); break;
             case 3: rc = Hypercall.MmuextOp(Xen.MMUEXT_UNPIN_TABLE, q, 0); break;
-            case 4: rc = SetEntry(Block[L2Mfn], HookIndex(v), (q << 12) | Xen._PAGE_PRESENT | Xen._PAGE_RW | Xen._PAGE_USER | Xen._PAGE_ACCESSED); break;
-            default: rc = SetEntry(Block[L2Mfn], HookIndex(v), 0); break;
+            case 4: rc = SetEntry(Block[L2Mfn], HookIndex(MaxVcpus + v), (q << 12) | Xen._PAGE_PRESENT | Xen._PAGE_RW | Xen._PAGE_USER | Xen._PAGE_ACCESSED); break;
+            default: rc = SetEntry(Block[L2Mfn], HookIndex(MaxVcpus + v), 0); break;
         }
         if (rc == 0) Stats(v)[ChaosOk]++;
         else if (rc != 1 && rc != -Xen.EINVAL) { Fail(v, 19, rc, round); return false; }
         return true;
     }
 
-    /// <summary>This vCPU's entry in the L2 above the window: the ones after the window's own.</summary>
+    /// <summary>Entries of the L2 above the window after the window's own: 0-7 each vCPU's hook of its pinned
+    /// contested table, 8-15 each vCPU's chaos hook.</summary>
     private static int HookIndex(int v) => (int)((Guest.WindowVa >> 21) & 511) + 1 + v;
 
     /// <summary>While this vCPU holds <paramref name="p"/> pinned: no writable mapping of it, a read-only one
@@ -296,6 +323,12 @@ internal static unsafe class PtStress
         ulong seen = Cpu.Read64((ulong)&table[1 + v]);
         if ((seen & (Xen.PTE_MFN_MASK | Xen._PAGE_PRESENT | Xen._PAGE_RW)) != (pte & (Xen.PTE_MFN_MASK | Xen._PAGE_PRESENT | Xen._PAGE_RW)))
         { Fail(v, 17, (long)seen, round); return false; }
+        // Hooked into the live L2 as an L1 (it is one), the entry maps the data frame: read through it, then unhook.
+        rc = SetEntry(Block[L2Mfn], HookIndex(v), (p << 12) | Xen._PAGE_PRESENT | Xen._PAGE_RW | Xen._PAGE_USER | Xen._PAGE_ACCESSED);
+        if (rc != 0) { Fail(v, 21, rc, round); return false; }
+        if (ReadFaults(v, HookedVa(v))) { Fail(v, 22, 0, round); return false; }
+        rc = SetEntry(Block[L2Mfn], HookIndex(v), 0);
+        if (rc != 0) { Fail(v, 21, rc, round); return false; }
         rc = SetEntry(p, 1 + v, 0);
         if (rc != 0) { Fail(v, 16, rc, round); return false; }
         for (int i = 0; i < 512; i++)
@@ -337,6 +370,9 @@ internal static unsafe class PtStress
             case 17: return "the entry written into its pinned table did not read back";
             case 18: return "its pinned table holds an entry nobody wrote, index";
             case 19: return "a move on the chaos frames: neither 0 nor the refusal another vCPU's move explains";
+            case 20: return "a translation through a table it had unhooked survived the table becoming writable";
+            case 21: return "hooking or unhooking its pinned table in the L2 failed";
+            case 22: return "a read through its hooked table faulted";
             case 99: return "did not finish within 20 minutes";
             default: return "unknown failure";
         }
@@ -350,7 +386,7 @@ internal static unsafe class PtStress
         for (int v = 0; v < s_vcpus; v++)
         {
             ulong* s = Stats(v);
-            for (int i = Rounds; i <= ChaosOk; i++) sum[i] += s[i];
+            for (int i = Rounds; i <= StaleReads; i++) sum[i] += s[i];
             if (s[FailWhat] == 0) continue;
             failed++;
             XenConsole.Write("pvtest: workload pt-stress: vCPU "); XenConsole.Dec(v); XenConsole.Write(" round ");
@@ -362,7 +398,8 @@ internal static unsafe class PtStress
         XenConsole.Udec(sum[PinsOk]); XenConsole.Write(" pins ("); XenConsole.Udec(sum[PinsRefused]); XenConsole.Write(" refused), ");
         XenConsole.Udec(sum[MapsOk]); XenConsole.Write(" writable maps ("); XenConsole.Udec(sum[MapsRefused]); XenConsole.Write(" refused), ");
         XenConsole.Write("stale writes faulted: "); XenConsole.Udec(sum[StaleOwn]); XenConsole.Write(" after its own pin, ");
-        XenConsole.Udec(sum[StaleOther]); XenConsole.Write(" after another vCPU's; "); XenConsole.Udec(sum[DataChecks]);
+        XenConsole.Udec(sum[StaleOther]); XenConsole.Write(" after another vCPU's; stale table reads faulted: ");
+        XenConsole.Udec(sum[StaleReads]); XenConsole.Write("; "); XenConsole.Udec(sum[DataChecks]);
         XenConsole.Write(" data checks, "); XenConsole.Udec(sum[ChaosOk]); XenConsole.Write(" chaos moves done, ");
         XenConsole.Udec(sum[Flushes]); XenConsole.Write(" TLB_FLUSH_MULTI, ");
         XenConsole.Dec(failed); XenConsole.Line(" failures");
