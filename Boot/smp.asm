@@ -118,18 +118,27 @@ section .note.GNU-stack noalloc noexec nowrite progbits
 ; emulator a waiting virtual processor may be descheduled by the host, and a ticket would wait for it).
 ; While it waits, a processor answers the TLB-flush requests sent to it (its block's PCPU_FLUSH_REQUEST,
 ; Kernel/Smp/CpuBlock.cs): the holder may be waiting for exactly that, with this processor's interrupts off.
+%define PCPU_INDEX         32
 %define PCPU_FLUSH_REQUEST 48
+%define PCPU_LOCK_WAITS    56
+%define PCPU_LOCK_SPINS    64
 section .text
 global hv_lock_acquire, hv_lock_release, hv_flush_answer
+extern hv_lock_reentered
 hv_lock_acquire:
-    mov edx, 1
+    mov edx, [gs:PCPU_INDEX]
+    inc edx                               ; the holder's index + 1 (0: free), for a debugger's eyes
 .try:
     xor eax, eax
     lock cmpxchg [rel hv_lock_word], edx
     je .taken
+    cmp eax, edx
+    je .again                             ; this processor holds it already: a bug, reported
+    inc qword [gs:PCPU_LOCK_WAITS]
 .wait:
     cmp qword [gs:PCPU_FLUSH_REQUEST], 0
     jne .flush
+    inc qword [gs:PCPU_LOCK_SPINS]
     pause
     cmp dword [rel hv_lock_word], 0
     jne .wait
@@ -139,6 +148,8 @@ hv_lock_acquire:
     jmp .wait
 .taken:
     ret
+.again:
+    jmp hv_lock_reentered
 hv_lock_release:
     mov dword [rel hv_lock_word], 0
     ret

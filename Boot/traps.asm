@@ -374,7 +374,9 @@ cpu0_block:
     align 8, db 0
     dq 0                                  ; PCPU_INDEX
     dq idle_stack_top                     ; PCPU_IDLE_TOP
-    align 64, db 0
+    dq 0                                  ; PCPU_FLUSH_REQUEST (48)
+    dq 0, 0                               ; the lock's waits and spins (56, 64)
+    align 128, db 0
 
 section .bss nobits alloc noexec write align=4096
 global idle_stack_guard

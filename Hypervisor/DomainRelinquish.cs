@@ -108,6 +108,7 @@ public static class DomainRelinquish
     public static void FreeFrame(Machine m, ulong mfn)
     {
         FrameTable ft = m.FrameTable;
+        m.Tlb.FreeingFrameOf(m.FindDomain(ft.OwnerOf(mfn)));
         ft.SetType(mfn, FrameType.None, 0);
         ft.SetRefCount(mfn, 0);
         ft.SetPinned(mfn, false);

@@ -74,11 +74,12 @@ public static class PageTypes
 
         // The TLB may still hold translations from the frame's previous use (a writable mapping, or
         // a paging-structure cache entry through it); flush before it is trusted in its new role: this
-        // processor, and every other one that has not flushed since the frame lost its last type reference.
+        // processor, and every other one running its owner that has not flushed since the frame lost its last
+        // type reference.
         if (current != type && current != FrameType.None)
         {
             m.Host.FlushTlb();
-            m.Tlb.FlushStale(ft.Stamp(mfn));
+            m.Tlb.FlushStale(mfn);
         }
         ft.SetType(mfn, type, 1);
         if (IsPageTable(type))

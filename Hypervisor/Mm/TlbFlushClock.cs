@@ -12,6 +12,10 @@ namespace Microhv.Hypervisor.Mm;
 /// a page table, a paging-structure cache entry through a table now writable, any mapping of a frame now
 /// another domain's): those processors are flushed (an IPI the kernel answers before the hypercall goes on)
 /// when the frame changes type (PageTypes.GetPageType) or is handed out again (the frame source's fence).
+/// Only processors running a vCPU of the frame's owner are candidates (Xen filters d->dirty_cpumask the same
+/// way): a processor that ran one earlier has loaded another CR3 since, and another domain's mappings of the
+/// frame were grant mappings, flushed where they were undone (GrantHostMapping), or the control domain's
+/// foreign mappings, whose own flushes are its kernel's business as on Xen.
 /// The clock is 32 bits and stops at its last value: after 4 billion flushes every check flushes, which is
 /// slow but never wrong. The hypervisor is serialized by one lock (docs/smp.md), so nothing here is atomic.
 /// </summary>
@@ -22,7 +26,9 @@ public sealed class TlbFlushClock : ReuseFence
     private uint _now = 1;
     private readonly uint[] _flushedAt = new uint[Machine.MaxCpus];
     private uint _freedAt;
-    private bool _freedPending;
+    private bool _freedPending, _ownerNoted;
+    /// <summary>Processors that ran the owners of the frames freed since the last fence, when they were freed.</summary>
+    private ulong _freedCpus;
     /// <summary>Flush requests sent to other processors (the summary reports them).</summary>
     public ulong RemoteFlushes;
 
@@ -48,11 +54,14 @@ public sealed class TlbFlushClock : ReuseFence
         return mask;
     }
 
-    /// <summary>Flushes the processors that may still translate through a frame stamped <paramref name="stamp"/>.</summary>
-    public void FlushStale(uint stamp)
+    /// <summary>Flushes the processors that may still translate through frame <paramref name="mfn"/> from before
+    /// it last lost its type: those running a vCPU of its owner that have not flushed since.</summary>
+    public void FlushStale(ulong mfn)
     {
         if (_machine.Scheduler.Cpus == 1UL << _machine.Cpu) return;      // no other processor takes guests
-        Flush(StaleCpus(stamp));
+        Domain owner = _machine.FindDomain(_machine.FrameTable.OwnerOf(mfn));
+        if (owner == null) return;                                        // nobody's frame: no guest maps it
+        Flush(StaleCpus(_machine.FrameTable.Stamp(mfn)) & CpusRunning(owner, ulong.MaxValue));
     }
 
     /// <summary>Xen's flush_tlb_mask over the processors in <paramref name="cpus"/> (never this one).</summary>
@@ -93,11 +102,21 @@ public sealed class TlbFlushClock : ReuseFence
         Flush(CpusRunning(d, vcpuMask));
     }
 
-    /// <summary>A frame went back to the free pool now.</summary>
+    /// <summary>A frame of <paramref name="owner"/> (null: nobody's) goes back to the pool next: the processors
+    /// running its vCPUs now are the ones that may translate to it.</summary>
+    public void FreeingFrameOf(Domain owner)
+    {
+        if (owner != null) _freedCpus |= CpusRunning(owner, ulong.MaxValue);
+        _ownerNoted = true;
+    }
+
+    /// <summary>A frame went back to the free pool now (with no owner noted first: any processor may translate to it).</summary>
     public override void Freed()
     {
         _freedAt = _now;
         _freedPending = true;
+        if (!_ownerNoted) _freedCpus = ulong.MaxValue;
+        _ownerNoted = false;
     }
 
     /// <summary>A frame is handed out: every frame freed so far must be out of every other TLB first.</summary>
@@ -105,6 +124,9 @@ public sealed class TlbFlushClock : ReuseFence
     {
         if (!_freedPending) return;
         _freedPending = false;
-        FlushStale(_freedAt);
+        ulong candidates = _freedCpus;
+        _freedCpus = 0;
+        if (_machine.Scheduler.Cpus == 1UL << _machine.Cpu) return;
+        Flush(StaleCpus(_freedAt) & candidates);
     }
 }

@@ -7,7 +7,7 @@ namespace Microhv.Kernel.Pv;
 
 /// <summary>When every domain has shut down: one line per domain (exit reason, code, hypercalls by
 /// name), then the machine stops — QEMU exits through isa-debug-exit when asked.</summary>
-internal static class DomainSummary
+internal static unsafe class DomainSummary
 {
     /// <summary>Free frames before the first domain was built; every frame a domain held must be back at the end.</summary>
     public static ulong FreeFramesAtStart;
@@ -108,6 +108,15 @@ internal static class DomainSummary
             Log.Dec(m.Scheduler.CpuBusyTime(c) / 1_000_000); Log.Write(" ms");
         }
         Log.Write("; "); Log.Dec(Smp.Ipi.KicksSent); Log.Write(" kicks, "); Log.Dec(Smp.Ipi.FlushesSent); Log.Line(" TLB-flush IPIs");
+        ulong entries = 0, waits = 0, spins = 0;
+        for (int c = 0; c < Smp.Processors.Count; c++)
+        {
+            if (c < PvCpu.Entries.Length) entries += PvCpu.Entries[c].Traps;
+            waits += Smp.Processors.Cpus[c].Block->LockWaits;
+            spins += Smp.Processors.Cpus[c].Block->LockSpins;
+        }
+        Log.Write("summary: hypervisor lock: "); Log.Dec(waits); Log.Write(" of about "); Log.Dec(entries);
+        Log.Write(" entries waited for it, "); Log.Dec(spins); Log.Line(" turns of the wait loop");
     }
 
     private static string ReasonName(Domain d)

@@ -8,7 +8,7 @@ namespace Microhv.Kernel.Smp;
 /// per-CPU area is. CPU 0's is traps.asm's <c>cpu0_block</c>; an application processor's is allocated
 /// by the boot processor with its stacks.
 /// </summary>
-[StructLayout(LayoutKind.Explicit, Size = 64)]
+[StructLayout(LayoutKind.Explicit, Size = 128)]
 internal struct CpuBlock
 {
     /// <summary>The guest RSP while SYSCALL builds its frame.</summary>
@@ -26,6 +26,9 @@ internal struct CpuBlock
     /// <summary>Non-zero: another processor asks this one to flush its whole TLB and waits until it reads 0
     /// (Boot/smp.asm hv_flush_answer; answered from the flush IPI or while waiting for the hypervisor's lock).</summary>
     [FieldOffset(48)] public ulong FlushRequest;
+    /// <summary>Entries that found the hypervisor's lock taken and waited, and the wait loop's turns (Boot/smp.asm).</summary>
+    [FieldOffset(56)] public ulong LockWaits;
+    [FieldOffset(64)] public ulong LockSpins;
 
     public const uint GsBaseMsr = 0xC0000101, KernelGsBaseMsr = 0xC0000102;
 }

@@ -126,6 +126,12 @@ internal static unsafe class Processors
         if (Count > 1 && !Pv.PvCpu.Active) Log.Line("smp: no domain to run: the application processors halt");
         Volatile(ref s_go, 1);
         for (int c = 1; c < Count; c++) LocalApic.SendFixed(Cpus[c].ApicId, Ipi.KickVector);
+        if (!Pv.PvCpu.Active) return;
+        // As Xen brings every processor up before dom0 runs: the guests start once each one has joined
+        // (a second at most; under an emulator on a busy host a virtual processor can take a while).
+        for (int i = 0; i < 1000 && Read(ref Joined) < Count - 1; i++) Wait(1000);
+        int joined = Read(ref Joined);
+        if (joined < Count - 1) { Log.Write("smp: only "); Log.Dec((ulong)(joined + 1)); Log.Write(" of "); Log.Dec((ulong)Count); Log.Line(" CPUs joined within a second; the others join when they can"); }
     }
 
     [RuntimeImport("*", "cpu0_block_address")] [MethodImpl(MethodImplOptions.InternalCall)]

@@ -15,9 +15,9 @@ namespace Microhv.Tests.Qemu;
 /// Linux's drivers, /dev/sda1 is the root filesystem, eth0 has QEMU's DHCP address, the disk's and the
 /// NIC's interrupt counts grow under load, the screen is dom0's (tty1's shell prompt is on it, hvc0's output
 /// is not), and a random token is written and synced before poweroff.
-/// Second boot of the same disk, on two processors (QEMU -smp 2): the token is read back, dom0 has a
-/// vCPU per processor (Linux brings the second one up with VCPUOP_initialise and VCPUOP_up) and two
-/// checksums computed at once, on both vCPUs, give the right result.
+/// Second boot of the same disk, on four processors (QEMU -smp 4): the token is read back, dom0 has a
+/// vCPU per processor (Linux brings the others up with VCPUOP_initialise and VCPUOP_up: `Brought up 1
+/// node, 4 CPUs`) and four checksums computed at once give the right result while every CPU works.
 /// </summary>
 public static class Dom0Scenario
 {
@@ -109,14 +109,14 @@ public static class Dom0Scenario
 
     private static void SecondBoot(Dom0Host host, string disk, string token, ITestOutputHelper output)
     {
-        using var dom0 = Dom0Session.Boot(host, disk, HardTimeout, "-smp", "2");
+        using var dom0 = Dom0Session.Boot(host, disk, HardTimeout, "-smp", "4");
         dom0.WaitForShell(BootTimeout);
         output.WriteLine($"{host.Name}: second boot, dom0 shell after {dom0.Clock.Elapsed.TotalSeconds:0.0} s");
         dom0.Run("dmesg -n 1", CommandTimeout);
         var read = dom0.Run($"cat {TokenFile}", CommandTimeout);
         Assert.True(read.Contains(token), $"the token {token} written before poweroff is not in {TokenFile} after the reboot:\n" +
             string.Join("\n", read) + "\n" + dom0.Qemu.Describe());
-        AssertBothVcpusWork(dom0, output);
+        AssertEveryVcpuWorks(dom0, output);
         int status = dom0.PowerOff(CommandTimeout);
         Assert.Equal(host.PowerOffExitCode, status);
     }
@@ -125,23 +125,35 @@ public static class Dom0Scenario
     private static readonly string ZerosMd5 = Convert.ToHexString(System.Security.Cryptography.MD5.HashData(new byte[32 << 20])).ToLowerInvariant();
 
     /// <summary>
-    /// dom0 on a 2-processor machine: nproc is 2 and both CPUs are online, and two md5sums run at once
-    /// both print the right sum while CPU 1 accumulates user time (the second vCPU really ran them).
+    /// dom0 on a 4-processor machine: Linux brought up 4 CPUs, nproc is 4 and CPUs 0-3 are online, and four
+    /// md5sums run at once all print the right sum while CPUs 1, 2 and 3 each accumulate user or system
+    /// time (the work spread over the vCPUs, and they ran at the same time on Microhv's processors).
     /// </summary>
-    private static void AssertBothVcpusWork(Dom0Session dom0, ITestOutputHelper output)
+    private static void AssertEveryVcpuWorks(Dom0Session dom0, ITestOutputHelper output)
     {
-        var cpus = dom0.Run("nproc; cat /sys/devices/system/cpu/online", CommandTimeout);
-        Assert.True(cpus.Count >= 2 && cpus[0].Trim() == "2" && cpus[1].Trim() == "0-1",
-            $"{dom0.Host.Name}: dom0 does not have two online CPUs (nproc, cpu/online):\n" + string.Join("\n", cpus) + "\n" + dom0.Qemu.Describe());
-        var lines = dom0.Run("grep '^cpu1 ' /proc/stat; for i in 0 1; do (dd if=/dev/zero bs=1M count=32 2>/dev/null | md5sum > /tmp/md5.$i) & done; " +
-                             "wait; cat /tmp/md5.0 /tmp/md5.1; grep '^cpu1 ' /proc/stat", TimeSpan.FromSeconds(180));
+        var cpus = dom0.Run("nproc; cat /sys/devices/system/cpu/online; dmesg | grep -o 'Brought up 1 node, [0-9]* CPUs'", CommandTimeout);
+        Assert.True(cpus.Count >= 3 && cpus[0].Trim() == "4" && cpus[1].Trim() == "0-3" && cpus[2].Trim() == "Brought up 1 node, 4 CPUs",
+            $"{dom0.Host.Name}: dom0 does not have four online CPUs (nproc, cpu/online, dmesg):\n" + string.Join("\n", cpus) + "\n" + dom0.Qemu.Describe());
+        var lines = dom0.Run("grep '^cpu[1-3] ' /proc/stat; for i in 0 1 2 3; do (dd if=/dev/zero bs=1M count=32 2>/dev/null | md5sum > /tmp/md5.$i) & done; " +
+                             "wait; cat /tmp/md5.0 /tmp/md5.1 /tmp/md5.2 /tmp/md5.3; grep '^cpu[1-3] ' /proc/stat", TimeSpan.FromSeconds(240));
         var sums = lines.Where(l => Regex.IsMatch(l, "^[0-9a-f]{32} ")).Select(l => l.Substring(0, 32)).ToList();
-        Assert.True(sums.Count == 2 && sums.All(s => s == ZerosMd5),
-            $"{dom0.Host.Name}: the two parallel md5sums are not both {ZerosMd5}:\n" + string.Join("\n", lines) + "\n" + dom0.Qemu.Describe());
-        var stats = lines.Where(l => l.StartsWith("cpu1 ", StringComparison.Ordinal)).Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1])).ToList();
-        Assert.True(stats.Count == 2 && stats[1] > stats[0],
-            $"{dom0.Host.Name}: CPU 1's user time did not grow during the checksums:\n" + string.Join("\n", lines) + "\n" + dom0.Qemu.Describe());
-        output.WriteLine($"{dom0.Host.Name}: nproc 2, CPUs 0-1 online; two md5sums at once = {ZerosMd5}; cpu1 user jiffies {stats[0]} -> {stats[1]}");
+        Assert.True(sums.Count == 4 && sums.All(s => s == ZerosMd5),
+            $"{dom0.Host.Name}: the four parallel md5sums are not all {ZerosMd5}:\n" + string.Join("\n", lines) + "\n" + dom0.Qemu.Describe());
+        // user + system jiffies of CPUs 1-3, before and after
+        var busy = lines.Where(l => Regex.IsMatch(l, "^cpu[1-3] ")).Select(l =>
+        {
+            var f = l.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return (Cpu: f[0], Jiffies: long.Parse(f[1]) + long.Parse(f[3]));
+        }).ToList();
+        Assert.True(busy.Count == 6, $"{dom0.Host.Name}: /proc/stat lines missing:\n" + string.Join("\n", lines));
+        var grew = new List<string>();
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.True(busy[i + 3].Jiffies > busy[i].Jiffies,
+                $"{dom0.Host.Name}: {busy[i].Cpu} did no work during the checksums ({busy[i].Jiffies} -> {busy[i + 3].Jiffies} jiffies):\n" + string.Join("\n", lines) + "\n" + dom0.Qemu.Describe());
+            grew.Add($"{busy[i].Cpu} {busy[i].Jiffies} -> {busy[i + 3].Jiffies}");
+        }
+        output.WriteLine($"{dom0.Host.Name}: Brought up 1 node, 4 CPUs; nproc 4, CPUs 0-3 online; four md5sums at once = {ZerosMd5}; user+system jiffies {string.Join(", ", grew)}");
     }
 
     /// <summary>

@@ -22,6 +22,18 @@ public class TlbFlushClockTests
         _clock = _t.Machine.Tlb;
         _t.Machine.Scheduler.Join(1);
         _t.Machine.Scheduler.Join(2);
+        _t.Machine.Scheduler.Join(3);
+    }
+
+    /// <summary>d's vCPUs 0, 1 and 2 on CPUs 0, 1 and 2, e's on CPU 3; the hypervisor acts for CPU 0.</summary>
+    private void RunEverywhere()
+    {
+        _d.MaxVcpus = 3;
+        for (int i = 1; i < 3; i++) { _d.Vcpus[i].Online = true; _d.Vcpus[i].Initialised = true; }
+        Scheduler s = _t.Machine.Scheduler;
+        for (int c = 0; c < 4; c++) { _t.Machine.Cpu = c; s.PickNext(null, true); }
+        Assert.Equal(3, _e.Vcpu.RunningOn);
+        _t.Machine.Cpu = 0;
     }
 
     private void Flushed(int cpu) => _clock.Flushed(cpu);
@@ -29,7 +41,9 @@ public class TlbFlushClockTests
     [Fact]
     public void A_writable_frame_becoming_a_page_table_flushes_the_processors_that_have_not_flushed_since()
     {
+        RunEverywhere();
         ulong mfn = _t.NewFrame(_d.DomainId);
+        Flushed(3);
         Flushed(1);
         Flushed(2);
         Assert.Equal(0, PageTypes.GetPageType(_t.Machine, _d, mfn, FrameType.Writable));
@@ -37,6 +51,7 @@ public class TlbFlushClockTests
         PageTypes.PutPageType(_t.Machine, mfn);              // the last writable mapping goes: stamped now
         Assert.Equal(_clock.Now, _t.FrameTable.Stamp(mfn));
         Assert.Equal(0, PageTypes.GetPageType(_t.Machine, _d, mfn, FrameType.L1PageTable));
+        // CPUs 1 and 2 run d and flushed before the stamp; CPU 3 runs e, which never mapped d's frame.
         Assert.Equal(new[] { (1UL << 1) | (1UL << 2) }, _t.Host.CpuFlushes);
 
         // Once both have flushed after the stamp, the next change flushes nobody else.
@@ -51,25 +66,37 @@ public class TlbFlushClockTests
     [Fact]
     public void Only_a_processor_stale_for_the_stamp_is_flushed()
     {
+        RunEverywhere();
         ulong mfn = _t.NewFrame(_d.DomainId);
         Assert.Equal(0, PageTypes.GetPageType(_t.Machine, _d, mfn, FrameType.Writable));
         Flushed(1);
         PageTypes.PutPageType(_t.Machine, mfn);
         Flushed(2);                                           // after the stamp: clean
-        Assert.Equal(1UL << 1, _clock.StaleCpus(_t.FrameTable.Stamp(mfn)));
+        Assert.Equal((1UL << 1) | (1UL << 3), _clock.StaleCpus(_t.FrameTable.Stamp(mfn)));
+        Assert.Equal(0, PageTypes.GetPageType(_t.Machine, _d, mfn, FrameType.L1PageTable));
+        Assert.Equal(new[] { 1UL << 1 }, _t.Host.CpuFlushes);  // CPU 3 runs e only
     }
 
     [Fact]
     public void A_frame_given_back_is_flushed_out_of_stale_processors_before_it_is_handed_out_again()
     {
+        RunEverywhere();
         Flushed(1);
         Flushed(2);
+        Flushed(3);
+        _clock.FreeingFrameOf(_d);                            // d runs on CPUs 1 and 2 (and this one)
         _clock.Freed();
         Flushed(2);
         _clock.BeforeReuse();
         Assert.Equal(new[] { 1UL << 1 }, _t.Host.CpuFlushes);
         _clock.BeforeReuse();                                 // nothing freed since
         Assert.Single(_t.Host.CpuFlushes);
+
+        // A frame freed with no owner noted (a rolled-back allocation): any stale processor.
+        _t.Host.CpuFlushes.Clear();
+        _clock.Freed();
+        _clock.BeforeReuse();
+        Assert.Equal(new[] { (1UL << 1) | (1UL << 2) | (1UL << 3) }, _t.Host.CpuFlushes);
     }
 
     [Fact]
