@@ -214,7 +214,7 @@ public static class Dom0Bench
         return (seconds, before, after);
     }
 
-    private static void WriteLog(string path, QemuMachine qemu)
+    public static void WriteLog(string path, QemuMachine qemu)
     {
         if (path == null) return;
         Directory.CreateDirectory(Path.GetDirectoryName(path));

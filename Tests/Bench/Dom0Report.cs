@@ -42,7 +42,7 @@ public static class Dom0Report
         new("`xl destroy` until the guest has left `xl list` (guest s)", r => One(r.Xl.GoneSeconds), "0.00", false),
     };
 
-    private static double? Median(IReadOnlyList<double> v)
+    public static double? Median(IReadOnlyList<double> v)
     {
         if (v.Count == 0) return null;
         var sorted = v.OrderBy(x => x).ToList();
@@ -66,7 +66,7 @@ public static class Dom0Report
     }
 
     /// <summary>Microhv's figure over Xen's, and whether that is at or better than Xen (within 5%: a tie).</summary>
-    private static string Compare(double? m, double? x, bool higherIsBetter)
+    public static string Compare(double? m, double? x, bool higherIsBetter)
     {
         if (m is not double mv || x is not double xv || xv <= 0) return "";
         double ratio = mv / xv;

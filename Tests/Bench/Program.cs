@@ -23,6 +23,7 @@ public sealed class ConfigResult
 public sealed class Options
 {
     public bool Quick, Build = true, WallClock = true, CleanBuild = true;
+    public bool NoWallClock;                            // --no-wallclock given (--quick alone leaves the named SMP runs on)
     public HashSet<string> Keys;                        // null: every configuration
     public TimeSpan Timeout = TimeSpan.FromSeconds(150);
     public string Out = "BENCHMARKS.md";
@@ -33,7 +34,8 @@ public sealed class Options
 /// <summary>
 /// ./bench.sh: build, boot every configuration (two QEMUs at a time: CI has two cores; icount
 /// makes the figures independent of the load), then the wall-clock boot runs one at a time, then
-/// the clean build, so that the timed steps do not compete with each other.
+/// the wall-clock SMP runs one at a time, then the clean build, so that the timed steps do not
+/// compete with each other.
 /// </summary>
 public static class Program
 {
@@ -54,14 +56,17 @@ public static class Program
             .ToList();
         var results = configs.Select(c => new ConfigResult { Config = c }).ToList();
         var dom0 = Dom0Bench.Plan(o);
+        var smp = SmpBench.Plan(o);
 
-        var missing = o.Replay == null ? Prepare(o, configs, dom0) : new Dictionary<string, string>();
+        var missing = o.Replay == null ? Prepare(o, configs, dom0, smp) : new Dictionary<string, string>();
         RunAll(o, results, missing, work);
         Dom0Bench.RunAll(dom0, missing, work);
         if (o.WallClock && o.Replay == null) BootTimes(results);
+        // Wall clock with several host threads per QEMU: alone, after every other run and before the clean build.
+        SmpBench.RunAll(smp, missing, work);
         var host = HostInfo.Collect(o.CleanBuild && o.Replay == null, root);
 
-        var report = new Report(o, results, dom0, host);
+        var report = new Report(o, results, dom0, smp, host);
         string generated = report.Generate();
         Console.WriteLine();
         Console.WriteLine(report.Table());
@@ -72,12 +77,13 @@ public static class Program
     }
 
     /// <summary>Builds the kernel, the pvops guest and fetches Xen; returns the missing files with why they are missing.</summary>
-    private static Dictionary<string, string> Prepare(Options o, List<Configuration> configs, List<Dom0Result> dom0)
+    private static Dictionary<string, string> Prepare(Options o, List<Configuration> configs, List<Dom0Result> dom0, List<SmpResult> smp)
     {
         var missing = new Dictionary<string, string>();
         if (o.Build)
         {
-            if (configs.Any(c => c.IsoKernel == Configuration.MicrohvElf) || dom0.Any(d => d.NotRun == null && d.Key == Dom0Bench.MicrohvKey))
+            if (configs.Any(c => c.IsoKernel == Configuration.MicrohvElf) || dom0.Any(d => d.NotRun == null && d.Key == Dom0Bench.MicrohvKey)
+                || smp.Any(d => d.NotRun == null && d.Key == SmpBench.MicrohvKey))
                 Step("building the kernel", Tool.Run("dotnet", new[] { "build", "Kernel/Kernel.csproj", "-nologo", "-v", "q" }, null, TimeSpan.FromMinutes(10)),
                      Configuration.MicrohvElf, "kernel build failed", missing);
             if (File.Exists("Tests/Guests/PvOps/PvOps.csproj"))
@@ -85,7 +91,8 @@ public static class Program
                      Configuration.PvOpsElf, "pvops build failed", missing);
             else if (!File.Exists(Configuration.PvOpsElf))
                 missing[Configuration.PvOpsElf] = "no pvops guest (Tests/Guests/PvOps)";
-            if ((configs.Any(c => c.Column == Column.Xen) || dom0.Any(d => d.NotRun == null && d.Key == Dom0Bench.XenKey)) && !File.Exists(Configuration.XenElf))
+            if ((configs.Any(c => c.Column == Column.Xen) || dom0.Any(d => d.NotRun == null && d.Key == Dom0Bench.XenKey)
+                 || smp.Any(d => d.NotRun == null && d.Key == SmpBench.XenKey)) && !File.Exists(Configuration.XenElf))
                 Step("fetching Xen 4.17", Tool.Run("bash", new[] { "Tests/Guests/fetch-xen.sh" }, null, TimeSpan.FromMinutes(5)),
                      Configuration.XenElf, "Xen 4.17 not fetched", missing);
         }
@@ -199,7 +206,7 @@ public static class Program
             {
                 case "--quick": o.Quick = true; o.WallClock = false; o.CleanBuild = false; break;
                 case "--no-build": o.Build = false; break;
-                case "--no-wallclock": o.WallClock = false; break;
+                case "--no-wallclock": o.WallClock = false; o.NoWallClock = true; break;
                 case "--no-clean-build": o.CleanBuild = false; break;
                 case "--configs":
                     string v = Value();
@@ -231,14 +238,16 @@ public static class Program
     {
         Console.Error.WriteLine(@"usage: ./bench.sh [options]
   --quick            fewer repetitions in the guest (pvops.quick=1); no boot-time runs, no clean build,
-                     no dom0 runs unless --configs names them
+                     no dom0 or smp runs unless --configs names them
   --configs a,b      only these: native, hypercall, rom, xen (hypercall/rom include their ping-pong run),
                      dom0-microhv, dom0-xen (dom0: both; Debian Linux as hardware dom0 from the AHCI disk,
-                     then Xen's toolstack in it: xl create, the domU's disk and network, xl destroy)
+                     then Xen's toolstack in it: xl create, the domU's disk and network, xl destroy),
+                     smp-microhv, smp-xen (smp: both; the same dom0 on -smp 4 without icount, wall clock:
+                     k concurrent md5sums for k = 1, 2, 4; not run by --quick unless named)
   --timeout N        hard timeout of each QEMU run in seconds (default 150)
   --out FILE         where the report goes (default BENCHMARKS.md in the repository)
   --no-build         use the existing build/ images
-  --no-wallclock     skip the boot-time runs (wall clock, no icount)
+  --no-wallclock     skip the wall-clock runs (boot times, smp-*)
   --no-clean-build   skip timing a clean build of the kernel
   --replay DIR       format DIR/<config>.log (serial logs) instead of running QEMU");
         return 2;

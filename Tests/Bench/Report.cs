@@ -36,15 +36,17 @@ public sealed class Report
     private readonly Options _o;
     private readonly List<ConfigResult> _results;
     private readonly List<Dom0Result> _dom0;
+    private readonly List<SmpResult> _smp;
     private readonly HostInfo _host;
     private readonly List<string> _notes = new();
 
-    public Report(Options o, List<ConfigResult> results, List<Dom0Result> dom0, HostInfo host)
+    public Report(Options o, List<ConfigResult> results, List<Dom0Result> dom0, List<SmpResult> smp, HostInfo host)
     {
-        _o = o; _results = results; _dom0 = dom0; _host = host;
+        _o = o; _results = results; _dom0 = dom0; _smp = smp; _host = host;
     }
 
-    public bool AnyFigure => _results.Any(r => r.Figures.Count > 0) || _dom0.Any(d => d.ShellSeconds != null);
+    public bool AnyFigure => _results.Any(r => r.Figures.Count > 0) || _dom0.Any(d => d.ShellSeconds != null)
+                             || _smp.Any(s => s.Median(1) != null);
 
     private ConfigResult Main(Column c) => _results.FirstOrDefault(r => r.Config.Column == c && !r.Config.PingPong);
     private ConfigResult PingPong(Column c) => _results.FirstOrDefault(r => r.Config.Column == c && r.Config.PingPong);
@@ -173,6 +175,7 @@ public sealed class Report
         sb.AppendLine();
         AppendObservations(sb);
         Dom0Report.Append(sb, _dom0);
+        SmpReport.Append(sb, _smp, _host.Cores);
         AppendBootAndImage(sb);
         AppendRuns(sb);
         sb.AppendLine(End);
@@ -252,6 +255,12 @@ public sealed class Report
             sb.AppendLine("  `" + r.Command + "`");
         }
         foreach (Dom0Result d in _dom0.Where(d => d.NotRun == null))
+        {
+            string status = d.Failure == null ? "complete" : "failed: " + d.Failure;
+            sb.AppendLine($"- {d.Title} ({status}; {d.RunSeconds:0.0} s; log `{d.LogPath}`, the disk a fresh copy of `build/linux/rootfs.img`):");
+            if (d.Command != null) sb.AppendLine("  `" + d.Command + "`");
+        }
+        foreach (SmpResult d in _smp.Where(d => d.NotRun == null))
         {
             string status = d.Failure == null ? "complete" : "failed: " + d.Failure;
             sb.AppendLine($"- {d.Title} ({status}; {d.RunSeconds:0.0} s; log `{d.LogPath}`, the disk a fresh copy of `build/linux/rootfs.img`):");
