@@ -19,7 +19,8 @@ namespace Microhv.Guests.PvTest;
 /// unmap (a per-frame pin count each pinner raises while it holds the pin), the vCPU writes through its
 /// unmapped address and the write must fault (Traps.Filter counts the #PF at Cpu.Write64 and skips it).
 /// Two more frames take random moves from every vCPU (ChaosStep), left as they are at the end for the teardown.
-/// vCPU 0 prints one result line with every vCPU's counts summed, or each vCPU's first failure, and powers off.
+/// vCPU 0 prints one result line with every vCPU's counts summed, or each vCPU's first failure, and powers off;
+/// with <c>stop-after=K</c> it powers the domain off after K rounds of its own while the others are still at work.
 /// </summary>
 internal static unsafe class PtStress
 {
@@ -67,7 +68,16 @@ internal static unsafe class PtStress
         for (int v = 1; v < s_vcpus; v++) BringUp(v);
         Cpu.Write64((ulong)&b[Go], 1);
 
-        Work(0);
+        int stopAfter = Number("stop-after=", 0);
+        if (stopAfter > 0 && stopAfter < s_rounds)
+        {
+            // The domain ends under the others' feet: its teardown must release what they hold mid-flight.
+            Work(0, stopAfter);
+            XenConsole.Write("pvtest: workload pt-stress: vCPU 0 powers off after "); XenConsole.Dec(stopAfter);
+            XenConsole.Write(" rounds, "); XenConsole.Dec(s_vcpus - 1); XenConsole.Line(" vCPUs still at work");
+            Hypercall.Shutdown(Xen.SHUTDOWN_poweroff);
+        }
+        Work(0, s_rounds);
         ulong deadline = Guest.SystemTime(out _) + 1200_000_000_000UL;
         for (int v = 1; v < s_vcpus; v++)
             while (Cpu.Load64(&Stats(v)[Done]) == 0)
@@ -84,7 +94,7 @@ internal static unsafe class PtStress
     {
         if (Traps.Install() != 0) Stats((int)v)[FailWhat] = 1;
         while (Cpu.Load64(&Block[Go]) == 0) Hypercall.SchedOp(Xen.SCHEDOP_yield, null);
-        Work((int)v);
+        Work((int)v, s_rounds);
         Hypercall.Call3(Xen.vcpu_op, VcpuChecks.VCPUOP_down, v, 0);
         while (true) Hypercall.SchedOp(Xen.SCHEDOP_yield, null);
     }
@@ -177,7 +187,7 @@ internal static unsafe class PtStress
     /// into the L2 above the window (at the entry after the window's own plus v).</summary>
     private static ulong HookedVa(int v) => Guest.WindowVa + (ulong)(1 + v) * 0x200000 + (ulong)(1 + v) * 4096;
 
-    private static void Work(int v)
+    private static void Work(int v, int rounds)
     {
         ulong* s = Stats(v);
         ulong* b = Block;
@@ -185,7 +195,7 @@ internal static unsafe class PtStress
         int w = SlotBase + 8 * v, ro = w + 1, dw = w + 2, dr = w + 3;
         ulong* allVcpus = stackalloc ulong[1];
         allVcpus[0] = (1UL << s_vcpus) - 1;
-        for (int round = 1; round <= s_rounds; round++)
+        for (int round = 1; round <= rounds; round++)
         {
             x ^= x << 13; x ^= x >> 7; x ^= x << 17;
             int j = (int)(x % Contested);

@@ -13,14 +13,15 @@ namespace Microhv.Tests.Qemu;
 /// vCPU at once while a second domain (the fuzzer's canary) holds a checked pattern. It must end with its result
 /// line and no failure, no hypervisor fault, the canary intact, the frame table's self-check consistent, every
 /// frame back and guest time on all four processors. The same workload runs as dom0 on Xen 4.17 (-smp 4) to show
-/// that what it expects is what Xen does. MICROHV_PT_STRESS_ROUNDS sets the rounds per vCPU for a longer run
+/// that what it expects is what Xen does. A third domain runs the same workload but powers off after 100 rounds of
+/// its vCPU 0 while its other three are at work, so its teardown releases tables pinned and hooked mid-flight. MICROHV_PT_STRESS_ROUNDS sets the rounds per vCPU for a longer run
 /// (default 300: about 1-2 minutes of wall time under TCG on a loaded 2-core machine).
 /// </summary>
 [Trait("Category", "Qemu")]
 public class PtStressTests
 {
     private const string Cmdline = "microhv.log=info microhv.exit=isa-debug-exit";
-    private const int DefaultRounds = 300;
+    private const int DefaultRounds = 300, EarlyRounds = 100;
     private static readonly Regex Result = new(@"pvtest: workload pt-stress done, 4 vCPUs x (\d+) rounds: (\d+) pins \((\d+) refused\), (\d+) writable maps \((\d+) refused\), stale writes faulted: (\d+) after its own pin, (\d+) after another vCPU's; stale table reads faulted: (\d+); (\d+) data checks, (\d+) chaos moves done, \d+ TLB_FLUSH_MULTI, 0 failures$");
 
     private readonly ITestOutputHelper _output;
@@ -51,12 +52,13 @@ public class PtStressTests
         string canary = FuzzTests.Built.Value, pvtest = XenHypervisor.EnsurePvTest();
         var clock = Stopwatch.StartNew();
         var args = BootConfig.Args(KernelImages.IsoWithModules(Cmdline,
-            (canary, "name=canary pages=2048 initial vcpus=1 -- mode=canary fuzzers=1 wait=3600"),
-            (pvtest, $"name=stress vcpus=4 -- workload=pt-stress rounds={rounds}")), memoryMiB: 512);
+            (canary, "name=canary pages=2048 initial vcpus=1 -- mode=canary fuzzers=2 wait=3600"),
+            (pvtest, $"name=stress vcpus=4 -- workload=pt-stress rounds={rounds}"),
+            (pvtest, $"name=early vcpus=4 -- workload=pt-stress rounds=1000000 stop-after={EarlyRounds}")), memoryMiB: 512);
         args.AddRange(new[] { "-smp", "4" });
         using var qemu = QemuMachine.Start(KernelImages.WorkDir, args, run);
-        qemu.WaitForLine("fuzz: canary holds 47 pages for 1 fuzzers", run);
-        var end = qemu.WaitForLine(new Regex(@"^(fuzz: canary intact after \d+ checks|fuzz: canary.*|FATAL.*|domain \d+ crashed: .*|\(d1\) pvtest: workload pt-stress.*(FAILED|unexpected|cannot|no window).*)$"), run);
+        qemu.WaitForLine("fuzz: canary holds 47 pages for 2 fuzzers", run);
+        var end = qemu.WaitForLine(new Regex(@"^(fuzz: canary intact after \d+ checks|fuzz: canary.*|FATAL.*|domain \d+ crashed: .*|\(d[12]\) pvtest: workload pt-stress.*(FAILED|unexpected|cannot|no window).*)$"), run);
         Assert.True(end.Value.StartsWith("fuzz: canary intact"), $"{end.Value}\n{qemu.Describe(120)}");
         qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", TimeSpan.FromMinutes(1));
         int status = qemu.WaitForExit(TimeSpan.FromMinutes(1));
@@ -68,6 +70,8 @@ public class PtStressTests
         Assert.DoesNotContain(lines, l => l.Contains("FATAL"));
         Assert.Contains("summary: domain 0 (canary): poweroff, code 0", lines);
         Assert.Contains("summary: domain 1 (stress): poweroff, code 0", lines);
+        Assert.Contains($"(d2) pvtest: workload pt-stress: vCPU 0 powers off after {EarlyRounds} rounds, 3 vCPUs still at work", lines);
+        Assert.Contains("summary: domain 2 (early): poweroff, code 0", lines);
         Assert.Contains(lines, l => Regex.IsMatch(l, @"^summary: frame table consistent \(\d+ frames checked\)$"));
         Assert.Contains(lines, l => Regex.IsMatch(l, @"^summary: frames: (\d+) free before the domains were built, \1 after the last one ended$"));
         var perCpu = Regex.Match(string.Join("\n", lines), @"summary: guest time per CPU: CPU0 (\d+) ms, CPU1 (\d+) ms, CPU2 (\d+) ms, CPU3 (\d+) ms");
