@@ -59,6 +59,8 @@ public static class SmpReport
         sb.AppendLine("the times depend on the host and its load; the speedups and the Microhv / Xen ratios are what carries over.");
         sb.AppendLine($"**This host has {hostCores} core{(hostCores == 1 ? "" : "s")}**: QEMU's {SmpBench.Cpus} vCPU threads share them, so the speedup cannot");
         sb.AppendLine($"exceed about {Math.Min(hostCores, SmpBench.Cpus)} whatever the vCPU count (a 2-core host caps it near 2), and other load on the host lowers it further.");
+        sb.AppendLine("A speedup above the host's core count can only come from the host's load changing between the repetitions: it is noise, and");
+        sb.AppendLine("so is a Microhv / Xen ratio computed from it; the min–max spread of the times says how loaded the host was.");
         sb.AppendLine();
         sb.AppendLine("| Figure | Microhv | Xen 4.17 | Microhv / Xen |");
         sb.AppendLine("|---|---:|---:|---|");
