@@ -40,18 +40,8 @@ public sealed class Scheduler
     /// <summary>Whether <paramref name="v"/> is on some processor now.</summary>
     public static bool IsRunning(Vcpu v) => v.RunningOn >= 0;
 
-    /// <summary>The earliest pending ratelimit end over all processors (0 = none): Timers.NextDeadline arms for it.</summary>
-    public ulong PreemptAt
-    {
-        get
-        {
-            ulong at = 0;
-            ulong cpus = Cpus;
-            for (int c = 0; cpus != 0; c++, cpus >>= 1)
-                if ((cpus & 1) != 0 && _preemptAt[c] != 0 && (at == 0 || _preemptAt[c] < at)) at = _preemptAt[c];
-            return at;
-        }
-    }
+    /// <summary>This processor's pending ratelimit end (0 = none): Timers.NextDeadline arms for it.</summary>
+    public ulong PreemptAt => _preemptAt[_machine.Cpu];
 
     public Scheduler(Machine machine) { _machine = machine; }
 
@@ -230,6 +220,7 @@ public sealed class Scheduler
                 BusyNs[me] += now - prev.RunSince;
             }
             prev.RunningOn = -1;
+            prev.LastCpu = me;
             Events.Runstate.Change(prev, Events.Runstate.StateOf(prev), now);
             Events.Runstate.Update(prev, now);                  // preempted (runnable) or blocked, as Linux's vcpu_is_preempted reads it
         }

@@ -88,6 +88,8 @@ public sealed class Vcpu
     public ulong RunNs, RunSince;
     /// <summary>The processor running this vCPU now, -1 when none (Scheduler).</summary>
     public int RunningOn = -1;
+    /// <summary>The processor it last ran on: while it is on none, that processor arms its timers (Xen's v->processor).</summary>
+    public int LastCpu;
     /// <summary>setvcpuaffinity: the physical CPUs (bit n = CPU n) this vCPU may run on, and prefers.</summary>
     public ulong HardAffinity = ulong.MaxValue, SoftAffinity = ulong.MaxValue;
     /// <summary>One-shot timer deadline in system-time ns (0 = none), and the periodic timer period.</summary>
@@ -137,6 +139,7 @@ public sealed class Vcpu
         Online = false;
         RunNs = RunSince = 0;
         RunningOn = -1;
+        LastCpu = 0;
         RunstateState = Public.VcpuOps.RUNSTATE_offline;
         RunstateEntry = 0;
         Zero.Fill(RunstateTime);

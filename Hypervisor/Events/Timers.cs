@@ -99,10 +99,15 @@ public static class Timers
         }
     }
 
-    /// <summary>The earliest pending deadline of any running vCPU (system time ns), or 0 if none:
-    /// lets the kernel program its timer closer than the next 10 ms tick.</summary>
+    /// <summary>The earliest pending deadline this processor (Machine.Cpu) answers for (system time ns), or 0 if
+    /// none: lets the kernel program its timer closer than the next 10 ms tick. A processor answers for the
+    /// vCPU it runs and for those on no processor that ran on it last (Xen keeps a vCPU's timers on
+    /// v->processor), so each deadline is armed on one processor, not on all; whichever processor's timer
+    /// fires runs every due timer (<see cref="Tick"/>), so a deadline armed where its vCPU no longer is
+    /// still fires on time.</summary>
     public static ulong NextDeadline(Machine m)
     {
+        int me = m.Cpu;
         ulong next = m.Scheduler.PreemptAt;
         for (int i = 0; i < m.DomainCount; i++)
         {
@@ -111,7 +116,7 @@ public static class Timers
             for (int n = 0; n < d.MaxVcpus; n++)
             {
                 Vcpu v = d.Vcpus[n];
-                if (!v.Online) continue;
+                if (!v.Online || (v.RunningOn >= 0 ? v.RunningOn : v.LastCpu) != me) continue;
                 next = Earlier(next, v.TimerDeadline);
                 if (v.PeriodicPeriod != 0) next = Earlier(next, v.PeriodicNext == 0 ? 1 : v.PeriodicNext);
                 if (v.Polling) next = Earlier(next, v.PollDeadline);

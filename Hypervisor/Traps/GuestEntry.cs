@@ -238,8 +238,9 @@ public sealed class GuestEntry
             exit.Actions |= ExitActions.LoadDebugRegisters;
 
         // A guest deadline can only have moved earlier after a timer interrupt (periodic timers
-        // advanced, the armed one was used up) or a hypercall that set a timer.
-        if (timer || (work & ExitWork.TimersChanged) != 0)
+        // advanced, the armed one was used up) or a hypercall that set a timer; and a vCPU switched in
+        // brings its deadlines to this processor (with one processor they were armed here already).
+        if (timer || (work & ExitWork.TimersChanged) != 0 || switched && Machine.Scheduler.Cpus != 1UL)
         {
             exit.Actions |= ExitActions.ArmTimer;
             exit.TimerDeadline = Timers.NextDeadline(Machine);

@@ -152,4 +152,33 @@ public class SchedulerSmpTests
         Assert.Equal(500UL, _s.CpuBusyTime(0));               // a still runs on CPU 0
         Assert.Equal(0UL, _s.CpuBusyTime(2));
     }
+
+    [Fact]
+    public void Each_processor_arms_the_timers_of_its_own_vcpus_and_of_those_that_left_it()
+    {
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Same(_b.Vcpu, PickOn(1, null));
+        _a.Vcpu.TimerDeadline = 5_000;
+        _b.Vcpu.TimerDeadline = 7_000;
+        _a.Vcpu.PeriodicPeriod = _b.Vcpu.PeriodicPeriod = 0;         // one-shot timers only, as Linux uses
+        _t.Machine.Cpu = 0;
+        Assert.Equal(5_000UL, Microhv.Hypervisor.Events.Timers.NextDeadline(_t.Machine));
+        _t.Machine.Cpu = 1;
+        Assert.Equal(7_000UL, Microhv.Hypervisor.Events.Timers.NextDeadline(_t.Machine));
+        _t.Machine.Cpu = 2;
+        Assert.Equal(0UL, Microhv.Hypervisor.Events.Timers.NextDeadline(_t.Machine));
+        // b blocks on CPU 1: its timer stays CPU 1's while it is on no processor.
+        _b.Vcpu.Blocked = true;
+        Assert.Null(PickOn(1, _b.Vcpu));
+        Assert.Equal(1, _b.Vcpu.LastCpu);
+        Assert.Equal(7_000UL, Microhv.Hypervisor.Events.Timers.NextDeadline(_t.Machine));
+        _t.Machine.Cpu = 0;
+        Assert.Equal(5_000UL, Microhv.Hypervisor.Events.Timers.NextDeadline(_t.Machine));
+        // Woken and picked by CPU 2, its deadline goes with it.
+        _b.Vcpu.Blocked = false;
+        Assert.Same(_b.Vcpu, PickOn(2, null));
+        Assert.Equal(7_000UL, Microhv.Hypervisor.Events.Timers.NextDeadline(_t.Machine));
+        _t.Machine.Cpu = 1;
+        Assert.Equal(0UL, Microhv.Hypervisor.Events.Timers.NextDeadline(_t.Machine));
+    }
 }
