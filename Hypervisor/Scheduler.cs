@@ -101,6 +101,15 @@ public sealed class Scheduler
         r.PendingExitWork |= Traps.ExitWork.TimersChanged;
     }
 
+    /// <summary><paramref name="v"/> can run now without having been woken (its domain unpaused): an idle
+    /// processor, if there is one, is kicked to take it; otherwise it waits for a slice like any other.</summary>
+    public void MadeRunnable(Vcpu v)
+    {
+        if (!IsRunnable(v) || v.RunningOn >= 0) return;
+        int idle = IdleCpuFor(v);
+        if (idle >= 0) _kicks |= 1UL << idle;
+    }
+
     /// <summary>A processor other than this one that takes guests, runs none now, is not already kicked to
     /// take one, and that <paramref name="v"/>'s hard affinity allows; -1 when there is none.</summary>
     private int IdleCpuFor(Vcpu v)

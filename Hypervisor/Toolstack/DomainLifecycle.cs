@@ -153,7 +153,11 @@ public static class DomainLifecycle
         if (d.PauseCount == 0) return -Errno.EINVAL;
         d.PauseCount--;
         d.CreationFinished = true;
-        if (!d.Paused) v.PendingExitWork |= Traps.ExitWork.Reschedule;
+        if (!d.Paused)
+        {
+            v.PendingExitWork |= Traps.ExitWork.Reschedule;
+            for (int i = 0; i < d.MaxVcpus; i++) d.Machine.Scheduler.MadeRunnable(d.Vcpus[i]);   // an idle processor takes them
+        }
         return 0;
     }
 

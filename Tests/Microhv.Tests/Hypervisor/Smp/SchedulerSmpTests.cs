@@ -181,4 +181,17 @@ public class SchedulerSmpTests
         _t.Machine.Cpu = 1;
         Assert.Equal(0UL, Microhv.Hypervisor.Events.Timers.NextDeadline(_t.Machine));
     }
+
+    [Fact]
+    public void An_unpaused_domain_is_taken_by_an_idle_processor()
+    {
+        _b.PauseCount = 1;
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Null(PickOn(1, null));
+        Assert.Null(PickOn(2, null));
+        _t.Machine.Cpu = 0;
+        Assert.Equal(0, Microhv.Hypervisor.Toolstack.DomainLifecycle.Unpause(_a.Vcpu, _b));
+        Assert.Equal(1UL << 1, _s.TakeKicks());
+        Assert.Same(_b.Vcpu, PickOn(1, null));
+    }
 }
