@@ -170,7 +170,7 @@ public sealed unsafe class EventChannels
                 Runstate.Change(v, VcpuOps.RUNSTATE_runnable, v.Domain.Machine.Host.SystemTimeNs());
             v.Domain.Machine.Scheduler.WokeUp(v);
         }
-        else v.Domain.Machine.Scheduler.Notify(v);
+        else if (v.RunningOn >= 0 && v.RunningOn != v.Domain.Machine.Cpu) v.Domain.Machine.Scheduler.Notify(v);   // running elsewhere: kick it
         EndPoll(v);
     }
 

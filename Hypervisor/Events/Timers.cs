@@ -108,6 +108,7 @@ public static class Timers
     public static ulong NextDeadline(Machine m)
     {
         int me = m.Cpu;
+        bool alone = m.Scheduler.Cpus == 1UL;                 // one processor answers for every vCPU
         ulong next = m.Scheduler.PreemptAt;
         for (int i = 0; i < m.DomainCount; i++)
         {
@@ -116,7 +117,7 @@ public static class Timers
             for (int n = 0; n < d.MaxVcpus; n++)
             {
                 Vcpu v = d.Vcpus[n];
-                if (!v.Online || (v.RunningOn >= 0 ? v.RunningOn : v.LastCpu) != me) continue;
+                if (!v.Online || !alone && (v.RunningOn >= 0 ? v.RunningOn : v.LastCpu) != me) continue;
                 next = Earlier(next, v.TimerDeadline);
                 if (v.PeriodicPeriod != 0) next = Earlier(next, v.PeriodicNext == 0 ? 1 : v.PeriodicNext);
                 if (v.Polling) next = Earlier(next, v.PollDeadline);

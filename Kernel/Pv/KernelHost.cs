@@ -51,16 +51,17 @@ internal sealed unsafe class KernelHost : HypervisorHost
     /// <summary>The clock told of every CR3 load (set once the machine exists).</summary>
     public Hypervisor.Mm.TlbFlushClock Clock;
 
+    // The clock matters only when other processors take guests (PvCpu.Shared).
     public override void FlushTlb()
     {
         Cpu.WriteCr3(Cpu.ReadCr3());
-        Clock.Flushed(Smp.Processors.Current);
+        if (PvCpu.Shared) Clock.Flushed(Smp.Processors.Current);
     }
     public override void InvalidatePage(ulong va) => Cpu.InvalidatePage(va);
     public override void LoadPageTableBase(ulong l4MachineAddress)
     {
         Cpu.WriteCr3(l4MachineAddress);
-        Clock.Flushed(Smp.Processors.Current);
+        if (PvCpu.Shared) Clock.Flushed(Smp.Processors.Current);
     }
 
     public override uint PhysicalCpuCount => (uint)Smp.Processors.Count;

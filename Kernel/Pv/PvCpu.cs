@@ -238,7 +238,7 @@ internal static unsafe class PvCpu
         if (exit.Has(ExitActions.LoadAddressSpace))
         {
             Cpu.WriteCr3(exit.Cr3);
-            Machine.Tlb.Flushed(entry.Cpu);
+            if (Shared) Machine.Tlb.Flushed(entry.Cpu);
             GuestGdt.Load(entry.Current);
         }
         if (exit.Has(ExitActions.LoadSegmentBases))
@@ -322,7 +322,7 @@ internal static unsafe class PvCpu
         frame->Rsp = Smp.Processors.Cpus[Smp.Processors.Current].Block->IdleStackTop;
         frame->Ss = Gdt.HypervisorDs;
         Cpu.WriteCr3(KernelAddressSpace.Tables.Root);
-        Machine.Tlb.Flushed(Smp.Processors.Current);
+        if (Shared) Machine.Tlb.Flushed(Smp.Processors.Current);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "hv_idle")]
