@@ -31,7 +31,7 @@ public sealed class Scheduler
     /// <summary>Processors that take guests (bit n = processor n): the boot processor, and each other one once it joined.</summary>
     public ulong Cpus = 1;
     /// <summary>Per processor: the time it ran guests (system time ns), for the summary.</summary>
-    public readonly ulong[] BusyNs = new ulong[Machine.MaxCpus];
+    private readonly ulong[] _busyNs = new ulong[Machine.MaxCpus];
 
     /// <summary>The vCPU this processor (Machine.Cpu) runs (null: idle).</summary>
     public Vcpu Running => _running[_machine.Cpu];
@@ -226,7 +226,7 @@ public sealed class Scheduler
             if (now > prev.RunSince)
             {
                 prev.RunNs += now - prev.RunSince;
-                BusyNs[me] += now - prev.RunSince;
+                _busyNs[me] += now - prev.RunSince;
             }
             prev.RunningOn = -1;
             prev.LastCpu = me;
@@ -258,7 +258,7 @@ public sealed class Scheduler
     /// <summary>The time processor <paramref name="cpu"/> has run guests, up to now.</summary>
     public ulong CpuBusyTime(int cpu)
     {
-        ulong t = BusyNs[cpu];
+        ulong t = _busyNs[cpu];
         Vcpu r = _running[cpu];
         if (r != null)
         {

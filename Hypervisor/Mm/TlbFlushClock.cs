@@ -37,9 +37,6 @@ public sealed class TlbFlushClock : ReuseFence
     /// <summary>The clock now: the stamp of a frame released now.</summary>
     public uint Now => _now;
 
-    /// <summary>When processor <paramref name="cpu"/> last flushed its whole TLB.</summary>
-    public uint FlushedAt(int cpu) => _flushedAt[cpu];
-
     /// <summary>Processor <paramref name="cpu"/> flushed its whole TLB now.</summary>
     public void Flushed(int cpu) => _flushedAt[cpu] = Tick();
 

@@ -107,7 +107,7 @@ internal static unsafe class DomainSummary
             if (!Smp.Processors.Cpus[c].Joined) { Log.Write("not joined"); continue; }
             Log.Dec(m.Scheduler.CpuBusyTime(c) / 1_000_000); Log.Write(" ms");
         }
-        Log.Write("; "); Log.Dec(Smp.Ipi.KicksSent); Log.Write(" kicks, "); Log.Dec(Smp.Ipi.FlushesSent); Log.Line(" TLB-flush IPIs");
+        Log.Write("; "); Log.Dec(Smp.Ipi.KicksSent); Log.Write(" kicks, "); Log.Dec(m.Tlb.RemoteFlushes); Log.Line(" TLB-flush IPIs");
         ulong entries = 0, waits = 0, spins = 0;
         for (int c = 0; c < Smp.Processors.Count; c++)
         {

@@ -116,7 +116,6 @@ internal static unsafe class PvCpu
     private static void Enter(uint cpu)
     {
         LockAcquire();
-        s_heldSince[cpu] = ++s_entries;
         Machine.Cpu = (int)cpu;
         Machine.Scheduler.Entered((int)cpu);
     }
@@ -125,14 +124,10 @@ internal static unsafe class PvCpu
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void Leave()
     {
-        s_heldSince[Machine.Cpu] = 0;
         ulong kicks = Machine.Scheduler.TakeKicks();
         if (kicks != 0) Smp.Ipi.Kick(kicks);
         LockRelease();
     }
-
-    private static readonly ulong[] s_heldSince = new ulong[Smp.Processors.MaxCpus];
-    private static ulong s_entries;
 
     /// <summary>Boot/smp.asm: a processor asked for the hypervisor's lock it already holds (an entry that
     /// did not let it go): a bug of Microhv's, reported with what is known, then the machine stops.</summary>
@@ -140,8 +135,8 @@ internal static unsafe class PvCpu
     private static void LockReentered()
     {
         int cpu = Smp.Processors.Current;
-        Log.Write("FATAL: hypervisor lock: CPU "); Log.Dec((ulong)cpu); Log.Write(" enters holding it (taken at entry ");
-        Log.Dec(s_heldSince[cpu]); Log.Write(" of "); Log.Dec(s_entries); Log.Write(", last holder CPU "); Log.Dec((ulong)Machine.Cpu); Log.Line(")");
+        Log.Write("FATAL: hypervisor lock: CPU "); Log.Dec((ulong)cpu); Log.Write(" enters holding it (the hypervisor last acted for CPU ");
+        Log.Dec((ulong)Machine.Cpu); Log.Line(")");
         QemuExit.Exit(QemuExit.Fatal);
         Cpu.Stop();
     }

@@ -18,7 +18,8 @@ internal static unsafe class Ipi
     /// <summary>How long a flush may wait for one processor before Microhv gives up on it (about a second of spins).</summary>
     private const int FlushPatience = 200_000_000;
 
-    public static ulong KicksSent, FlushesSent;
+    /// <summary>Kicks sent (the summary reports them; flushes are counted by the hypervisor's TlbFlushClock).</summary>
+    public static ulong KicksSent;
 
     [RuntimeImport("*", "hv_flush_answer")] [MethodImpl(MethodImplOptions.InternalCall)]
     public static extern void AnswerFlush();
@@ -42,7 +43,6 @@ internal static unsafe class Ipi
             if ((left & 1) == 0) continue;
             Write(&Processors.Cpus[c].Block->FlushRequest, 1);
             LocalApic.SendFixed(Processors.Cpus[c].ApicId, FlushVector);
-            FlushesSent++;
         }
         left = cpus;
         for (int c = 0; left != 0; c++, left >>= 1)
