@@ -156,6 +156,9 @@ FN cpu_lidt
 FN cpu_ltr
     ltr di
     ret
+FN cpu_lldt
+    lldt di
+    ret
 FN cpu_read_rsp
     lea rax, [rsp + 8]
     ret

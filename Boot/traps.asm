@@ -190,13 +190,14 @@ exit_iretq_to_hypervisor:
     ; at the IRETQ's target: the frame the IRETQ was popping (RIP, CS, RFLAGS, RSP, SS) gets this
     ; vector and error code below it, and the guest's registers (restored before the IRETQ, saved again
     ; by this trap) below those, and it goes the way of every guest trap, marked with
-    ; TrapFrame.ExitFaultFlag (Hypervisor/Traps/ExitFault.cs decides). Only #NP, #SS and #GP: an NMI or
-    ; #MC at this RIP is no fault of the IRETQ's. GS is the guest's here: trap_from_guest swaps it back.
+    ; TrapFrame.ExitFaultFlag (Hypervisor/Traps/ExitFault.cs decides). Only #NP, #SS, #GP and #PF (a CS or
+    ; SS of the vCPU's LDT whose page is mapped on demand: Hypervisor/Mm/LdtShadow.cs): an NMI or #MC at
+    ; this RIP is no fault of the IRETQ's. GS is the guest's here: trap_from_guest swaps it back.
 exit_iretq_faulted:
     mov rax, [rbp + F_VECTOR]
     cmp rax, 11
     jb trap_in_hypervisor
-    cmp rax, 13
+    cmp rax, 14
     ja trap_in_hypervisor
     mov rsi, [rbp + F_RSP]                ; the IRETQ's RSP: the guest's RIP, CS, RFLAGS, RSP, SS
     mov rcx, [rbp + F_VECTOR + 8]

@@ -42,6 +42,7 @@ public static class DomainRelinquish
         if (d.Relinquished) return;
         d.Relinquished = true;
         Machine m = d.Machine;
+        Mm.LdtShadow.DestroyAll(d);          // the hypervisor's own mappings of its LDT pages go first
         ReleaseMappings(d);
         if (d.EventChannels != null) d.EventChannels.Reset();
         d.SharedInfoMfn = 0;

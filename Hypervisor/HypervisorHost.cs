@@ -55,6 +55,9 @@ public abstract class HypervisorHost
     public virtual void ReadGuestSegmentBases(out ulong fs, out ulong gs) { fs = 0; gs = 0; }
     /// <summary>Puts a reused vCPU's FPU area back in its power-on state (the kernel owns the area; nothing in hosted tests).</summary>
     public virtual void ResetVcpuFpu(Vcpu v) { }
+    /// <summary>Loads the running vCPU's LDT (SET_LDT changed it): an LDT descriptor for its part of the
+    /// LdtArea with its size when it has entries, none otherwise (Xen's load_LDT).</summary>
+    public virtual void LoadLdt(Vcpu v) { }
     /// <summary>update_descriptor changed entry <paramref name="index"/> of the running vCPU's GDT.</summary>
     public virtual void WriteGuestGdtEntry(int index, ulong descriptor) { }
 }

@@ -56,6 +56,12 @@ public sealed class Machine
     /// every guest L4 when it is validated; zero entries in hosted tests that don't need them.</summary>
     public readonly ulong[] HypervisorL4Slots = new ulong[Layout.HypervisorL4SlotCount];
 
+    /// <summary>Where vCPUs' LDT pages are mapped for the CPU (Mm/LdtArea.cs); null when none was set up
+    /// (hosted tests that do not need one): SET_LDT then records the LDT and no page is ever mapped.</summary>
+    public Mm.LdtArea Ldt;
+    /// <summary>vCPU objects made so far: each takes the next LdtArea slot (Vcpu.LdtSlot).</summary>
+    public int VcpusMade;
+
     /// <summary>Machine frame number of the first frame of the read-only machine-to-phys table (0 = none).</summary>
     public ulong M2pTableAddress;
     public ulong M2pEntries;

@@ -21,7 +21,14 @@ public sealed class Vcpu
     public readonly Domain Domain;
     /// <summary>The vCPU's number in its domain (Xen's vcpu_id): 0 to the domain's MaxVcpus - 1.</summary>
     public readonly int Id;
-    public Vcpu(Domain domain, int id = 0) { Domain = domain; Id = id; }
+    /// <summary>This vCPU object's part of the machine's LdtArea (fixed for the object's life: pooled domains keep theirs).</summary>
+    public readonly int LdtSlot;
+    public Vcpu(Domain domain, int id = 0)
+    {
+        Domain = domain;
+        Id = id;
+        LdtSlot = domain != null && domain.Machine != null ? domain.Machine.VcpusMade++ : -1;
+    }
 
     /// <summary>Saved registers (valid while the vCPU is not on the CPU).</summary>
     public TrapFrame Regs;
@@ -40,6 +47,8 @@ public sealed class Vcpu
     /// <summary>callback_op / set_callbacks targets.</summary>
     public ulong EventCallback, FailsafeCallback, SyscallCallback;
     public bool SyscallMasksEvents;
+    /// <summary>VGCF_failsafe_disables_events: the failsafe callback is entered with events masked.</summary>
+    public bool FailsafeMasksEvents;
 
     /// <summary>set_segment_base and the emulated FS/GS base MSRs. With CR4.FSGSBASE the guest also writes
     /// them itself; PvCr4.SyncSegmentBases brings these copies up to date before they are used.</summary>
@@ -60,7 +69,12 @@ public sealed class Vcpu
     /// <summary>set_gdt frames (machine frame numbers) and entry count; 0 entries = none.</summary>
     public readonly ulong[] GdtFrames = new ulong[14];
     public int GdtEntries;
+    /// <summary>MMUEXT_SET_LDT: the LDT's guest linear address and entries (0: none). Its pages are mapped on
+    /// demand into the vCPU's part of the machine's LdtArea (Mm/LdtShadow.cs).</summary>
     public ulong LdtBase, LdtEntries;
+    /// <summary>The data-segment selectors the vCPU had when it last left a processor (Xen's user_regs.ds/es/fs/gs),
+    /// loaded again when it comes back (save_segments / load_segments).</summary>
+    public ushort Ds, Es, Fs, Gs;
 
     /// <summary>Blocked in sched_op(block/poll) until an event is pending.</summary>
     public bool Blocked;
@@ -128,6 +142,8 @@ public sealed class Vcpu
         Zero.Fill(GdtFrames);
         GdtEntries = 0;
         LdtBase = LdtEntries = 0;
+        Ds = Es = Fs = Gs = 0;
+        FailsafeMasksEvents = false;
         Blocked = false;
         Boosted = false;
         Polling = false;

@@ -9,7 +9,7 @@ namespace Microhv.Hypervisor.Mm;
 /// of 24 bytes. Pinning holds a validated page-table type on a frame; NEW_BASEPTR /
 /// NEW_USER_BASEPTR switch the vCPU's kernel and user L4s; the rest flush the TLB, set the LDT and
 /// clear or copy pages. Stops at the first failure and adds the number done to *done (a u32), as
-/// Xen does; a long batch is preempted with a continuation (Continuation.cs). Microhv has one vCPU per domain on one CPU, so the MULTI and ALL flushes are local ones.
+/// Xen does; a long batch is preempted with a continuation (Continuation.cs).
 /// </summary>
 public static class MmuExtOp
 {
@@ -189,9 +189,12 @@ public static class MmuExtOp
         }
         long rc = PageTypes.GetPageAndType(m, v.Domain, mfn, FrameType.L4PageTable);
         if (rc != 0) return rc;
+        // The LDT's pages were found through the old tables: mapped again on demand (Xen's new_guest_cr3).
+        bool ldtDropped = LdtShadow.Destroy(v);
         v.GuestTable = mfn << Layout.PageShift;
         // The hypercall runs on the vCPU's own tables; loading CR3 also flushes its TLB.
         if (v.KernelMode) m.Host.LoadPageTableBase(v.GuestTable);
+        else if (ldtDropped) m.Host.FlushTlb();
         if (oldMfn != 0) PageTypes.PutPageAndType(m, oldMfn);
         return 0;
     }
@@ -212,17 +215,20 @@ public static class MmuExtOp
         return 0;
     }
 
-    /// <summary>SET_LDT: a page-aligned guest address outside the hole and at most 8192 entries; the
-    /// kernel loads it when it runs the vCPU. Unlike Xen, a table running into the hole is refused too.</summary>
+    /// <summary>SET_LDT (Xen's MMUEXT_SET_LDT): at most 8192 entries and, with entries, a page-aligned address
+    /// outside the hypervisor's hole (__addr_ok), else -EINVAL. A change drops the pages of the old LDT that
+    /// were mapped (flushing this processor's TLB when there were some) and loads the new LDT descriptor now;
+    /// its pages are mapped on demand (LdtShadow).</summary>
     private static long SetLdt(Vcpu v, ulong linear, uint entries)
     {
         ulong ptr = entries != 0 ? linear : 0;
-        if ((ptr & (Layout.PageSize - 1)) != 0 || !AddressOk(ptr) || entries > MaxLdtEntries) return -Errno.EINVAL;
-        ulong end = ptr + (ulong)entries * 8;
-        if (ptr < Xen.HYPERVISOR_VIRT_START && end > Xen.HYPERVISOR_VIRT_START) return -Errno.EINVAL;
-        if (ptr >= Xen.HYPERVISOR_VIRT_END && end < ptr) return -Errno.EINVAL;
+        if (entries > MaxLdtEntries || entries != 0 && ((ptr & (Layout.PageSize - 1)) != 0 || !AddressOk(ptr))) return -Errno.EINVAL;
+        if (v.LdtEntries == entries && v.LdtBase == ptr) return 0;
+        Machine m = v.Domain.Machine;
+        if (LdtShadow.Destroy(v)) m.Host.FlushTlb();
         v.LdtBase = ptr;
         v.LdtEntries = entries;
+        m.Host.LoadLdt(v);
         return 0;
     }
 

@@ -205,6 +205,8 @@ public static class VcpuContext
         if (v.GuestTableUser != 0) Mm.PageTypes.PutPageAndType(m, v.GuestTableUser >> Layout.PageShift);
         v.GuestTable = v.GuestTableUser = 0;
         SetGdt.Destroy(v);
+        if (Mm.LdtShadow.Destroy(v)) m.Host.FlushTlb();
+        v.LdtBase = v.LdtEntries = 0;
         v.Online = false;
         v.Initialised = false;
         return 0;

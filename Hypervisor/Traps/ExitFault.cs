@@ -1,4 +1,5 @@
 using Microhv.HAL;
+using Microhv.Hypervisor.Mm;
 
 namespace Microhv.Hypervisor.Traps;
 
@@ -16,10 +17,13 @@ public static class ExitFault
 {
     /// <summary><paramref name="regs"/> is the refused frame as a trap of <paramref name="v"/>'s, with the
     /// fault's vector (marked with <see cref="TrapFrame.ExitFaultFlag"/>) and error code.</summary>
-    public static void Handle(Vcpu v, ref TrapFrame regs)
+    public static void Handle(Vcpu v, ref TrapFrame regs, ulong cr2 = 0)
     {
         regs.Vector &= ~TrapFrame.ExitFaultFlag;
         int vector = (int)regs.Vector;
+        // A CS or SS of the vCPU's LDT whose page is not mapped yet: mapped, and the IRETQ runs again; or the
+        // guest's own #PF (or #GP) at its LDT's address, as for any descriptor load of its own (LdtShadow).
+        if (vector == TrapBounce.VectorPF && LdtShadow.OnPageFault(v, ref regs, cr2, regs.ErrorCode)) return;
         if (vector != TrapBounce.VectorGP && vector != TrapBounce.VectorNP && vector != TrapBounce.VectorSS)
         {
             v.Domain.Crash("the return to the guest raised an exception other than #GP, #NP or #SS");

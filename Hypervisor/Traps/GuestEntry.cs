@@ -84,7 +84,7 @@ public sealed class GuestEntry
 
     /// <summary>The IRETQ of an exit to this CPU's vCPU faulted on a CS, SS or RIP the guest chose
     /// (Boot/traps.asm exit_iretq_faulted): the refused frame is that vCPU's trap now (ExitFault).</summary>
-    public ExitActions ExitFaulted(ref TrapFrame frame)
+    public ExitActions ExitFaulted(ref TrapFrame frame, ulong cr2 = 0)
     {
         Traps++;
         ExitFaults++;
@@ -95,7 +95,7 @@ public sealed class GuestEntry
             return SlowExit(ref frame, false, false, false);
         }
         bool kernelMode = v.KernelMode;
-        ExitFault.Handle(v, ref frame);
+        ExitFault.Handle(v, ref frame, cr2);
         return Exit(ref frame, v, kernelMode);
     }
 

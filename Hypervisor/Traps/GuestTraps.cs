@@ -113,6 +113,7 @@ public static class GuestTraps
 
     private static void PageFault(Vcpu v, ref TrapFrame regs, ulong cr2, ulong err)
     {
+        if (LdtShadow.OnPageFault(v, ref regs, cr2, err)) return;     // the CPU read a descriptor of the vCPU's LDT
         if ((err & (PfPresent | PfWrite)) == (PfPresent | PfWrite) && WritablePageTables.TryEmulate(v, ref regs, cr2, err)) return;
         if (IsSpurious(v, ref regs, cr2, err))
         {

@@ -34,7 +34,7 @@ public static class SetGdt
         Machine m = d.Machine;
         for (int i = 0; i < nrFrames; i++)
         {
-            if (GetSegDescPage(v, frames[i]) != 0)
+            if (GetSegDescPage(m, d, frames[i]) != 0)
             {
                 for (int j = 0; j < i; j++) PageTypes.PutPageAndType(m, frames[j]);
                 return -Errno.EINVAL;
@@ -60,11 +60,10 @@ public static class SetGdt
     }
 
     /// <summary>get_page_and_type(PGT_seg_desc_page): taking the type the first time validates (and
-    /// fixes up) every descriptor in the frame, as Xen's alloc_segdesc_page does.</summary>
-    private static long GetSegDescPage(Vcpu v, ulong mfn)
+    /// fixes up) every descriptor in the frame, as Xen's alloc_segdesc_page does. For a GDT frame and
+    /// for an LDT page mapped on demand (Mm/LdtShadow.cs).</summary>
+    public static long GetSegDescPage(Machine m, Domain d, ulong mfn)
     {
-        Domain d = v.Domain;
-        Machine m = d.Machine;
         if (!m.FrameTable.IsValid(mfn) || !d.OwnsFrame(mfn)) return -Errno.EINVAL;
         bool inUse = m.FrameTable.TypeCount(mfn) != 0;
         // In use as anything else (a page table, a writable mapping): refused before it is touched.

@@ -86,6 +86,7 @@ internal sealed unsafe class KernelHost : HypervisorHost
     }
 
     public override void LoadGuestGdt(Vcpu v) => GuestGdt.Load(v);
+    public override void LoadLdt(Vcpu v) => GuestGdt.LoadLdt(v);
     // While the hypervisor runs the guest's GS base waits in KERNEL_GS_BASE (the entry's SWAPGS).
     public override void ReadGuestSegmentBases(out ulong fs, out ulong gs)
     {

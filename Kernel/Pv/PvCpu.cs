@@ -160,7 +160,7 @@ internal static unsafe class PvCpu
         if (vector == TrapFrame.SyscallVector || vector == HypercallTrapVector)
             exit = entry.Syscall(ref *frame, vector == HypercallTrapVector);
         else if ((vector & TrapFrame.ExitFaultFlag) != 0)
-            exit = entry.ExitFaulted(ref *frame);
+            exit = entry.ExitFaulted(ref *frame, Cpu.ReadCr2());
         else if (vector < 32)
             exit = entry.Exception(ref *frame, Cpu.ReadCr2());
         else if (vector == Clock.ApicTimerVector && Clock.DeadlineMode)

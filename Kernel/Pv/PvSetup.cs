@@ -24,6 +24,7 @@ internal static unsafe class PvSetup
         machine.Live = new GuestCopy();
         if (!MapMachineToPhys(machine, frames.FrameCount, ref layout)) return false;
         HostResources.Register(machine, info);
+        if (!CreateLdtArea(machine)) return false;
         ulong l4 = KernelAddressSpace.Tables.Root;
         for (int i = 0; i < Layout.HypervisorL4SlotCount; i++)
             machine.HypervisorL4Slots[i] = DirectMap.Instance.Read64(l4 + (ulong)(Layout.FirstHypervisorL4Slot + i) * 8);
@@ -69,6 +70,31 @@ internal static unsafe class PvSetup
         PvCpu.HeapAtStart = Internal.Runtime.KernelHeap.Allocated;
         PvCpu.Active = true;
         Smp.Processors.Release();                            // the other processors join
+        return true;
+    }
+
+    /// <summary>vCPU slots of the LDT area (Hypervisor/Mm/LdtArea.cs): every domain object made at boot, the
+    /// boot loader's and the pool's, takes 8.</summary>
+    private const int LdtAreaTables = 8;
+
+    /// <summary>The paging structures under the LDT area (L4 slot 260, shared by every guest L4 as the hole's
+    /// other slots are), with every entry not present: the hypervisor maps vCPUs' LDT pages there on demand.</summary>
+    private static bool CreateLdtArea(Machine machine)
+    {
+        ulong[] l1 = new ulong[LdtAreaTables];
+        PageTable tables = KernelAddressSpace.Tables;
+        for (int i = 0; i < l1.Length; i++)
+        {
+            ulong va = Hypervisor.Mm.LdtArea.DefaultStart + (ulong)i * 512 * 4096;
+            if (tables.Map(va, 0, PageTableEntry.Writable, PageSize.Size4K) != MapStatus.Ok || tables.Unmap(va) != MapStatus.Ok
+                || tables.Walk(va, out ulong entry, out int level) != PageWalkResult.NotPresent || level != 1)
+            {
+                Log.Line("hypervisor: cannot build the page tables of the LDT area");
+                return false;
+            }
+            l1[i] = entry & ~0xFFFUL;
+        }
+        machine.Ldt = new Hypervisor.Mm.LdtArea(Hypervisor.Mm.LdtArea.DefaultStart, l1, KernelAddressSpace.NoExecute);
         return true;
     }
 

@@ -16,6 +16,8 @@ internal static unsafe class Gdt
     public const ushort HypervisorCs64 = 0xE008, HypervisorDs = 0xE010;  // __HYPERVISOR_CS64, __HYPERVISOR_DS32
     public const ushort Ring3Cs32 = 0xE023, Ring3Ds = 0xE02B, Ring3Cs64 = 0xE033; // FLAT_RING3_CS32, _DS32/_SS, _CS64
     public const ushort TssSelector = 0xE040;
+    /// <summary>The running vCPU's LDT descriptor (16 bytes after the TSS's, Xen's LDT_SELECTOR): Kernel/Pv/GuestGdt.cs.</summary>
+    public const ushort LdtSelector = 0xE050;
 
     public static ulong* Table;
     public static TaskStateSegment* Tss;

@@ -36,8 +36,10 @@ internal static unsafe class TrapDispatch
             if (vector == Timer.LocalApic.SpuriousInterruptVector) { SpuriousCount++; return Pv.PvCpu.Resume(); }
             return Pv.PvCpu.OnTrap(frame, guestXmm);
         }
-        // The hypervisor's own fault on a guest address, in a fault-fixup copy: the copy fails, nothing else.
-        if ((vector == Vectors.PageFault || vector == Vectors.GeneralProtection) && frame->Ring == 0 && ExceptionFixup.Apply(frame)) return 0;
+        // The hypervisor's own fault on a guest address, in a fault-fixup copy (or a guest selector it loads): the
+        // copy fails (the selector is null), nothing else.
+        if ((vector == Vectors.PageFault || vector == Vectors.GeneralProtection || vector == Vectors.SegmentNotPresent)
+            && frame->Ring == 0 && ExceptionFixup.Apply(frame)) return 0;
         if (vector == Clock.ApicTimerVector || (vector == Clock.PitVector && !Clock.UsingApic)) { Clock.OnTick(); return 0; }
         if (vector == Timer.LocalApic.SpuriousInterruptVector || (vector >= Pic.VectorBase && vector < Pic.VectorBase + 16))
         {

@@ -24,6 +24,11 @@ public static unsafe class Cpu
     [RuntimeImport("*", "guest_multicall_iret")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern long MulticallIret(ulong list, ulong nr, ulong ifFlag, ulong* out2);
     [RuntimeImport("*", "guest_iret_to")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern long IretTo(ulong cs, ulong ss, ulong rip, ulong ifFlag, ulong flags);
     [RuntimeImport("*", "guest_far_call_ldt")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void FarCallLdt();
+    [RuntimeImport("*", "guest_load_fs")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void LoadFs(ushort selector);
+    [RuntimeImport("*", "guest_load_ds")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void LoadDs(ushort selector);
+    [RuntimeImport("*", "guest_fs_read64")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong FsRead64(ulong offset);
+    [RuntimeImport("*", "guest_load_selectors")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void LoadSelectors(ushort* four);
+    [RuntimeImport("*", "guest_read_selectors")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void ReadSelectors(ushort* four);
     [RuntimeImport("*", "guest_read_cr4")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCr4();
     [RuntimeImport("*", "guest_write_cr4")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteCr4(ulong value);
     [RuntimeImport("*", "guest_single_step")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong SingleStep();

@@ -257,6 +257,42 @@ guest_far_call_ldt:                        ; void guest_far_call_ldt(void): a fa
     dd 0
     dw 0x0007
 
+; Segment selectors (PvTest/LdtChecks.cs). A faulting load is 2 bytes (8E /r), resumed after: the ret.
+global guest_load_fs
+guest_load_fs:                             ; void guest_load_fs(ushort selector)
+    mov fs, edi
+    ret
+global guest_load_ds
+guest_load_ds:                             ; void guest_load_ds(ushort selector)
+    mov ds, edi
+    ret
+global guest_fs_read64
+guest_fs_read64:                           ; ulong guest_fs_read64(ulong offset): the qword at fs:[offset]
+    mov rax, [fs:rdi]
+    ret
+global guest_load_selectors
+guest_load_selectors:                      ; void guest_load_selectors(ushort* four): DS, ES, FS, GS
+    movzx eax, word [rdi]
+    mov ds, eax
+    movzx eax, word [rdi + 2]
+    mov es, eax
+    movzx eax, word [rdi + 4]
+    mov fs, eax
+    movzx eax, word [rdi + 6]
+    mov gs, eax
+    ret
+global guest_read_selectors
+guest_read_selectors:                      ; void guest_read_selectors(ushort* four): DS, ES, FS, GS
+    mov eax, ds
+    mov [rdi], ax
+    mov eax, es
+    mov [rdi + 2], ax
+    mov eax, fs
+    mov [rdi + 4], ax
+    mov eax, gs
+    mov [rdi + 6], ax
+    ret
+
 ; CR4 and the FS base instructions (CR4.FSGSBASE): rdfsbase/wrfsbase are 5 bytes, so a #UD resumes after them.
 global guest_single_step
 guest_single_step:                         ; ulong guest_single_step(void): sets TF for one instruction; returns

@@ -30,6 +30,7 @@ internal static unsafe class PvTestMain
         TrapChecks.Run();
         EventChecks.Run();
         IretChecks.Run();
+        LdtChecks.Run();
         GrantChecks.Run();
         GrantV2Checks.Run();
         GrantTransferChecks.Run();

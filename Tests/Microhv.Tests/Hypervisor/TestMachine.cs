@@ -30,6 +30,9 @@ public sealed class RecordingHost : HypervisorHost
     public readonly List<Vcpu> GdtLoads = new();
     public readonly List<(int Index, ulong Descriptor)> GdtEntryWrites = new();
     public override void LoadGuestGdt(Vcpu v) => GdtLoads.Add(v);
+    /// <summary>vCPUs whose LDT was loaded into the CPU (SET_LDT), in order.</summary>
+    public readonly List<Vcpu> LdtLoads = new();
+    public override void LoadLdt(Vcpu v) => LdtLoads.Add(v);
     /// <summary>The FS base and active GS base "in the CPU" (a guest with CR4.FSGSBASE writes them), and how often they were read.</summary>
     public ulong LiveFsBase, LiveGsBase;
     public int SegmentBaseReads;
