@@ -268,9 +268,13 @@ public sealed class Scheduler
         return t;
     }
 
-    /// <summary>True when no domain can ever run again: all shut down or crashed.</summary>
+    /// <summary>True when no domain can ever run again (all shut down or crashed) and no processor still runs
+    /// one of their vCPUs: the last processor to leave a dead domain's tables is the one that ends the machine,
+    /// after it has relinquished that domain (a processor kicked off it may not have switched yet).</summary>
     public bool AllDomainsEnded()
     {
+        ulong cpus = Cpus;
+        for (int c = 0; cpus != 0; c++, cpus >>= 1) if ((cpus & 1) != 0 && _running[c] != null) return false;
         for (int i = 0; i < _machine.DomainCount; i++)
         {
             Domain d = _machine.Domains[i];

@@ -194,4 +194,20 @@ public class SchedulerSmpTests
         Assert.Equal(1UL << 1, _s.TakeKicks());
         Assert.Same(_b.Vcpu, PickOn(1, null));
     }
+    /// <summary>The machine ends on the last processor to leave a dead domain, not the first: dom0's poweroff on
+    /// -smp 4 once printed the summary while other processors still ran its vCPUs, so its frames were not back.</summary>
+    [Fact]
+    public void The_machine_ends_only_when_no_processor_runs_a_dead_domain()
+    {
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Same(_b.Vcpu, PickOn(1, null));
+        _t.Machine.Cpu = 0;
+        _a.State = DomainState.Shutdown;
+        _b.State = DomainState.Shutdown;
+        Assert.Null(PickOn(0, _a.Vcpu, false));
+        Assert.False(_s.AllDomainsEnded());                     // CPU 1 still has b's tables loaded
+        Assert.Equal(1UL << 1, _s.TakeKicks());
+        Assert.Null(PickOn(1, _b.Vcpu, false));
+        Assert.True(_s.AllDomainsEnded());
+    }
 }
