@@ -16,6 +16,43 @@ public abstract class PhysicalMemory
     public abstract void Write32(ulong address, uint value);
     public abstract void Write64(ulong address, ulong value);
 
+    /// <summary>
+    /// Compares the 32-bit word at <paramref name="address"/> with <paramref name="comparand"/> and, if equal,
+    /// stores <paramref name="value"/>; returns the value found. For words a guest shares with the hypervisor
+    /// (FIFO event words, control blocks) that its vCPUs change on other processors at the same time: the kernel
+    /// does it with LOCK CMPXCHG; the default, for single-threaded hosted memory, reads and writes.
+    /// </summary>
+    public virtual uint CompareExchange32(ulong address, uint value, uint comparand)
+    {
+        uint found = Read32(address);
+        if (found == comparand) Write32(address, value);
+        return found;
+    }
+
+    /// <summary>Atomically sets <paramref name="bits"/> in the 32-bit word; returns the word before (Xen's test_and_set_bit).</summary>
+    public uint Or32(ulong address, uint bits)
+    {
+        uint old = Read32(address);
+        for (;;)
+        {
+            uint found = CompareExchange32(address, old | bits, old);
+            if (found == old) return old;
+            old = found;
+        }
+    }
+
+    /// <summary>Atomically clears <paramref name="bits"/> in the 32-bit word; returns the word before (Xen's test_and_clear_bit).</summary>
+    public uint Clear32(ulong address, uint bits)
+    {
+        uint old = Read32(address);
+        for (;;)
+        {
+            uint found = CompareExchange32(address, old & ~bits, old);
+            if (found == old) return old;
+            old = found;
+        }
+    }
+
     /// <summary>True when [address, address+length) lies in memory this object can reach.</summary>
     public abstract bool Contains(ulong address, ulong length);
 

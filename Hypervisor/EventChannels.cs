@@ -8,10 +8,10 @@ namespace Microhv.Hypervisor;
 public enum ChannelState : byte { Free, Reserved, Unbound, Interdomain, Virq, Ipi, Hypervisor, Pirq }
 
 /// <summary>
-/// A domain's event channels with Xen's 2-level ABI (xen/common/event_channel.c, event_2l.c): the
-/// port table lives here, the pending and mask bits live in the domain's shared_info page where the
-/// guest reads and writes them, and a raised event sets the vCPU's selector bit and
-/// evtchn_upcall_pending. All storage is allocated when the domain is created.
+/// A domain's event channels (xen/common/event_channel.c): the port table lives here; the pending and
+/// mask bits live where the guest reads and writes them, in shared_info with the 2-level ABI
+/// (Events/Evtchn2l.cs) or in the event words of the FIFO ABI once the guest switched to it with
+/// EVTCHNOP_init_control (Events/EvtchnFifo.cs). All storage is allocated when the domain is created.
 ///
 /// Each port notifies one vCPU of the domain (Xen's notify_vcpu_id: vCPU 0 unless bound to another
 /// with bind_virq, bind_ipi or bind_vcpu); per-vCPU VIRQs (timer, debug) have a port per vCPU.
@@ -35,9 +35,13 @@ public sealed unsafe class EventChannels
     /// <summary>Port of each VIRQ, per vCPU (Xen's v->virq_to_evtchn): [vcpu * NR_VIRQS + virq]; global VIRQs use vCPU 0's row.</summary>
     private readonly int[] _virqToPort = new int[Domain.VcpuCapacity * Xen.NR_VIRQS];
 
+    /// <summary>The FIFO ABI's state; inactive (the 2-level ABI) until EVTCHNOP_init_control.</summary>
+    public readonly EvtchnFifo Fifo;
+
     public EventChannels(Domain domain)
     {
         Domain = domain;
+        Fifo = new EvtchnFifo(this);
         Clear();
     }
 
@@ -51,6 +55,7 @@ public sealed unsafe class EventChannels
         Zero.Fill(_virqToPort);
         Zero.Fill(_notifyVcpu);
         Polling = false;
+        Fifo.Clear();
         _state[0] = ChannelState.Reserved;     // Xen never hands out port 0: guests use it as "no port"
         for (int i = 0; i < Domain.VcpuCapacity; i++) Timers.InitVcpu(Domain.Vcpus[i]);
     }
@@ -69,12 +74,11 @@ public sealed unsafe class EventChannels
     /// <summary>The vCPU a port notifies (EVTCHNOP_status's vcpu).</summary>
     public int NotifyVcpuOf(int port) => IsValidPort(port) ? _notifyVcpu[port] : 0;
 
-    private ulong SharedInfoBase => Domain.SharedInfoMfn << Layout.PageShift;
-
     /// <summary>Xen's get_free_port: the lowest free port, or -ENOSPC.</summary>
     private int FindFreePort()
     {
-        for (int p = 1; p < Capacity; p++) if (_state[p] == ChannelState.Free) return p;
+        // A port the FIFO ABI still has on a queue (LINKED) is not reused yet (Xen's evtchn_is_busy).
+        for (int p = 1; p < Capacity; p++) if (_state[p] == ChannelState.Free && !Fifo.IsBusy(p)) return p;
         return -(int)Errno.ENOSPC;
     }
 
@@ -84,61 +88,41 @@ public sealed unsafe class EventChannels
         _notifyVcpu[port] = (byte)notifyVcpu;
         _remoteDomain[port] = remoteDomain;
         _remotePort[port] = remotePort;
+        if (state != ChannelState.Free) Fifo.InitPort(port);     // evtchn_port_init: the default priority
     }
 
-    // ---- The guest-visible bits in shared_info ----
+    // ---- The guest-visible bits: the 2-level ABI's in shared_info, or the FIFO ABI's event words ----
 
-    private bool TestBit(int area, int port)
-    {
-        if (Domain.SharedInfoMfn == 0) return false;
-        ulong word = Domain.Machine.Memory.Read64(SharedInfoBase + (ulong)area + (ulong)(port >> 6) * 8);
-        return (word & (1UL << (port & 63))) != 0;
-    }
+    public bool IsPending(int port) => IsValidPort(port) && (Fifo.Active ? Fifo.IsPending(port) : Evtchn2l.IsPending(Domain, port));
+    public bool IsMasked(int port) => IsValidPort(port) && (Fifo.Active ? Fifo.IsMasked(port) : Evtchn2l.IsMasked(Domain, port));
 
-    /// <summary>Sets (or clears) one bit; returns its previous value.</summary>
-    private bool ChangeBit(int area, int port, bool set)
-    {
-        if (Domain.SharedInfoMfn == 0) return false;
-        PhysicalMemory mem = Domain.Machine.Memory;
-        ulong address = SharedInfoBase + (ulong)area + (ulong)(port >> 6) * 8;
-        ulong word = mem.Read64(address);
-        ulong bit = 1UL << (port & 63);
-        mem.Write64(address, set ? word | bit : word & ~bit);
-        return (word & bit) != 0;
-    }
-
-    public bool IsPending(int port) => IsValidPort(port) && TestBit(SharedInfo.evtchn_pending, port);
-    public bool IsMasked(int port) => IsValidPort(port) && TestBit(SharedInfo.evtchn_mask, port);
-
-    /// <summary>
-    /// Xen's evtchn_2l_set_pending: set the pending bit; if it was clear and the port is unmasked,
-    /// set the selector bit and, if that was clear, raise the upcall and wake the vCPU. Pollers of
-    /// the port wake whether or not it is masked. The port's pending and mask words are found once
-    /// and written through the direct map (the hot half of every event send).
-    /// </summary>
+    /// <summary>Xen's evtchn_port_set_pending to the port's vCPU with the domain's ABI (Evtchn2l, EvtchnFifo);
+    /// pollers of the port wake when it becomes pending, whether or not it is masked.</summary>
     public void SetPending(int port)
     {
-        ulong mfn = Domain.SharedInfoMfn;
-        if ((uint)port >= Capacity || mfn == 0) return;
-        PhysicalMemory mem = Domain.Machine.Memory;
-        ulong word = (mfn << Layout.PageShift) + (ulong)(port >> 6) * 8;
-        ulong bit = 1UL << (port & 63);
-        ulong pending = mem.Read64(word + SharedInfo.evtchn_pending);
-        if ((pending & bit) != 0) return;
-        mem.Write64(word + SharedInfo.evtchn_pending, pending | bit);
-        if ((mem.Read64(word + SharedInfo.evtchn_mask) & bit) == 0) VcpuInfo.RaiseSelector(Domain.Vcpus[_notifyVcpu[port]], port >> 6);
-        if (Polling) CheckPollers(port);
+        if ((uint)port >= Capacity) return;
+        Vcpu notify = Domain.Vcpus[_notifyVcpu[port]];
+        bool newly = Fifo.Active ? Fifo.SetPending(notify, port) : Evtchn2l.SetPending(Domain, notify, port);
+        if (newly && Polling) CheckPollers(port);
     }
 
-    private void ClearPending(int port) => ChangeBit(SharedInfo.evtchn_pending, port, false);
+    private void ClearPending(int port)
+    {
+        if (Fifo.Active) Fifo.ClearPending(port);
+        else Evtchn2l.ClearPending(Domain, port);
+    }
 
-    /// <summary>Xen's evtchn_2l_unmask: clearing a set mask on a pending port delivers it now.</summary>
+    /// <summary>EVTCHNOP_unmask (Xen's evtchn_unmask): clearing a set mask on a pending port delivers it now.</summary>
     public long Unmask(long port)
     {
         if (!IsValidPort(port)) return -Errno.EINVAL;
         int p = (int)port;
-        if (ChangeBit(SharedInfo.evtchn_mask, p, false) && TestBit(SharedInfo.evtchn_pending, p))
-            VcpuInfo.RaiseSelector(Domain.Vcpus[_notifyVcpu[p]], p >> 6);
+        Vcpu notify = Domain.Vcpus[_notifyVcpu[p]];
+        if (Fifo.Active)
+        {
+            if (Fifo.Unmask(notify, p) && Polling) CheckPollers(p);
+        }
+        else Evtchn2l.Unmask(Domain, notify, p);
         return 0;
     }
 
@@ -371,11 +355,14 @@ public sealed unsafe class EventChannels
         return 0;
     }
 
-    /// <summary>EVTCHNOP_reset: closes every port the guest bound (the console port stays).</summary>
+    /// <summary>EVTCHNOP_reset and a dead domain's teardown: closes every port the guest bound (the console
+    /// port stays) and, as Xen's evtchn_reset, a domain on the FIFO ABI goes back to 2-level, releasing its
+    /// control blocks and event-array pages.</summary>
     public void Reset()
     {
         for (int p = 1; p < Capacity; p++)
             if (_state[p] != ChannelState.Free && _state[p] != ChannelState.Hypervisor) Close(p);
+        if (Fifo.Active) Fifo.Destroy();
     }
 
     /// <summary>EVTCHNSTAT_* of a port (hypervisor-bound ports read as unbound, like Xen's own consumers).</summary>

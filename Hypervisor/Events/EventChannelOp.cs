@@ -8,8 +8,7 @@ namespace Microhv.Hypervisor.Events;
 /// event_channel_op(cmd, arg): reads the command's argument struct from the guest, acts on the
 /// domain's <see cref="EventChannels"/>, and writes the results back (xen/common/event_channel.c).
 /// Out fields are checked writable before anything changes, so a bad pointer never leaks a port.
-/// The FIFO ABI is not offered, so guests use the 2-level ABI: its commands answer as Xen 4.17 does
-/// for a 2-level domain (Fifo.cs), and a valid init_control gets -ENOSYS.
+/// The FIFO ABI's commands (init_control, expand_array, set_priority) are in Fifo.cs.
 /// </summary>
 public static class EventChannelOp
 {

@@ -43,6 +43,15 @@ public static class EventChannel
     public const int set_priority_port = 0, set_priority_priority = 4;
     /// <summary>struct evtchn_fifo_control_block { uint32_t ready, _rsvd; uint32_t head[EVTCHN_FIFO_MAX_QUEUES = 16]; }.</summary>
     public const int evtchn_fifo_control_block_size = 8 + 16 * 4;
+    public const int evtchn_fifo_control_block_ready = 0, evtchn_fifo_control_block_head = 8;
+
+    public const int EVTCHN_FIFO_PRIORITY_MAX = 0, EVTCHN_FIFO_PRIORITY_DEFAULT = 7, EVTCHN_FIFO_PRIORITY_MIN = 15,
+        EVTCHN_FIFO_MAX_QUEUES = EVTCHN_FIFO_PRIORITY_MIN + 1;
+    /// <summary>Bits of an event word (typedef uint32_t event_word_t): the low EVTCHN_FIFO_LINK_BITS are LINK, the next port of its queue.</summary>
+    public const int EVTCHN_FIFO_PENDING = 31, EVTCHN_FIFO_MASKED = 30, EVTCHN_FIFO_LINKED = 29, EVTCHN_FIFO_BUSY = 28;
+    public const int EVTCHN_FIFO_LINK_BITS = 17;
+    public const uint EVTCHN_FIFO_LINK_MASK = (1u << EVTCHN_FIFO_LINK_BITS) - 1;
+    public const int EVTCHN_FIFO_NR_CHANNELS = 1 << EVTCHN_FIFO_LINK_BITS;
 
     /// <summary>struct evtchn_op (event_channel_op_compat): uint32_t cmd, then the union, 4-byte aligned.</summary>
     public const int op_cmd = 0, op_u = 4;
