@@ -15,6 +15,8 @@ public static unsafe class Cpu
     [RuntimeImport("*", "guest_rdmsr")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Rdmsr(uint msr);
     [RuntimeImport("*", "guest_wrmsr")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Wrmsr(uint msr, ulong value);
     [RuntimeImport("*", "guest_xchg64")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Xchg64(ulong* p, ulong value);
+    [RuntimeImport("*", "guest_xchg32")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern uint Xchg32(uint* p, uint value);
+    [RuntimeImport("*", "guest_cmpxchg32")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern uint CompareExchange32(uint* p, uint value, uint comparand);
     [RuntimeImport("*", "guest_test_and_clear_bit")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern int TestAndClearBit(ulong* p, int bit);
     [RuntimeImport("*", "guest_load8")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern byte Load8(void* p);
     [RuntimeImport("*", "guest_load32")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern uint Load32(void* p);

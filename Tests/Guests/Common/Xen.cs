@@ -15,7 +15,7 @@ public static class Xen
     public const ulong event_channel_op = 32, platform_op = 7, physdev_op = 33;
 
     // errno.h
-    public const long EPERM = 1, ENOENT = 2, ESRCH = 3, EACCES = 13, EFAULT = 14, EBUSY = 16, ERANGE = 34, EILSEQ = 84, EEXIST = 17, EINVAL = 22, ENODEV = 19, ENOSYS = 38, EOPNOTSUPP = 95;
+    public const long EPERM = 1, ENOENT = 2, ESRCH = 3, EACCES = 13, EFAULT = 14, EBUSY = 16, ENOSPC = 28, ERANGE = 34, EILSEQ = 84, EEXIST = 17, EINVAL = 22, ENODEV = 19, ENOSYS = 38, EOPNOTSUPP = 95;
 
     public const ushort DOMID_SELF = 0x7FF0;
     public const ushort FLAT_KERNEL_CS = 0xE033;   // FLAT_RING3_CS64: a 64-bit PV kernel runs in ring 3
@@ -69,6 +69,7 @@ public static class Xen
     // event_channel.h
     public const ulong EVTCHNOP_bind_interdomain = 0, EVTCHNOP_bind_virq = 1, EVTCHNOP_close = 3, EVTCHNOP_send = 4;
     public const ulong EVTCHNOP_status = 5, EVTCHNOP_alloc_unbound = 6, EVTCHNOP_unmask = 9;
+    public const ulong EVTCHNOP_bind_ipi = 7, EVTCHNOP_reset = 10;
     public const ulong EVTCHNOP_init_control = 11, EVTCHNOP_expand_array = 12, EVTCHNOP_set_priority = 13;
     public const uint VIRQ_TIMER = 0, VIRQ_CONSOLE = 2;
 

@@ -337,7 +337,15 @@ guest_inb:                                 ; byte guest_inb(uint port): traps (#
     ret
 
 ; Atomics for words the hypervisor writes concurrently (pending bits, selector).
-global guest_xchg64, guest_test_and_clear_bit, guest_pause
+global guest_xchg64, guest_test_and_clear_bit, guest_pause, guest_xchg32, guest_cmpxchg32
+guest_xchg32:                              ; uint guest_xchg32(uint* p, uint v)
+    mov eax, esi
+    xchg [rdi], eax
+    ret
+guest_cmpxchg32:                           ; uint guest_cmpxchg32(uint* p, uint value, uint comparand): the value found
+    mov eax, edx
+    lock cmpxchg [rdi], esi
+    ret
 guest_xchg64:                              ; ulong guest_xchg64(ulong* p, ulong v)
     mov rax, rsi
     xchg [rdi], rax

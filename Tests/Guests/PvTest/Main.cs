@@ -36,6 +36,7 @@ internal static unsafe class PvTestMain
         GrantTransferChecks.Run();
         GrantCacheFlushChecks.Run();
         VcpuChecks.Run();
+        FifoChecks.Run();                  // last: it switches the domain to FIFO and resets it back to 2-level
         Checks.Finish("pvtest");
     }
 
