@@ -53,6 +53,38 @@ public abstract class PhysicalMemory
         }
     }
 
+    /// <summary>The 64-bit <see cref="CompareExchange32"/> (2-level event words and selectors in shared_info).</summary>
+    public virtual ulong CompareExchange64(ulong address, ulong value, ulong comparand)
+    {
+        ulong found = Read64(address);
+        if (found == comparand) Write64(address, value);
+        return found;
+    }
+
+    /// <summary>Atomically sets <paramref name="bits"/> in the 64-bit word; returns the word before.</summary>
+    public ulong Or64(ulong address, ulong bits)
+    {
+        ulong old = Read64(address);
+        for (;;)
+        {
+            ulong found = CompareExchange64(address, old | bits, old);
+            if (found == old) return old;
+            old = found;
+        }
+    }
+
+    /// <summary>Atomically clears <paramref name="bits"/> in the 64-bit word; returns the word before.</summary>
+    public ulong Clear64(ulong address, ulong bits)
+    {
+        ulong old = Read64(address);
+        for (;;)
+        {
+            ulong found = CompareExchange64(address, old & ~bits, old);
+            if (found == old) return old;
+            old = found;
+        }
+    }
+
     /// <summary>True when [address, address+length) lies in memory this object can reach.</summary>
     public abstract bool Contains(ulong address, ulong length);
 

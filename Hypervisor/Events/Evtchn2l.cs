@@ -19,16 +19,15 @@ public static class Evtchn2l
         return (d.Machine.Memory.Read64(WordAddress(d, area, port)) & (1UL << (port & 63))) != 0;
     }
 
-    /// <summary>Sets (or clears) one bit; returns its previous value.</summary>
+    /// <summary>Atomically sets (or clears) one bit, as Xen's guest_test_and_set_bit: the guest's vCPUs change
+    /// the same words on other processors. Returns its previous value.</summary>
     private static bool ChangeBit(Domain d, int area, int port, bool set)
     {
         if (d.SharedInfoMfn == 0) return false;
         PhysicalMemory mem = d.Machine.Memory;
         ulong address = WordAddress(d, area, port);
-        ulong word = mem.Read64(address);
         ulong bit = 1UL << (port & 63);
-        mem.Write64(address, set ? word | bit : word & ~bit);
-        return (word & bit) != 0;
+        return ((set ? mem.Or64(address, bit) : mem.Clear64(address, bit)) & bit) != 0;
     }
 
     public static bool IsPending(Domain d, int port) => TestBit(d, SharedInfo.evtchn_pending, port);
@@ -38,7 +37,7 @@ public static class Evtchn2l
     /// evtchn_2l_set_pending: set the pending bit; if it was clear and the port is unmasked, set the
     /// selector bit and, if that was clear, raise the upcall and wake the vCPU. Returns whether the bit
     /// was newly set (then pollers of the port wake, masked or not). The port's pending and mask words are
-    /// found once and written through the direct map (the hot half of every event send).
+    /// found once and changed atomically through the direct map (the hot half of every event send).
     /// </summary>
     public static bool SetPending(Domain d, Vcpu notify, int port)
     {
@@ -47,9 +46,8 @@ public static class Evtchn2l
         PhysicalMemory mem = d.Machine.Memory;
         ulong word = (mfn << Layout.PageShift) + (ulong)(port >> 6) * 8;
         ulong bit = 1UL << (port & 63);
-        ulong pending = mem.Read64(word + SharedInfo.evtchn_pending);
-        if ((pending & bit) != 0) return false;
-        mem.Write64(word + SharedInfo.evtchn_pending, pending | bit);
+        if ((mem.Read64(word + SharedInfo.evtchn_pending) & bit) != 0) return false;        // cheap test first
+        if ((mem.Or64(word + SharedInfo.evtchn_pending, bit) & bit) != 0) return false;
         if ((mem.Read64(word + SharedInfo.evtchn_mask) & bit) == 0) VcpuInfo.RaiseSelector(notify, port >> 6);
         return true;
     }

@@ -47,10 +47,9 @@ public static class VcpuInfo
         ulong a = Address(v);
         if (a == 0) return;
         PhysicalMemory mem = v.Domain.Machine.Memory;
-        ulong sel = mem.Read64(a + SharedInfo.evtchn_pending_sel);
         ulong bit = 1UL << word;
-        if ((sel & bit) != 0) return;
-        mem.Write64(a + SharedInfo.evtchn_pending_sel, sel | bit);
+        if ((mem.Read64(a + SharedInfo.evtchn_pending_sel) & bit) != 0) return;
+        if ((mem.Or64(a + SharedInfo.evtchn_pending_sel, bit) & bit) != 0) return;   // the guest's vCPUs xchg it meanwhile
         MarkEventsPending(v, a, mem);
     }
 

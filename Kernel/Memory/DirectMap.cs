@@ -24,6 +24,7 @@ internal sealed unsafe class DirectMap : PhysicalMemory
     public override void Write32(ulong a, uint v) => *(uint*)(Base + a) = v;
     public override void Write64(ulong a, ulong v) => *(ulong*)(Base + a) = v;
     public override uint CompareExchange32(ulong a, uint value, uint comparand) => Cpu.CompareExchange32(Base + a, value, comparand);
+    public override ulong CompareExchange64(ulong a, ulong value, ulong comparand) => Cpu.CompareExchange64(Base + a, value, comparand);
     public override bool Contains(ulong a, ulong length) => a < Limit && length <= Limit - a;
 
     public override void Fill(ulong a, byte value, ulong length)
