@@ -168,6 +168,17 @@ FN cpu_ltr
 FN cpu_lldt
     lldt di
     ret
+; void cpu_read_selectors(ushort* four): DS, ES, FS, GS as the CPU holds them (a guest's, in the hypervisor).
+FN cpu_read_selectors
+    mov eax, ds
+    mov [rdi], ax
+    mov eax, es
+    mov [rdi + 2], ax
+    mov eax, fs
+    mov [rdi + 4], ax
+    mov eax, gs
+    mov [rdi + 6], ax
+    ret
 FN cpu_read_rsp
     lea rax, [rsp + 8]
     ret

@@ -92,6 +92,50 @@ FN ex_table_bounds                        ; void ex_table_bounds(ulong** start, 
     mov [rsi], rax
     ret
 
+; int cpu_load_guest_selectors(ushort ds (di), ushort es (si), ushort fs (dx), ushort gs (cx), ulong gsBase (r8)):
+; a vCPU's data-segment selectors at a switch (Xen's load_segments, Hypervisor/Traps/SegmentReload.cs). Each
+; load is in the fixup table: one the CPU refuses (#GP, #NP, or a #PF of the LDT area whose page cannot be
+; mapped) loads the null selector instead and sets its bit in the result (1 DS, 2 ES, 4 FS, 8 GS). Loading
+; GS in ring 0 replaces GS_BASE, this processor's block: written back from gsBase before anything uses it.
+FN cpu_load_guest_selectors
+    xor eax, eax
+    xor r9d, r9d
+.ds: mov ds, edi
+.es: mov es, esi
+.fs: mov fs, edx
+.gs: mov gs, ecx
+.base:
+    mov r10d, eax
+    mov ecx, 0xC0000101                   ; GS_BASE
+    mov eax, r8d
+    mov rdx, r8
+    shr rdx, 32
+    wrmsr
+    mov eax, r10d
+    ret
+.ds_refused:
+    or eax, 1
+    mov ds, r9d
+    jmp .es
+.es_refused:
+    or eax, 2
+    mov es, r9d
+    jmp .fs
+.fs_refused:
+    or eax, 4
+    mov fs, r9d
+    jmp .gs
+.gs_refused:
+    or eax, 8
+    mov gs, r9d
+    jmp .base
+section .rodata.ex_table
+    dq cpu_load_guest_selectors.ds, cpu_load_guest_selectors.ds_refused
+    dq cpu_load_guest_selectors.es, cpu_load_guest_selectors.es_refused
+    dq cpu_load_guest_selectors.fs, cpu_load_guest_selectors.fs_refused
+    dq cpu_load_guest_selectors.gs, cpu_load_guest_selectors.gs_refused
+section .text
+
 section .rodata.ex_table
 ex_table_end:
 

@@ -55,6 +55,12 @@ public abstract class HypervisorHost
     public virtual void ReadGuestSegmentBases(out ulong fs, out ulong gs) { fs = 0; gs = 0; }
     /// <summary>Puts a reused vCPU's FPU area back in its power-on state (the kernel owns the area; nothing in hosted tests).</summary>
     public virtual void ResetVcpuFpu(Vcpu v) { }
+    /// <summary>save_segments: <paramref name="v"/> leaves this processor: its DS, ES, FS and GS selectors as the CPU
+    /// holds them go into it, and with <paramref name="bases"/> the FS base and active GS base too.</summary>
+    public virtual void SaveSegments(Vcpu v, bool bases) { }
+    /// <summary>load_segments: loads <paramref name="v"/>'s DS, ES, FS and GS selectors (its GDT and LDT are loaded);
+    /// one the CPU refuses becomes null. Returns SegmentReload's bits of the refused ones (0: all loaded).</summary>
+    public virtual int LoadSegments(Vcpu v) => 0;
     /// <summary>Loads the running vCPU's LDT (SET_LDT changed it): an LDT descriptor for its part of the
     /// LdtArea with its size when it has entries, none otherwise (Xen's load_LDT).</summary>
     public virtual void LoadLdt(Vcpu v) { }

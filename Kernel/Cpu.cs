@@ -42,6 +42,9 @@ internal static unsafe class Cpu
     [RuntimeImport("*", "cpu_lgdt")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void LoadGdt(void* gdtr, ushort codeSelector, ushort dataSelector);
     [RuntimeImport("*", "cpu_lidt")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void LoadIdt(void* idtr);
     [RuntimeImport("*", "cpu_ltr")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void LoadTaskRegister(ushort selector);
+    [RuntimeImport("*", "cpu_read_selectors")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void ReadSelectors(ushort* four);
+    [RuntimeImport("*", "cpu_load_guest_selectors")] [MethodImpl(MethodImplOptions.InternalCall)]
+    public static extern int LoadGuestSelectors(ushort ds, ushort es, ushort fs, ushort gs, ulong gsBase);
     [RuntimeImport("*", "cpu_lldt")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void LoadLdtRegister(ushort selector);
 
     [RuntimeImport("*", "cpu_clobber_fpu")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void ClobberFpu();

@@ -41,6 +41,8 @@ public static class VcpuContext
             || !GuestMemory.ReadU64(caller, u + Ctx.rsp, out ulong rsp)
             || !GuestMemory.ReadU16(caller, u + Ctx.cs, out ushort cs)
             || !GuestMemory.ReadU16(caller, u + Ctx.ss, out ushort ss)
+            || !GuestMemory.ReadU16(caller, u + Ctx.ds, out ushort ds) || !GuestMemory.ReadU16(caller, u + Ctx.es, out ushort es)
+            || !GuestMemory.ReadU16(caller, u + Ctx.fs, out ushort fs) || !GuestMemory.ReadU16(caller, u + Ctx.gs, out ushort gs)
             || !GuestMemory.ReadU64(caller, u + Ctx.rflags, out ulong rflags)
             || !GuestMemory.ReadU64(caller, c + Ctx.kernel_sp, out ulong kernelSp)
             || !GuestMemory.ReadU64(caller, c + Ctx.kernel_ss, out ulong kernelSs)
@@ -174,6 +176,8 @@ public static class VcpuContext
         v.FailsafeCallback = failsafeCb;
         v.SyscallCallback = syscallCb;
         v.SyscallMasksEvents = (flags & ArchX86.VGCF_syscall_disables_events) != 0;
+        v.FailsafeMasksEvents = (flags & ArchX86.VGCF_failsafe_disables_events) != 0;
+        v.Ds = ds; v.Es = es; v.Fs = fs; v.Gs = gs;          // loaded when it runs (SegmentReload), as Xen's user_regs
         v.FsBase = fsBase;
         v.GsBaseKernel = gsKernel;
         v.GsBaseUser = gsUser;
@@ -225,7 +229,8 @@ public static class VcpuContext
         for (int i = 0; i < Ctx.size; i += 8)
             if (!GuestMemory.WriteU64(caller, c + (ulong)i, 0)) return -Errno.EFAULT;
         ulong flags = (v.KernelMode ? ArchX86.VGCF_in_kernel : 0) | (v.Online ? ArchX86.VGCF_online : 0)
-            | (v.SyscallMasksEvents ? ArchX86.VGCF_syscall_disables_events : 0);
+            | (v.SyscallMasksEvents ? ArchX86.VGCF_syscall_disables_events : 0)
+            | (v.FailsafeMasksEvents ? ArchX86.VGCF_failsafe_disables_events : 0);
         ulong u = c + Ctx.user_regs;
         TrapFrame r = v.Regs;
         bool ok = GuestMemory.WriteU64(caller, c + Ctx.flags, flags)
@@ -240,6 +245,8 @@ public static class VcpuContext
             && GuestMemory.WriteU16(caller, u + Ctx.cs, (ushort)r.Cs)
             && GuestMemory.WriteU64(caller, u + Ctx.rflags, r.Rflags | ((ulong)v.Iopl << 12))
             && GuestMemory.WriteU64(caller, u + Ctx.rsp, r.Rsp) && GuestMemory.WriteU16(caller, u + Ctx.ss, (ushort)r.Ss)
+            && GuestMemory.WriteU16(caller, u + Ctx.ds, v.Ds) && GuestMemory.WriteU16(caller, u + Ctx.es, v.Es)
+            && GuestMemory.WriteU16(caller, u + Ctx.fs, v.Fs) && GuestMemory.WriteU16(caller, u + Ctx.gs, v.Gs)
             && GuestMemory.WriteU64(caller, c + Ctx.ldt_base, v.LdtBase) && GuestMemory.WriteU64(caller, c + Ctx.ldt_ents, v.LdtEntries)
             && GuestMemory.WriteU64(caller, c + Ctx.gdt_ents, (ulong)v.GdtEntries)
             && GuestMemory.WriteU64(caller, c + Ctx.kernel_ss, v.KernelSs) && GuestMemory.WriteU64(caller, c + Ctx.kernel_sp, v.KernelSp)

@@ -48,9 +48,10 @@ public static class CallbackOp
                 v.EventCallback = address;
                 return 0;
             case Callback.CALLBACKTYPE_failsafe:
-                // The mask flag (VGCF_failsafe_disables_events) would matter only when the failsafe is
-                // bounced to, which Microhv never does: it has no segment reloads that can fail.
+                // Entered when a selector cannot be reloaded at a vCPU switch (SegmentReload); the mask flag
+                // is VGCF_failsafe_disables_events.
                 v.FailsafeCallback = address;
+                v.FailsafeMasksEvents = mask;
                 return 0;
             case Callback.CALLBACKTYPE_syscall:
                 v.SyscallCallback = address;

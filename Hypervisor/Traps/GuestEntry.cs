@@ -26,6 +26,9 @@ public sealed class GuestEntry
     public ulong Traps, Hypercalls;
     /// <summary>Exits whose IRETQ the CPU refused (<see cref="ExitFaulted"/>).</summary>
     public ulong ExitFaults;
+    /// <summary>The kernel is loading <see cref="Current"/>'s selectors (HypervisorHost.LoadSegments): a #PF of its
+    /// LDT area then maps the page on demand (Mm/LdtShadow.OnHypervisorFault).</summary>
+    public bool LoadingSegments;
 
     /// <summary>The exit record of the last trap: <see cref="GuestExit.Actions"/> always (what every
     /// entry also returns), the other fields when their action is set.</summary>
@@ -192,11 +195,8 @@ public sealed class GuestEntry
             {
                 switched = true;
                 if (v != null && frame.Ring == 3) v.Regs = frame;
-                if (v != null)
-                {
-                    PvCr4.SyncSegmentBases(v);
-                    v.SegmentBasesLive = false;
-                }
+                // Its selectors and the bases the CPU holds (save_segments); not the bases this trap changed.
+                if (v != null) SegmentReload.Save(v, (work & ExitWork.SegmentBases) != 0 || v.KernelMode != enteredInKernelMode);
                 Previous = v;
                 Current = next;
                 exit.Actions |= ExitActions.Switch;
@@ -205,6 +205,7 @@ public sealed class GuestEntry
                 {
                     frame = next.Regs;
                     exit.Actions |= ExitActions.LoadAddressSpace;
+                    SegmentReload.Load(next, ref frame);     // its GDT, LDT and selectors (load_segments); maybe the failsafe callback
                 }
             }
         }

@@ -87,6 +87,33 @@ internal sealed unsafe class KernelHost : HypervisorHost
 
     public override void LoadGuestGdt(Vcpu v) => GuestGdt.Load(v);
     public override void LoadLdt(Vcpu v) => GuestGdt.LoadLdt(v);
+
+    // While the hypervisor runs, the guest's selectors are still in the CPU (nothing in ring 0 loads DS, ES, FS or GS).
+    public override void SaveSegments(Vcpu v, bool bases)
+    {
+        ushort* s = stackalloc ushort[4];
+        Cpu.ReadSelectors(s);
+        v.Ds = s[0]; v.Es = s[1]; v.Fs = s[2]; v.Gs = s[3];
+        if (!bases) return;
+        ReadGuestSegmentBases(out ulong fs, out ulong gs);
+        v.FsBase = fs;
+        if (v.KernelMode) v.GsBaseKernel = gs;
+        else v.GsBaseUser = gs;
+    }
+
+    // Loading GS in ring 0 changes GS_BASE, this processor's block: the routine writes it back. A #PF of the LDT
+    // area meanwhile maps the page (TrapDispatch, PvCpu.LdtFault); the FS and GS bases are written after this.
+    public override int LoadSegments(Vcpu v)
+    {
+        Hypervisor.Traps.GuestEntry entry = PvCpu.Entry;
+        ulong block = Cpu.ReadMsr(GsBaseMsr);
+        entry.LoadingSegments = true;
+        int refused = Cpu.LoadGuestSelectors(v.Ds, v.Es, v.Fs, v.Gs, block);
+        entry.LoadingSegments = false;
+        return refused;
+    }
+
+    private const uint GsBaseMsr = 0xC0000101;
     // While the hypervisor runs the guest's GS base waits in KERNEL_GS_BASE (the entry's SWAPGS).
     public override void ReadGuestSegmentBases(out ulong fs, out ulong gs)
     {

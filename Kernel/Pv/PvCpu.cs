@@ -5,6 +5,7 @@ using Microhv.HAL;
 using Microhv.Hypervisor;
 using Microhv.Hypervisor.Events;
 using Microhv.Hypervisor.Irq;
+using Microhv.Hypervisor.Mm;
 using Microhv.Hypervisor.Public;
 using Microhv.Hypervisor.Traps;
 using Microhv.Kernel.Console;
@@ -141,6 +142,14 @@ internal static unsafe class PvCpu
         Cpu.Stop();
     }
 
+    /// <summary>A #PF of the hypervisor's own at <paramref name="cr2"/>: true when it is this processor's load of its
+    /// vCPU's selectors reading a page of the vCPU's LDT, now mapped (the load is retried).</summary>
+    public static bool LdtFault(ulong cr2, ulong errorCode)
+    {
+        GuestEntry entry = Entry;
+        return entry.LoadingSegments && LdtShadow.OnHypervisorFault(entry.Current, cr2, errorCode);
+    }
+
     /// <summary>A TLB-flush IPI: answered at once, without the lock its sender holds; the interrupted
     /// context resumes as it was.</summary>
     private static int AnswerFlush(GuestEntry entry)
@@ -232,9 +241,8 @@ internal static unsafe class PvCpu
         }
         if (exit.Has(ExitActions.LoadAddressSpace))
         {
-            Cpu.WriteCr3(exit.Cr3);
+            Cpu.WriteCr3(exit.Cr3);                      // (its GDT, LDT and selectors were loaded by GuestEntry: SegmentReload)
             if (Shared) Machine.Tlb.Flushed(entry.Cpu);
-            GuestGdt.Load(entry.Current);
         }
         if (exit.Has(ExitActions.LoadSegmentBases))
         {

@@ -36,6 +36,8 @@ internal static unsafe class TrapDispatch
             if (vector == Timer.LocalApic.SpuriousInterruptVector) { SpuriousCount++; return Pv.PvCpu.Resume(); }
             return Pv.PvCpu.OnTrap(frame, guestXmm);
         }
+        // The hypervisor's reload of a vCPU's selectors read its LDT: the page is mapped on demand and the load retried.
+        if (vector == Vectors.PageFault && frame->Ring == 0 && Pv.PvCpu.Active && Pv.PvCpu.LdtFault(Cpu.ReadCr2(), frame->ErrorCode)) return 0;
         // The hypervisor's own fault on a guest address, in a fault-fixup copy (or a guest selector it loads): the
         // copy fails (the selector is null), nothing else.
         if ((vector == Vectors.PageFault || vector == Vectors.GeneralProtection || vector == Vectors.SegmentNotPresent)

@@ -7,7 +7,7 @@ namespace Microhv.Guests.PvTest;
 /// <c>workload=block</c> (sleeps on VIRQ_TIMER with SCHEDOP_poll), <c>workload=crash</c> (faults
 /// with no trap table: the hypervisor must kill this domain and nothing else), <c>workload=iret-crash</c>
 /// (the same with an iret to a CS the CPU refuses: the hypervisor's own IRETQ faults), <c>workload=echo</c>
-/// (reads console input, echoes each line, powers off at "quit"), <c>workload=balloon</c> (Balloon.cs), <c>workload=clock</c> (ClockWorkload.cs), <c>workload=flood</c> (Flood.cs), <c>workload=pt-stress</c> (PtStress.cs), <c>workload=devices</c> (as a domain
+/// (reads console input, echoes each line, powers off at "quit"), <c>workload=balloon</c> (Balloon.cs), <c>workload=clock</c> (ClockWorkload.cs), <c>workload=flood</c> (Flood.cs), <c>workload=pt-stress</c> (PtStress.cs), <c>workload=segments</c> (SegmentWorkload.cs), <c>workload=devices</c> (as a domain
 /// that is not the hardware domain, reaches for the machine's devices and must be refused).
 /// Each prints its result and shuts down with SHUTDOWN_poweroff (crash excepted).
 /// </summary>
@@ -33,6 +33,7 @@ internal static unsafe class Workloads
         else if (Is(value, "clock")) ClockWorkload.Run();
         else if (Is(value, "flood")) Flood.Run();
         else if (Is(value, "pt-stress")) PtStress.Run();
+        else if (Is(value, "segments")) SegmentWorkload.Run();
         else { XenConsole.Line("pvtest: unknown workload"); Hypercall.Shutdown(Xen.SHUTDOWN_crash); }
         return true;
     }

@@ -33,6 +33,19 @@ public sealed class RecordingHost : HypervisorHost
     /// <summary>vCPUs whose LDT was loaded into the CPU (SET_LDT), in order.</summary>
     public readonly List<Vcpu> LdtLoads = new();
     public override void LoadLdt(Vcpu v) => LdtLoads.Add(v);
+    /// <summary>save_segments calls (the vCPU, whether its bases were read too) and load_segments calls, in order;
+    /// "the CPU" refuses the selectors in RefuseSegments on the next load.</summary>
+    public readonly List<(Vcpu Vcpu, bool Bases)> SegmentSaves = new();
+    public readonly List<Vcpu> SegmentLoads = new();
+    public int RefuseSegments;
+    public override void SaveSegments(Vcpu v, bool bases) => SegmentSaves.Add((v, bases));
+    public override int LoadSegments(Vcpu v)
+    {
+        SegmentLoads.Add(v);
+        int refused = RefuseSegments;
+        RefuseSegments = 0;
+        return refused;
+    }
     /// <summary>The FS base and active GS base "in the CPU" (a guest with CR4.FSGSBASE writes them), and how often they were read.</summary>
     public ulong LiveFsBase, LiveGsBase;
     public int SegmentBaseReads;

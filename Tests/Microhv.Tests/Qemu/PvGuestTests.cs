@@ -138,6 +138,30 @@ public class PvGuestTests
         Assert.Equal(3, Exit(qemu));
     }
 
+    /// <summary>Issue 14: a vCPU's DS, ES, FS and GS (from its own LDT) are saved when it leaves the processor and
+    /// loaded again when it comes back (Xen's save_segments / load_segments): two domains holding different LDT
+    /// selectors yield to each other on one processor 300 times and find theirs each time, FS still reading
+    /// through its descriptor's base (the second changes its LDT before each yield, so Microhv's reload of its
+    /// selectors faults on the LDT page and maps it on demand); a third drops its LDT while its selectors name it,
+    /// and the switch back loads null selectors and enters its failsafe callback once.</summary>
+    [Fact]
+    public void SegmentSelectorsSurviveSwitchesAndARefusedOneIsTheFailsafe()
+    {
+        string guest = XenHypervisor.EnsurePvTest();
+        using var qemu = Boot((guest, "name=a -- workload=segments"), (guest, "name=b -- workload=segments variant=2 remap"),
+                              (guest, "name=c -- workload=segments failsafe rounds=50"));
+        qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", Step);
+        var lines = qemu.Lines;
+        Assert.DoesNotContain(lines, l => l.StartsWith("FATAL", StringComparison.Ordinal));
+        Assert.Contains("pvtest: workload segments done: 300 yields, DS ES FS GS 0xf 0x17 0x1f 0x17 kept, FS reads through its LDT base", lines);
+        Assert.Contains("(d1) pvtest: workload segments done: 300 yields, DS ES FS GS 0x17 0xf 0x1f 0xf kept, FS reads through its LDT base", lines);
+        Assert.True(lines.Any(l => Regex.IsMatch(l, @"^\(d2\) pvtest: workload segments failsafe: callback 1 time\(s\) after \d+ yields, DS ES FS GS now 0x0 0x0 0x0 0x0 $")), qemu.Describe());
+        foreach (string d in new[] { "0 (a)", "1 (b)", "2 (c)" })
+            Assert.Contains($"summary: domain {d}: poweroff, code 0", lines);
+        Assert.Contains(lines, l => FramesBalanced.IsMatch(l));
+        Assert.Equal(1, Exit(qemu));
+    }
+
     /// <summary>A domain irets to a CS the CPU refuses with no #GP handler (Boot/traps.asm exit_iretq_faulted,
     /// Hypervisor/Traps/ExitFault.cs): that domain is crashed with the reason, the other runs to its end.</summary>
     [Fact]

@@ -111,6 +111,20 @@ public sealed class SecondaryVcpuTests
     }
 
     [Fact]
+    public void The_context_gives_the_data_segment_selectors_and_the_failsafe_mask()
+    {
+        WriteContext(Rip1);
+        _g.W16(Ctx + (ulong)C.user_regs + (ulong)C.ds, 0x2B);
+        _g.W16(Ctx + (ulong)C.user_regs + (ulong)C.es, 0x2B);
+        _g.W16(Ctx + (ulong)C.user_regs + (ulong)C.fs, 0x0F);
+        _g.W16(Ctx + (ulong)C.user_regs + (ulong)C.gs, 0x17);
+        _g.W64(Ctx + (ulong)C.flags, ArchX86.VGCF_in_kernel | ArchX86.VGCF_failsafe_disables_events);
+        Assert.Equal(0, VcpuOp(VCPUOP_initialise, 1, Ctx));
+        Assert.Equal((0x2B, 0x2B, 0x0F, 0x17), ((int)_v1.Ds, (int)_v1.Es, (int)_v1.Fs, (int)_v1.Gs));
+        Assert.True(_v1.FailsafeMasksEvents);
+    }
+
+    [Fact]
     public void The_context_sets_debug_registers_as_set_debugreg_would_ignoring_refused_values()
     {
         WriteContext(Rip1);
