@@ -101,6 +101,7 @@ public static class DebugKeys
             EventChannels ec = d.EventChannels;
             if (ec == null) continue;
             t.Write("Event channel information for domain ").Dec(d.DomainId).Line(":");
+            if (ec.Fifo.Active) t.Write("  FIFO ABI: ").Dec((ulong)ec.Fifo.NumEvtchns).Line(" event words");
             for (int p = 1; p < EventChannels.Capacity; p++)
             {
                 ChannelState st = ec.StateOf(p);
@@ -115,9 +116,20 @@ public static class DebugKeys
                     case ChannelState.Hypervisor: t.Write("console (Microhv)"); break;
                     default: t.Write("reserved"); break;
                 }
+                if (ec.Fifo.Active) FifoStateOf(ec.Fifo, p, t);
                 t.Line();
             }
         }
+    }
+
+    /// <summary>Xen's evtchn_fifo_print_state: the port's priority, BUSY, and its LINK while it is on a queue.</summary>
+    private static void FifoStateOf(Events.EvtchnFifo fifo, int port, ConsoleText t)
+    {
+        t.Write(", prio ").Dec((ulong)fifo.PriorityOf(port));
+        if (!fifo.HasWord(port)) { t.Write(", no event word"); return; }
+        uint w = fifo.Word(port);
+        if ((w & (1u << Public.EventChannel.EVTCHN_FIFO_BUSY)) != 0) t.Write(", busy");
+        if ((w & (1u << Public.EventChannel.EVTCHN_FIFO_LINKED)) != 0) t.Write(", linked -> ").Dec(w & Public.EventChannel.EVTCHN_FIFO_LINK_MASK);
     }
 
     private static void Memory(Machine m, ConsoleText t)

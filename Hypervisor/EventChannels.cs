@@ -84,11 +84,12 @@ public sealed unsafe class EventChannels
 
     private void Bind(int port, ChannelState state, ushort remoteDomain, int remotePort, int notifyVcpu = 0)
     {
+        // evtchn_port_init, for a port newly taken: the default priority (an unbound port a peer binds keeps its own).
+        if (_state[port] == ChannelState.Free && state != ChannelState.Free) Fifo.InitPort(port);
         _state[port] = state;
         _notifyVcpu[port] = (byte)notifyVcpu;
         _remoteDomain[port] = remoteDomain;
         _remotePort[port] = remotePort;
-        if (state != ChannelState.Free) Fifo.InitPort(port);     // evtchn_port_init: the default priority
     }
 
     // ---- The guest-visible bits: the 2-level ABI's in shared_info, or the FIFO ABI's event words ----

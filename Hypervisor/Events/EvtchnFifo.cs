@@ -81,6 +81,14 @@ public sealed class EvtchnFifo
         return (_arrayMfn[port / EventWordsPerPage] << Layout.PageShift) + (ulong)(port % EventWordsPerPage) * 4;
     }
 
+    public bool HasWord(int port) => WordAddress(port) != 0;
+    /// <summary>The port's event word as the guest left it (0 without one): for the debug keys.</summary>
+    public uint Word(int port)
+    {
+        ulong w = WordAddress(port);
+        return w == 0 ? 0 : Memory.Read32(w);
+    }
+
     // ---- Mapping the guest's pages ----
 
     /// <summary>Xen's map_guest_page: a general and a writable type reference on a frame the domain owns

@@ -169,6 +169,23 @@ public sealed class FifoTests
     }
 
     [Fact]
+    public void A_new_port_starts_at_the_default_priority_and_a_bound_peer_keeps_its_own()
+    {
+        SwitchToFifo();
+        long p = _a.AllocUnbound(1);
+        Assert.Equal(0, SetPriority((uint)p, 2));
+        long local = _a.BindInterdomain(Xen.DOMID_SELF, (uint)p);                        // p becomes interdomain: still 2
+        Assert.True(local > 0);
+        Assert.Equal(2, _a.D.EventChannels.Fifo.PriorityOf((int)p));
+        Assert.Equal(EVTCHN_FIFO_PRIORITY_DEFAULT, _a.D.EventChannels.Fifo.PriorityOf((int)local));
+        Assert.Equal(0, SetPriority((uint)local, 9));
+        Assert.Equal(0, _a.Close((uint)local));
+        Consume(local);
+        Assert.Equal(local, _a.BindIpi());                                              // the same port, taken anew
+        Assert.Equal(EVTCHN_FIFO_PRIORITY_DEFAULT, _a.D.EventChannels.Fifo.PriorityOf((int)local));
+    }
+
+    [Fact]
     public void Priorities_have_queues_of_their_own()
     {
         SwitchToFifo();
@@ -297,6 +314,21 @@ public sealed class FifoTests
             Assert.Equal(0u, _a.G.TypeCount(mfn));
             Assert.Equal(FrameTable.OwnerNone, _t.Machine.FrameTable.OwnerOf(mfn));
         }
+    }
+
+    [Fact]
+    public void The_e_debug_key_shows_the_fifo_state()
+    {
+        SwitchToFifo();
+        long p = _a.BindIpi(), q = _a.BindIpi();
+        _a.Send((uint)p);
+        _a.Send((uint)q);
+        _t.Host.Console.Clear();
+        DebugKeys.Handle(_t.Machine, (byte)'e');
+        string text = System.Text.Encoding.ASCII.GetString(_t.Host.Console.ToArray());
+        Assert.Contains("  FIFO ABI: 1024 event words", text);
+        Assert.Contains($"    {p} [1/0]: ipi, prio 7, linked -> {q}", text);
+        Assert.Contains($"    {q} [1/0]: ipi, prio 7, linked -> 0", text);
     }
 
     [Fact]
