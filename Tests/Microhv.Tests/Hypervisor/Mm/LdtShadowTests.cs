@@ -246,6 +246,19 @@ public class LdtShadowTests
     }
 
     [Fact]
+    public void TheHypervisorsOwnSelectorLoadMapsThePageOrLeavesItToTheFixup()
+    {
+        var (g, area) = Guest();
+        Assert.Equal(0, SetLdt(g, Va(CodeSlot), 512));
+        ulong mine = area.VirtualAddressOf(g.V.LdtSlot);
+        Assert.True(LdtShadow.OnHypervisorFault(g.V, mine + 8, 0));
+        Assert.Equal(g.Code, LdtShadow.MappedFrame(g.V, 0));
+        Assert.False(LdtShadow.OnHypervisorFault(g.V, mine + 0x1000, 0));     // nothing mapped at page 1: the fixup loads null
+        Assert.False(LdtShadow.OnHypervisorFault(g.V, mine + LdtArea.BytesPerVcpu, 0));
+        Assert.False(LdtShadow.OnHypervisorFault(null, mine, 0));
+    }
+
+    [Fact]
     public void EachVcpuObjectHasItsOwnPartOfTheArea()
     {
         var (g, area) = Guest();
