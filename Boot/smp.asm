@@ -165,6 +165,22 @@ hv_flush_answer:
 .none:
     ret
 
+; Kernel/Runtime/Threading.cs's out-of-line atomics (RyuJIT normally expands them in place):
+; rdi = location, rsi = value, rdx = comparand; each returns the location's previous value.
+global atomic_cmpxchg32, atomic_cmpxchg64, atomic_xadd64
+atomic_cmpxchg32:
+    mov eax, edx
+    lock cmpxchg [rdi], esi
+    ret
+atomic_cmpxchg64:
+    mov rax, rdx
+    lock cmpxchg [rdi], rsi
+    ret
+atomic_xadd64:
+    mov rax, rsi
+    lock xadd [rdi], rax
+    ret
+
 section .data
 align 64
 hv_lock_word: dd 0

@@ -191,6 +191,7 @@ public sealed class Domain
     /// <summary>Kills the domain (a fault it cannot handle, a failed build); the others run on.</summary>
     public void Crash(string reason)
     {
+        Machine.Host.Serialize();                   // a crash found on an unlocked path takes the lock first
         if (State == DomainState.Crashed || State == DomainState.Shutdown) return;
         State = DomainState.Crashed;
         CrashReason = reason;

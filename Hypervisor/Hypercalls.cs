@@ -22,12 +22,17 @@ public static unsafe class Hypercalls
         long result;
         if (nr == Xen.__HYPERVISOR_iret)
         {
-            v.Domain.HypercallCounts[Xen.__HYPERVISOR_iret]++;
+            CountIret(v.Domain);
             result = HypercallTable.Iret(v, ref regs);
         }
         else result = Call(v, ref regs, nr, regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8);
         if (!Continuation.Apply(v, ref regs)) regs.Rax = (ulong)result;   // a continuation re-issues the call instead
     }
+
+    /// <summary>iret's count, atomically: other processors count theirs without the hypervisor's lock
+    /// (GuestEntry.SyscallUnlocked). An iret inside a multicall is counted by <see cref="Call"/> like any entry.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static void CountIret(Domain d) => System.Threading.Interlocked.Increment(ref d.HypercallCounts[Xen.__HYPERVISOR_iret]);
 
     /// <summary>One hypercall, counted; multicall calls this for each of its entries.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]

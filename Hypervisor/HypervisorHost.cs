@@ -23,6 +23,10 @@ public abstract class HypervisorHost
     public abstract void InvalidatePage(ulong va);
     /// <summary>Loads CR3 with the machine address of an L4 (the vCPU being run switched tables).</summary>
     public abstract void LoadPageTableBase(ulong l4MachineAddress);
+    /// <summary>The caller is about to change state other processors share (a domain's state, an event to another
+    /// domain): the kernel takes the hypervisor's lock here if this processor entered without it (GuestEntry's
+    /// unlocked path) and has not taken it since; otherwise, and in the hosted tests, nothing happens.</summary>
+    public virtual void Serialize() { }
     /// <summary>Flushes the whole TLB of each processor in <paramref name="cpus"/> (bit n = processor n, never
     /// the caller) and returns once every one has done it (a flush IPI, answered without the hypervisor's lock).</summary>
     public virtual void FlushCpus(ulong cpus) { }

@@ -54,11 +54,15 @@ public static class Runstate
     }
 
     /// <summary>Refreshes the registered area, through the guest kernel's page tables even while the
-    /// guest runs user code (Xen switches to them for this too). A fault is ignored, as in Xen.</summary>
+    /// guest runs user code (Xen switches to them for this too). A fault is ignored, as in Xen. Not for a vCPU
+    /// another processor runs now: that processor updates it at its own ticks and switches, and its
+    /// entries read the vCPU's mode without the lock (GuestEntry.SyscallUnlocked), so no other processor may
+    /// flip it, even for a moment.</summary>
     public static void Update(Vcpu v, ulong now)
     {
         ulong area = v.RunstateArea;
         if (area == 0 || v.GuestTable == 0) return;
+        if (v.RunningOn >= 0 && v.RunningOn != v.Domain.Machine.Cpu) return;
         bool kernelMode = v.KernelMode;
         v.KernelMode = true;
         Write(v, v, area, now, (v.Domain.VmAssist & (1UL << Xen.VMASST_TYPE_runstate_update_flag)) != 0);

@@ -17,7 +17,11 @@ namespace Microhv.Hypervisor.Mm;
 /// frame were grant mappings, flushed where they were undone (GrantHostMapping), or the control domain's
 /// foreign mappings, whose own flushes are its kernel's business as on Xen.
 /// The clock is 32 bits and stops at its last value: after 4 billion flushes every check flushes, which is
-/// slow but never wrong. The hypervisor is serialized by one lock (docs/smp.md), so nothing here is atomic.
+/// slow but never wrong. The hypervisor is serialized by one lock (docs/smp.md), but a processor may load CR3
+/// outside it (a guest's system call and iret switch the guest's page tables without the lock, GuestEntry's
+/// unlocked path): so the clock ticks atomically, and a processor takes its tick before the CR3 load and records
+/// it after (Xen's pre_flush / post_flush). A stamp taken between the two then equals or follows the tick, so
+/// that processor still counts as stale for it: never wrongly clean. Stamps and frees happen only under the lock.
 /// </summary>
 public sealed class TlbFlushClock : ReuseFence
 {
@@ -37,10 +41,26 @@ public sealed class TlbFlushClock : ReuseFence
     /// <summary>The clock now: the stamp of a frame released now.</summary>
     public uint Now => _now;
 
-    /// <summary>Processor <paramref name="cpu"/> flushed its whole TLB now.</summary>
+    /// <summary>Processor <paramref name="cpu"/> flushed its whole TLB now (under the lock: nothing can be
+    /// stamped between the flush and this tick).</summary>
     public void Flushed(int cpu) => _flushedAt[cpu] = Tick();
 
-    private uint Tick() => _now == Last ? Last : ++_now;
+    /// <summary>A full flush about to happen (a CR3 load, possibly outside the lock): its time, for
+    /// <see cref="FlushedAt"/> once it is done.</summary>
+    public uint BeginFlush() => Tick();
+
+    /// <summary>Processor <paramref name="cpu"/>'s flush that began at <paramref name="time"/> is done.</summary>
+    public void FlushedAt(int cpu, uint time) => _flushedAt[cpu] = time;
+
+    private uint Tick()
+    {
+        while (true)
+        {
+            uint now = _now;
+            if (now == Last) return Last;
+            if (System.Threading.Interlocked.CompareExchange(ref _now, now + 1, now) == now) return now + 1;
+        }
+    }
 
     /// <summary>The processors taking guests, other than this one, that have not flushed since <paramref name="stamp"/>.</summary>
     public ulong StaleCpus(uint stamp)

@@ -54,6 +54,68 @@ public sealed class GuestEntry
         return Exit(ref frame, v, true);
     }
 
+    /// <summary>This processor entered without the hypervisor's lock (<see cref="SyscallUnlocked"/>) and has not
+    /// taken it since. The kernel sets it; HypervisorHost.Serialize takes the lock and clears it.</summary>
+    public bool Unlocked;
+
+    /// <summary>
+    /// Whether a SYSCALL can be served without the hypervisor's lock when several processors take guests: the
+    /// guest's own system call from user space (switch_to_kernel) and HYPERVISOR_iret from its kernel, the two
+    /// entries of every guest system call, touch only this vCPU (its registers, mode, page-table base and segment
+    /// bases) and its own guest memory (the kernel stack, vcpu_info), as in Xen, which takes no lock for them.
+    /// Only when no work waits for the exit and the vCPU may still run (what another processor changes about it
+    /// comes with a kick, taken after this exit); a crash on the way takes the lock (Domain.Crash).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool CanRunUnlocked(in TrapFrame frame)
+    {
+        Vcpu v = Current;
+        if (v == null || v.PendingExitWork != ExitWork.None || !Scheduler.IsRunnable(v)) return false;
+        return v.KernelMode ? frame.Rax == Xen.__HYPERVISOR_iret : v.SyscallCallback != 0;
+    }
+
+    /// <summary>The SYSCALL <see cref="CanRunUnlocked"/> accepted, with <see cref="Unlocked"/> set: the system call's
+    /// bounce or the iret, then the exit FullExit would decide for a vCPU that keeps its processor with no work
+    /// waiting (the upcall, the segment bases of the new mode, CR0.TS, SYSRET). If the lock was taken on the way,
+    /// or work arrived meanwhile, the usual exit decides under it.</summary>
+    public ExitActions SyscallUnlocked(ref TrapFrame frame)
+    {
+        Traps++;
+        Vcpu v = Current;
+        bool enteredInKernelMode = v.KernelMode;
+        if (enteredInKernelMode)
+        {
+            Hypercalls++;
+            Microhv.Hypervisor.Hypercalls.CountIret(v.Domain);
+            Iret.Do(v, ref frame);
+        }
+        else
+        {
+            TrapBounce.SyscallFromUser(v, ref frame);
+        }
+        if (Unlocked && v.PendingExitWork == ExitWork.None && Scheduler.IsRunnable(v))
+        {
+            ExitActions actions = ExitActions.None;
+            if (TrapBounce.DeliverEventUpcall(v, ref frame)) actions = ExitActions.Upcall;
+            if (Unlocked)
+            {
+                if (v.KernelMode != enteredInKernelMode || !v.SegmentBasesLive)
+                {
+                    actions |= ExitActions.LoadSegmentBases;
+                    Record.FsBase = v.FsBase;
+                    Record.GsBase = v.KernelMode ? v.GsBaseKernel : v.GsBaseUser;
+                    v.SegmentBasesLive = true;
+                }
+                if (v.FpuTaskSwitched) actions |= ExitActions.Cr0Ts;
+                if (GuestExit.CanSysret(in frame)) actions |= ExitActions.Sysret;
+                Record.Actions = actions;
+                return actions;
+            }
+        }
+        Machine.Host.Serialize();
+        return SlowExit(ref frame, false, false, enteredInKernelMode);
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ExitActions SyscallFromUser(ref TrapFrame frame, bool viaInt82)
     {

@@ -58,10 +58,18 @@ internal sealed unsafe class KernelHost : HypervisorHost
         if (PvCpu.Shared) Clock.Flushed(Smp.Processors.Current);
     }
     public override void InvalidatePage(ulong va) => Cpu.InvalidatePage(va);
+    public override void Serialize() => PvCpu.Serialize();
     public override void LoadPageTableBase(ulong l4MachineAddress)
     {
+        if (!PvCpu.Shared)
+        {
+            Cpu.WriteCr3(l4MachineAddress);
+            return;
+        }
+        // Also reached without the lock (a guest's system call or iret): the tick comes first (TlbFlushClock).
+        uint time = Clock.BeginFlush();
         Cpu.WriteCr3(l4MachineAddress);
-        if (PvCpu.Shared) Clock.Flushed(Smp.Processors.Current);
+        Clock.FlushedAt(Smp.Processors.Current, time);
     }
 
     public override uint PhysicalCpuCount => (uint)Smp.Processors.Count;

@@ -209,11 +209,47 @@ internal static unsafe class PvCpu
     private static int OnSyscall(TrapFrame* frame, byte* guestXmm, uint cpu)
     {
         GuestEntry entry = Entries[cpu];
-        if (Shared) Enter(cpu);
+        if (Shared)
+        {
+            if (entry.CanRunUnlocked(in *frame) && !ScreenConsole.CursorBehind) return OnSyscallUnlocked(entry, frame, guestXmm);
+            Enter(cpu);
+        }
         ExitActions exit = entry.Syscall(ref *frame, false);
         if ((exit & ~ExitActions.NothingToApply) != 0 || ScreenConsole.CursorBehind) Apply(entry, frame, guestXmm, exit);
         if (Shared) Leave();
         return (int)(exit & ExitActions.StubOnly);
+    }
+
+    /// <summary>A guest's system call or iret on a machine where several processors take guests, without the
+    /// hypervisor's lock (GuestEntry.CanRunUnlocked says why that is safe); the lock is let go at the end only if
+    /// something on the way took it (<see cref="Serialize"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int OnSyscallUnlocked(GuestEntry entry, TrapFrame* frame, byte* guestXmm)
+    {
+        entry.Unlocked = true;
+        ExitActions exit = entry.SyscallUnlocked(ref *frame);
+        if (entry.Unlocked)
+        {
+            entry.Unlocked = false;
+            // Only the segment-base MSRs can be asked for here: nothing shared, no screen.
+            if ((exit & ~ExitActions.NothingToApply) != 0) ApplyChanges(entry, frame, guestXmm, ref entry.Record);
+        }
+        else
+        {
+            if ((exit & ~ExitActions.NothingToApply) != 0 || ScreenConsole.CursorBehind) Apply(entry, frame, guestXmm, exit);
+            Leave();
+        }
+        return (int)(exit & ExitActions.StubOnly);
+    }
+
+    /// <summary>HypervisorHost.Serialize: this processor entered without the lock and now needs it.</summary>
+    public static void Serialize()
+    {
+        if (!Shared) return;
+        GuestEntry entry = Entry;
+        if (!entry.Unlocked) return;
+        entry.Unlocked = false;
+        Enter((uint)entry.Cpu);
     }
 
     /// <summary>A trap that did nothing for the guest it interrupted (a spurious interrupt): the exit

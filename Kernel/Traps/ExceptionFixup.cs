@@ -13,7 +13,7 @@ namespace Microhv.Kernel.Traps;
 /// </summary>
 internal static unsafe class ExceptionFixup
 {
-    /// <summary>Guest accesses fixed up since boot (the domain summary prints it).</summary>
+    /// <summary>Guest accesses fixed up since boot, on every processor (the domain summary prints it).</summary>
     public static ulong Count;
 
     [RuntimeImport("*", "ex_table_bounds")] [MethodImpl(MethodImplOptions.InternalCall)]
@@ -28,7 +28,7 @@ internal static unsafe class ExceptionFixup
         {
             if (entry[0] != frame->Rip) continue;
             frame->Rip = entry[1];
-            Count++;
+            System.Threading.Interlocked.Increment(ref Count);   // a copy outside the lock may fault too
             return true;
         }
         return false;

@@ -26,6 +26,9 @@ public sealed class RecordingHost : HypervisorHost
     /// <summary>Each request to flush other processors' TLBs (a CPU mask), in order.</summary>
     public readonly List<ulong> CpuFlushes = new();
     public override void FlushCpus(ulong cpus) => CpuFlushes.Add(cpus);
+    /// <summary>Times the hypervisor asked for the lock from an unlocked path (HypervisorHost.Serialize).</summary>
+    public int Serializations;
+    public override void Serialize() => Serializations++;
     /// <summary>vCPUs whose GDT was (re)loaded into the CPU, and single GDT entries written, in order.</summary>
     public readonly List<Vcpu> GdtLoads = new();
     public readonly List<(int Index, ulong Descriptor)> GdtEntryWrites = new();

@@ -63,6 +63,24 @@ public class TlbFlushClockTests
         Assert.Empty(_t.Host.CpuFlushes);
     }
 
+    /// <summary>A CR3 load outside the lock (a guest's system call or iret): its tick is taken before the load and
+    /// recorded after, so a frame stamped in between still finds that processor stale (Xen's pre_flush/post_flush).</summary>
+    [Fact]
+    public void A_flush_outside_the_lock_counts_from_its_start()
+    {
+        RunEverywhere();
+        ulong mfn = _t.NewFrame(_d.DomainId);
+        Assert.Equal(0, PageTypes.GetPageType(_t.Machine, _d, mfn, FrameType.Writable));
+        Flushed(2);
+        uint begun = _clock.BeginFlush();                     // CPU 1 is about to load CR3, unlocked
+        PageTypes.PutPageType(_t.Machine, mfn);              // meanwhile, under the lock: stamped
+        _clock.FlushedAt(1, begun);                           // CPU 1's load is done
+        Assert.NotEqual(0UL, _clock.StaleCpus(_t.FrameTable.Stamp(mfn)) & (1UL << 1));
+        uint later = _clock.BeginFlush();                     // a load that begins after the stamp
+        _clock.FlushedAt(1, later);
+        Assert.Equal(0UL, _clock.StaleCpus(_t.FrameTable.Stamp(mfn)) & (1UL << 1));
+    }
+
     [Fact]
     public void Only_a_processor_stale_for_the_stamp_is_flushed()
     {
