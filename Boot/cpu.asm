@@ -36,15 +36,6 @@ FN cpu_outd
     mov eax, esi
     out dx, eax
     ret
-; Atomic compare-and-exchange of a 32-bit (64-bit) word: address rdi, new value esi (rsi), comparand edx (rdx) -> the value found.
-FN cpu_cmpxchg32
-    mov eax, edx
-    lock cmpxchg [rdi], esi
-    ret
-FN cpu_cmpxchg64
-    mov rax, rdx
-    lock cmpxchg [rdi], rsi
-    ret
 FN cpu_read_cr0
     mov rax, cr0
     ret

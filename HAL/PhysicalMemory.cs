@@ -30,7 +30,7 @@ public abstract class PhysicalMemory
     }
 
     /// <summary>Atomically sets <paramref name="bits"/> in the 32-bit word; returns the word before (Xen's test_and_set_bit).</summary>
-    public uint Or32(ulong address, uint bits)
+    public virtual uint Or32(ulong address, uint bits)
     {
         uint old = Read32(address);
         for (;;)
@@ -42,7 +42,7 @@ public abstract class PhysicalMemory
     }
 
     /// <summary>Atomically clears <paramref name="bits"/> in the 32-bit word; returns the word before (Xen's test_and_clear_bit).</summary>
-    public uint Clear32(ulong address, uint bits)
+    public virtual uint Clear32(ulong address, uint bits)
     {
         uint old = Read32(address);
         for (;;)
@@ -61,8 +61,12 @@ public abstract class PhysicalMemory
         return found;
     }
 
+    /// <summary>Atomically sets bit <paramref name="bit"/> (0-63) of the 64-bit word; returns whether it was set
+    /// before (Xen's test_and_set_bit).</summary>
+    public virtual bool TestAndSetBit64(ulong address, int bit) => (Or64(address, 1UL << bit) & (1UL << bit)) != 0;
+
     /// <summary>Atomically sets <paramref name="bits"/> in the 64-bit word; returns the word before.</summary>
-    public ulong Or64(ulong address, ulong bits)
+    public virtual ulong Or64(ulong address, ulong bits)
     {
         ulong old = Read64(address);
         for (;;)
@@ -74,7 +78,7 @@ public abstract class PhysicalMemory
     }
 
     /// <summary>Atomically clears <paramref name="bits"/> in the 64-bit word; returns the word before.</summary>
-    public ulong Clear64(ulong address, ulong bits)
+    public virtual ulong Clear64(ulong address, ulong bits)
     {
         ulong old = Read64(address);
         for (;;)

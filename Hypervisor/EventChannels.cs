@@ -102,8 +102,7 @@ public sealed unsafe class EventChannels
     public void SetPending(int port)
     {
         if ((uint)port >= Capacity) return;
-        Vcpu notify = Domain.Vcpus[_notifyVcpu[port]];
-        bool newly = Fifo.Active ? Fifo.SetPending(notify, port) : Evtchn2l.SetPending(Domain, notify, port);
+        bool newly = Fifo.Active ? Fifo.SetPending(Domain.Vcpus[_notifyVcpu[port]], port) : Evtchn2l.SetPending(Domain, _notifyVcpu, port);
         if (newly && Polling) CheckPollers(port);
     }
 

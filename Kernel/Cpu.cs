@@ -12,10 +12,6 @@ internal static unsafe class Cpu
     [RuntimeImport("*", "cpu_outb")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void OutB(ushort port, byte value);
     [RuntimeImport("*", "cpu_outw")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void OutW(ushort port, ushort value);
     [RuntimeImport("*", "cpu_outd")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void OutD(ushort port, uint value);
-    /// <summary>LOCK CMPXCHG on the 32-bit word at virtual address <paramref name="va"/>: stores <paramref name="value"/> if it holds
-    /// <paramref name="comparand"/>; returns the value found (guest-shared words, HAL.PhysicalMemory.CompareExchange32).</summary>
-    [RuntimeImport("*", "cpu_cmpxchg32")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern uint CompareExchange32(ulong va, uint value, uint comparand);
-    [RuntimeImport("*", "cpu_cmpxchg64")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong CompareExchange64(ulong va, ulong value, ulong comparand);
     [RuntimeImport("*", "cpu_read_cr0")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCr0();
     [RuntimeImport("*", "cpu_read_dr6")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadDr6();
     [RuntimeImport("*", "cpu_write_dr6")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteDr6(ulong value);

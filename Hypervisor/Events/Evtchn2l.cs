@@ -37,18 +37,19 @@ public static class Evtchn2l
     /// evtchn_2l_set_pending: set the pending bit; if it was clear and the port is unmasked, set the
     /// selector bit and, if that was clear, raise the upcall and wake the vCPU. Returns whether the bit
     /// was newly set (then pollers of the port wake, masked or not). The port's pending and mask words are
-    /// found once and changed atomically through the direct map (the hot half of every event send).
+    /// found once and changed atomically through the direct map (the hot half of every event send); the vCPU to
+    /// notify (<paramref name="notifyVcpu"/>[port]) is looked up only when the port is unmasked.
     /// </summary>
-    public static bool SetPending(Domain d, Vcpu notify, int port)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static bool SetPending(Domain d, byte[] notifyVcpu, int port)
     {
         ulong mfn = d.SharedInfoMfn;
         if (mfn == 0) return false;
         PhysicalMemory mem = d.Machine.Memory;
         ulong word = (mfn << Layout.PageShift) + (ulong)(port >> 6) * 8;
         ulong bit = 1UL << (port & 63);
-        if ((mem.Read64(word + SharedInfo.evtchn_pending) & bit) != 0) return false;        // cheap test first
-        if ((mem.Or64(word + SharedInfo.evtchn_pending, bit) & bit) != 0) return false;
-        if ((mem.Read64(word + SharedInfo.evtchn_mask) & bit) == 0) VcpuInfo.RaiseSelector(notify, port >> 6);
+        if (mem.TestAndSetBit64(word + SharedInfo.evtchn_pending, port & 63)) return false;
+        if ((mem.Read64(word + SharedInfo.evtchn_mask) & bit) == 0) VcpuInfo.RaiseSelector(d.Vcpus[notifyVcpu[port]], port >> 6);
         return true;
     }
 

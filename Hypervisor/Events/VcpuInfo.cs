@@ -47,9 +47,7 @@ public static class VcpuInfo
         ulong a = Address(v);
         if (a == 0) return;
         PhysicalMemory mem = v.Domain.Machine.Memory;
-        ulong bit = 1UL << word;
-        if ((mem.Read64(a + SharedInfo.evtchn_pending_sel) & bit) != 0) return;
-        if ((mem.Or64(a + SharedInfo.evtchn_pending_sel, bit) & bit) != 0) return;   // the guest's vCPUs xchg it meanwhile
+        if (mem.TestAndSetBit64(a + SharedInfo.evtchn_pending_sel, word)) return;   // the guest's vCPUs xchg it meanwhile
         MarkEventsPending(v, a, mem);
     }
 

@@ -1,3 +1,4 @@
+using System.Threading;
 using Microhv.HAL;
 
 namespace Microhv.Kernel.Memory;
@@ -23,8 +24,54 @@ internal sealed unsafe class DirectMap : PhysicalMemory
     public override void Write16(ulong a, ushort v) => *(ushort*)(Base + a) = v;
     public override void Write32(ulong a, uint v) => *(uint*)(Base + a) = v;
     public override void Write64(ulong a, ulong v) => *(ulong*)(Base + a) = v;
-    public override uint CompareExchange32(ulong a, uint value, uint comparand) => Cpu.CompareExchange32(Base + a, value, comparand);
-    public override ulong CompareExchange64(ulong a, ulong value, ulong comparand) => Cpu.CompareExchange64(Base + a, value, comparand);
+    // The atomics guest-shared words need (event bits, FIFO event words): LOCK CMPXCHG in place (RyuJIT's
+    // Interlocked intrinsics), the loops of Or/Clear here rather than through the base class's virtual calls.
+    public override uint CompareExchange32(ulong a, uint value, uint comparand)
+        => (uint)Interlocked.CompareExchange(ref *(int*)(Base + a), (int)value, (int)comparand);
+    public override ulong CompareExchange64(ulong a, ulong value, ulong comparand)
+        => (ulong)Interlocked.CompareExchange(ref *(long*)(Base + a), (long)value, (long)comparand);
+    public override uint Or32(ulong a, uint bits) => Update32((int*)(Base + a), (int)bits, 0);
+    public override uint Clear32(ulong a, uint bits) => Update32((int*)(Base + a), 0, (int)bits);
+    public override ulong Or64(ulong a, ulong bits) => Update64((long*)(Base + a), (long)bits, 0);
+    /// <summary>A set bit is seen without a locked instruction; a clear one is set by LOCK CMPXCHG in place (this
+    /// is the hot half of every event send: the pending bit and the selector bit).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public override bool TestAndSetBit64(ulong a, int bit)
+    {
+        long* p = (long*)(Base + a);
+        long mask = 1L << bit, old = *p;
+        while ((old & mask) == 0)
+        {
+            long found = Interlocked.CompareExchange(ref *p, old | mask, old);
+            if (found == old) return false;
+            old = found;
+        }
+        return true;
+    }
+    public override ulong Clear64(ulong a, ulong bits) => Update64((long*)(Base + a), 0, (long)bits);
+
+    /// <summary>Atomically sets <paramref name="set"/> and clears <paramref name="clear"/>; returns the word before.</summary>
+    private static uint Update32(int* p, int set, int clear)
+    {
+        int old = *p;
+        while (true)
+        {
+            int found = Interlocked.CompareExchange(ref *p, (old | set) & ~clear, old);
+            if (found == old) return (uint)old;
+            old = found;
+        }
+    }
+
+    private static ulong Update64(long* p, long set, long clear)
+    {
+        long old = *p;
+        while (true)
+        {
+            long found = Interlocked.CompareExchange(ref *p, (old | set) & ~clear, old);
+            if (found == old) return (ulong)old;
+            old = found;
+        }
+    }
     public override bool Contains(ulong a, ulong length) => a < Limit && length <= Limit - a;
 
     public override void Fill(ulong a, byte value, ulong length)
