@@ -14,9 +14,9 @@ namespace Microhv.Hypervisor;
 /// </summary>
 public static class ConsoleIo
 {
-    /// <summary>Xen writes any length through continuations; without them one call is bounded so a
-    /// guest cannot keep the hypervisor printing for minutes. Longer writes fail whole with -EINVAL.</summary>
-    public const uint MaxWrite = 64 * 1024;
+    /// <summary>Bytes printed per step, Xen's kbuf (128 bytes less its terminator): the whole step is readable
+    /// before any of it is printed, and a write longer than one step checks for preemption between steps.</summary>
+    public const uint Chunk = 127;
 
     public static long Do(Vcpu v, ulong cmd, ulong count, ulong buffer)
     {
@@ -28,29 +28,34 @@ public static class ConsoleIo
         return -Errno.ENOSYS;
     }
 
+    /// <summary>Xen's guest_console_write: any length, <see cref="Chunk"/> bytes at a time; once a step is done and
+    /// the entry's budget is used up, the rest becomes a continuation (the same call with the count and buffer
+    /// advanced), so a guest asking for gigabytes keeps the hypervisor (and, on several processors, its lock) no
+    /// longer than one budget per entry. A step that cannot be read ends the call with -EFAULT, what came before
+    /// it printed, as in Xen.</summary>
     private static long Write(Vcpu v, uint count, ulong buffer)
     {
-        if (count == 0) return 0;
-        if (count > MaxWrite) return -Errno.EINVAL;
-        if (buffer + count < buffer) return -Errno.EFAULT;
-        // Check every page first, so a bad pointer prints nothing and returns -EFAULT.
-        ulong end = buffer + count;
-        for (ulong page = buffer & ~(Layout.PageSize - 1); page < end; page += Layout.PageSize)
-        {
-            ulong probe = page < buffer ? buffer : page;
-            if (!GuestMemory.Translate(v, probe, false, out ulong _)) return -Errno.EFAULT;
-        }
-
         Domain d = v.Domain;
         PhysicalMemory mem = d.Machine.Memory;
-        ulong va = buffer;
-        while (va < end)
+        bool first = true;
+        while (count > 0)
         {
-            if (!GuestMemory.Translate(v, va, false, out ulong ma)) return -Errno.EFAULT;
-            ulong inPage = Layout.PageSize - (va & (Layout.PageSize - 1));
-            ulong n = end - va < inPage ? end - va : inPage;
-            for (ulong i = 0; i < n; i++) ConsoleRing.Put(d, mem.Read8(ma + i));
-            va += n;
+            if (!first && Continuation.PreemptCheck(v))
+                return Continuation.Create(v, Xen.__HYPERVISOR_console_io, Xen.CONSOLEIO_write, count, buffer);
+            first = false;
+            uint n = count < Chunk ? count : Chunk;
+            if (buffer + n < buffer) return -Errno.EFAULT;
+            // A step spans at most two pages: both are checked before a byte is printed.
+            ulong last = buffer + n - 1;
+            if (!GuestMemory.Translate(v, buffer, false, out ulong ma) || !GuestMemory.Translate(v, last, false, out ulong lastMa))
+                return -Errno.EFAULT;
+            ulong inPage = Layout.PageSize - (buffer & (Layout.PageSize - 1));
+            ulong head = n < inPage ? n : inPage;
+            for (ulong i = 0; i < head; i++) ConsoleRing.Put(d, mem.Read8(ma + i));
+            ulong tailMa = lastMa & ~(Layout.PageSize - 1);
+            for (ulong i = head; i < n; i++) ConsoleRing.Put(d, mem.Read8(tailMa + (i - head)));
+            buffer += n;
+            count -= n;
         }
         return 0;
     }
