@@ -30,28 +30,10 @@ public abstract class PhysicalMemory
     }
 
     /// <summary>Atomically sets <paramref name="bits"/> in the 32-bit word; returns the word before (Xen's test_and_set_bit).</summary>
-    public virtual uint Or32(ulong address, uint bits)
-    {
-        uint old = Read32(address);
-        for (;;)
-        {
-            uint found = CompareExchange32(address, old | bits, old);
-            if (found == old) return old;
-            old = found;
-        }
-    }
+    public virtual uint Or32(ulong address, uint bits) => Update32(address, bits, 0);
 
     /// <summary>Atomically clears <paramref name="bits"/> in the 32-bit word; returns the word before (Xen's test_and_clear_bit).</summary>
-    public virtual uint Clear32(ulong address, uint bits)
-    {
-        uint old = Read32(address);
-        for (;;)
-        {
-            uint found = CompareExchange32(address, old & ~bits, old);
-            if (found == old) return old;
-            old = found;
-        }
-    }
+    public virtual uint Clear32(ulong address, uint bits) => Update32(address, 0, bits);
 
     /// <summary>The 64-bit <see cref="CompareExchange32"/> (2-level event words and selectors in shared_info).</summary>
     public virtual ulong CompareExchange64(ulong address, ulong value, ulong comparand)
@@ -66,24 +48,30 @@ public abstract class PhysicalMemory
     public virtual bool TestAndSetBit64(ulong address, int bit) => (Or64(address, 1UL << bit) & (1UL << bit)) != 0;
 
     /// <summary>Atomically sets <paramref name="bits"/> in the 64-bit word; returns the word before.</summary>
-    public virtual ulong Or64(ulong address, ulong bits)
+    public virtual ulong Or64(ulong address, ulong bits) => Update64(address, bits, 0);
+
+    /// <summary>Atomically clears <paramref name="bits"/> in the 64-bit word; returns the word before.</summary>
+    public virtual ulong Clear64(ulong address, ulong bits) => Update64(address, 0, bits);
+
+    /// <summary>Sets <paramref name="set"/> and clears <paramref name="clear"/> in the word by a CompareExchange loop;
+    /// returns the word before.</summary>
+    private uint Update32(ulong address, uint set, uint clear)
     {
-        ulong old = Read64(address);
+        uint old = Read32(address);
         for (;;)
         {
-            ulong found = CompareExchange64(address, old | bits, old);
+            uint found = CompareExchange32(address, (old | set) & ~clear, old);
             if (found == old) return old;
             old = found;
         }
     }
 
-    /// <summary>Atomically clears <paramref name="bits"/> in the 64-bit word; returns the word before.</summary>
-    public virtual ulong Clear64(ulong address, ulong bits)
+    private ulong Update64(ulong address, ulong set, ulong clear)
     {
         ulong old = Read64(address);
         for (;;)
         {
-            ulong found = CompareExchange64(address, old & ~bits, old);
+            ulong found = CompareExchange64(address, (old | set) & ~clear, old);
             if (found == old) return old;
             old = found;
         }

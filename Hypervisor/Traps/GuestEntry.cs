@@ -95,21 +95,15 @@ public sealed class GuestEntry
         }
         if (Unlocked && v.PendingExitWork == ExitWork.None && Scheduler.IsRunnable(v))
         {
-            ExitActions actions = ExitActions.None;
-            if (TrapBounce.DeliverEventUpcall(v, ref frame)) actions = ExitActions.Upcall;
-            if (Unlocked)
+            var exit = new GuestExit();
+            if (TrapBounce.DeliverEventUpcall(v, ref frame)) exit.Actions = ExitActions.Upcall;
+            if (Unlocked)                                    // (a crash delivering it took the lock)
             {
-                if (v.KernelMode != enteredInKernelMode || !v.SegmentBasesLive)
-                {
-                    actions |= ExitActions.LoadSegmentBases;
-                    Record.FsBase = v.FsBase;
-                    Record.GsBase = v.KernelMode ? v.GsBaseKernel : v.GsBaseUser;
-                    v.SegmentBasesLive = true;
-                }
-                if (v.FpuTaskSwitched) actions |= ExitActions.Cr0Ts;
-                if (GuestExit.CanSysret(in frame)) actions |= ExitActions.Sysret;
-                Record.Actions = actions;
-                return actions;
+                if (v.KernelMode != enteredInKernelMode || !v.SegmentBasesLive) LoadSegmentBases(ref exit, v);
+                if (v.FpuTaskSwitched) exit.Actions |= ExitActions.Cr0Ts;
+                if (GuestExit.CanSysret(in frame)) exit.Actions |= ExitActions.Sysret;
+                Record = exit;
+                return exit.Actions;
             }
         }
         Machine.Host.Serialize();
@@ -221,6 +215,15 @@ public sealed class GuestEntry
         return SlowExit(ref frame, false, false, enteredInKernelMode);
     }
 
+    /// <summary>The exit loads <paramref name="c"/>'s FS base and the GS base of its guest mode (they are then live in the CPU).</summary>
+    private static void LoadSegmentBases(ref GuestExit exit, Vcpu c)
+    {
+        exit.Actions |= ExitActions.LoadSegmentBases;
+        exit.FsBase = c.FsBase;
+        exit.GsBase = c.KernelMode ? c.GsBaseKernel : c.GsBaseUser;
+        c.SegmentBasesLive = true;
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ExitActions SlowExit(ref TrapFrame frame, bool tick, bool timer, bool enteredInKernelMode)
     {
@@ -280,12 +283,7 @@ public sealed class GuestEntry
             // After the upcall, which may have switched the vCPU to its kernel tables.
             if (switched) exit.Cr3 = c.KernelMode || c.GuestTableUser == 0 ? c.GuestTable : c.GuestTableUser;
             if (switched || (work & ExitWork.SegmentBases) != 0 || c.KernelMode != enteredInKernelMode || !c.SegmentBasesLive)
-            {
-                exit.Actions |= ExitActions.LoadSegmentBases;
-                exit.FsBase = c.FsBase;
-                exit.GsBase = c.KernelMode ? c.GsBaseKernel : c.GsBaseUser;
-                c.SegmentBasesLive = true;
-            }
+                LoadSegmentBases(ref exit, c);
             if (switched || (work & ExitWork.Cr4) != 0)
             {
                 exit.Actions |= ExitActions.LoadCr4;

@@ -33,6 +33,7 @@ internal sealed unsafe class DirectMap : PhysicalMemory
     public override uint Or32(ulong a, uint bits) => Update32((int*)(Base + a), (int)bits, 0);
     public override uint Clear32(ulong a, uint bits) => Update32((int*)(Base + a), 0, (int)bits);
     public override ulong Or64(ulong a, ulong bits) => Update64((long*)(Base + a), (long)bits, 0);
+    public override ulong Clear64(ulong a, ulong bits) => Update64((long*)(Base + a), 0, (long)bits);
     /// <summary>A set bit is seen without a locked instruction; a clear one is set by LOCK CMPXCHG in place (this
     /// is the hot half of every event send: the pending bit and the selector bit).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
@@ -48,7 +49,6 @@ internal sealed unsafe class DirectMap : PhysicalMemory
         }
         return true;
     }
-    public override ulong Clear64(ulong a, ulong bits) => Update64((long*)(Base + a), 0, (long)bits);
 
     /// <summary>Atomically sets <paramref name="set"/> and clears <paramref name="clear"/>; returns the word before.</summary>
     private static uint Update32(int* p, int set, int clear)
