@@ -243,7 +243,7 @@ public sealed class XlGuestScenario
         string received = Md5(Guest(SumReceived, TransferTimeout), "the guest's received data", () => Guest("md5sum /tmp/rx"));
         Guest("rm -f /tmp/rx");
         _output.WriteLine($"{_name}: dom0 -> guest {TransferMiB} MiB in {toGuest:0.0} s: sent md5 {sent}, received md5 {received}");
-        Assert.Equal(sent, received);
+        Assert.True(sent == received, Fail($"the guest received md5 {received}, dom0 sent {sent} (dom0's nc: {string.Join(" | ", send)})", new string[0]));
 
         // The guest -> dom0: dom0 listens, the guest sends.
         Detach();
@@ -258,7 +258,7 @@ public sealed class XlGuestScenario
         string dom0Received = Md5(Dom0(SumReceived, TransferTimeout), "dom0's received data", () => Dom0("md5sum /tmp/rx"));
         Dom0("rm -f /tmp/tx /tmp/rx");
         _output.WriteLine($"{_name}: guest -> dom0 {TransferMiB} MiB in {fromGuest:0.0} s: sent md5 {guestSent}, received md5 {dom0Received}");
-        Assert.Equal(guestSent, dom0Received);
+        Assert.True(guestSent == dom0Received, Fail($"dom0 received md5 {dom0Received}, the guest sent {guestSent} (the guest's nc: {string.Join(" | ", guestSend)})", new string[0]));
         Attach();
     }
 
