@@ -3,7 +3,8 @@ namespace Microhv.Hypervisor;
 /// <summary>
 /// Round-robin over the domains' vCPUs (in domain order, then vCPU order) with a fixed time slice,
 /// counted in timer ticks, on every processor that takes guests (<see cref="Cpus"/>): each picks the
-/// next runnable vCPU no other processor runs and its hard affinity allows. A vCPU is runnable while its
+/// next runnable vCPU no other processor runs and its hard affinity allows (judged against the processors the
+/// boot started, <see cref="Started"/>: one held to processors still joining waits for them). A vCPU is runnable while its
 /// domain runs and it is up and not blocked; a processor with none idles until an interrupt or a kick.
 /// A vCPU just woken from blocking (Vcpu.Boosted, Xen credit's BOOST) runs first: an idle processor is
 /// kicked to take it, else it preempts a vCPU of its own domain on this processor, so an event sent to a
@@ -30,6 +31,11 @@ public sealed class Scheduler
     public ulong Switches;
     /// <summary>Processors that take guests (bit n = processor n): the boot processor, and each other one once it joined.</summary>
     public ulong Cpus = 1;
+    /// <summary>Processors the boot started (bit n = processor n): those in <see cref="Cpus"/> and those that will
+    /// join, as Xen's cpupool holds every processor brought up before dom0 is built. A hard affinity is judged
+    /// against these, not against Cpus: a vCPU held to processors that have not joined yet waits for them
+    /// (it does not run on the others meanwhile).</summary>
+    public ulong Started = 1;
     /// <summary>Per processor: the time it ran guests (system time ns), for the summary.</summary>
     private readonly ulong[] _busyNs = new ulong[Machine.MaxCpus];
 
@@ -45,8 +51,22 @@ public sealed class Scheduler
 
     public Scheduler(Machine machine) { _machine = machine; }
 
+    /// <summary>The boot started processors 0 to <paramref name="count"/> - 1; they join when they can.</summary>
+    public void Start(int count) => Started |= count >= 64 ? ulong.MaxValue : (1UL << count) - 1;
+
     /// <summary>Processor <paramref name="cpu"/> takes guests from now on.</summary>
-    public void Join(int cpu) => Cpus |= 1UL << cpu;
+    public void Join(int cpu)
+    {
+        Cpus |= 1UL << cpu;
+        Started |= 1UL << cpu;
+    }
+
+    /// <summary>The processors <paramref name="v"/> may run on: its hard affinity, unless that names no started
+    /// processor at all, which is every processor, as Xen breaks an affinity left with no processor of its
+    /// pool (cpu_disable_scheduler: the hard affinity becomes all CPUs). Xen refuses to set such an affinity
+    /// (vcpu_set_hard_affinity, and the boot's cpus= here), so this is a safety net, not a way in.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public ulong Allowed(Vcpu v) => (v.HardAffinity & Started) != 0 ? v.HardAffinity : ulong.MaxValue;
 
     /// <summary>Processor <paramref name="cpu"/> entered the hypervisor: a kick sent to it has arrived.</summary>
     public void Entered(int cpu) => _kicked &= ~(1UL << cpu);
@@ -74,13 +94,16 @@ public sealed class Scheduler
     /// <summary>Xen's vcpu_wake with credit's BOOST: <paramref name="v"/> was blocked (or down) and can run again.
     /// It runs before the round-robin order: on this processor if it idles (its exit picks it), else on an idle
     /// processor, kicked to take it, else by preempting the vCPU of its own domain running here now if that one
-    /// has had its ratelimit, or when it has (the processor's preempt deadline).</summary>
+    /// has had its ratelimit, or when it has (the processor's preempt deadline); only where its hard affinity
+    /// allows.</summary>
     public void WokeUp(Vcpu v)
     {
         v.Boosted = true;
         int me = _machine.Cpu;
         Vcpu r = _running[me];
-        if (r == null || r == v || v.RunningOn >= 0) return;
+        if (r == v || v.RunningOn >= 0) return;
+        bool here = (Allowed(v) & (1UL << me)) != 0;
+        if (r == null && here) return;
         int idle = IdleCpuFor(v);
         if (idle >= 0)
         {
@@ -89,7 +112,7 @@ public sealed class Scheduler
         }
         // Another domain's vCPU runs first at the next pick, without preempting this one: I/O between domains
         // (netback to netfront) batches better so. Within a domain (IPIs, a woken lock waiter) it preempts.
-        if (r.Domain != v.Domain) return;
+        if (r == null || r.Domain != v.Domain || !here) return;
         ulong now = _machine.Host.SystemTimeNs();
         if (now - r.RunSince >= RatelimitNs)
         {
@@ -111,11 +134,11 @@ public sealed class Scheduler
     }
 
     /// <summary>A processor other than this one that takes guests, runs none now, is not already kicked to
-    /// take one, and that <paramref name="v"/>'s hard affinity allows; -1 when there is none.</summary>
+    /// take one, and that <paramref name="v"/>'s hard affinity allows; -1 when there is none (also while the
+    /// only ones it allows have not joined yet: the first of them to join takes it at its first tick).</summary>
     private int IdleCpuFor(Vcpu v)
     {
-        ulong allowed = (v.HardAffinity & Cpus) != 0 ? v.HardAffinity : ulong.MaxValue;
-        ulong cpus = Cpus & ~(1UL << _machine.Cpu) & ~_kicks & ~_kicked & allowed;
+        ulong cpus = Cpus & ~(1UL << _machine.Cpu) & ~_kicks & ~_kicked & Allowed(v);
         for (int c = 0; cpus != 0; c++, cpus >>= 1)
             if ((cpus & 1) != 0 && _running[c] == null) return c;
         return -1;
@@ -198,7 +221,7 @@ public sealed class Scheduler
             {
                 Vcpu v = d.Vcpus[id];
                 if (!IsRunnable(v) || found != null && !v.Boosted) continue;
-                if (v.RunningOn >= 0 && v.RunningOn != me || (v.HardAffinity & meBit) == 0 && (v.HardAffinity & Cpus) != 0) continue;
+                if (v.RunningOn >= 0 && v.RunningOn != me || (Allowed(v) & meBit) == 0) continue;
                 found = v;
                 foundIndex = index * Domain.VcpuCapacity + id;
                 if (v.Boosted) break;

@@ -193,8 +193,9 @@ public static class DomainSettings
             && GuestMemory.WriteU32(v, arg + Public.Domctl.getvcpuinfo_cpu, 0) ? 0 : -Errno.EFAULT;
     }
 
-    /// <summary>The CPUs guests run on (bit n = CPU n): CPU 0 until issue 13's scheduler spreads them.</summary>
-    public static ulong OnlineMask(Machine m) => 1;
+    /// <summary>The CPUs of the domain's cpupool (bit n = CPU n; Xen's cpupool_domain_master_cpumask): every
+    /// processor the boot started, joined yet or not, the set the scheduler judges a hard affinity against.</summary>
+    public static ulong OnlineMask(Machine m) => m.Scheduler.Started;
 
     /// <summary>xenctl_bitmap_to_bitmap: the first 64 bits of the guest's map (bits past nr_bits are 0).</summary>
     private static long ReadBitmap(Vcpu v, ulong map, out ulong mask)

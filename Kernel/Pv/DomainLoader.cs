@@ -12,7 +12,8 @@ namespace Microhv.Kernel.Pv;
 /// pages=N (default 4096 = 16 MiB), initial (the initial domain: SIF_INITDOMAIN, console_io, id 0;
 /// default: the first module), name=... for the log, vcpus=N (1 to Domain.VcpuCapacity; default one
 /// per started CPU for the initial domain, as Xen's dom0, and 1 for the others: vCPU 0 starts, the
-/// guest brings the others up with VCPUOP_initialise and VCPUOP_up). A module whose only word is "initrd" is not a
+/// guest brings the others up with VCPUOP_initialise and VCPUOP_up), cpus=LIST (xl.cfg's: the processors its vCPUs
+/// may run on, e.g. cpus=0-1,3, HAL/CpuList.cs; the started ones of them, and a list naming none is refused). A module whose only word is "initrd" is not a
 /// domain: it is the initial ramdisk of the module just before it (start_info mod_start, as a PFN):
 ///   module2 /boot/initrd.gz initrd
 /// A module that cannot be built is refused with the reason; the others still start.
@@ -34,7 +35,9 @@ internal static unsafe class DomainLoader
             int len = line.Length;
 
             ulong pages = DefaultPages;
-            ulong vcpus = 0;
+            ulong vcpus = 0, cpus = 0;
+            int cpusStart = 0, cpusLength = 0;
+            ulong started = machine.Scheduler.Started;
             int nameStart = 0, nameLength = 0, guestStart = len;
             bool bad = false, isInitrd = false;
             int pos = 0;
@@ -45,6 +48,15 @@ internal static unsafe class DomainLoader
                 line.SplitWord(ws, wl, out int kl, out bool hasValue, out int vs, out int vl);
                 if (line.BytesEqual(ws, kl, "pages") && hasValue && ParseNumber(buffer, vs, vl, out ulong p) && p >= 64 && p <= MaxPages) pages = p;
                 else if (line.BytesEqual(ws, kl, "vcpus") && hasValue && ParseNumber(buffer, vs, vl, out ulong nv) && nv >= 1 && nv <= Domain.VcpuCapacity) vcpus = nv;
+                else if (line.BytesEqual(ws, kl, "cpus") && hasValue && CpuList.TryParse(buffer, vs, vl, out ulong mask))
+                {
+                    cpus = mask & started;
+                    cpusStart = vs; cpusLength = vl;
+                    if (cpus != 0) continue;
+                    Log.Write("domain: module "); Log.Dec((ulong)m); Log.Write(": '"); Log.Write(Pointer(buffer, ws), wl);
+                    Log.Line("' names no processor that was started");
+                    bad = true;
+                }
                 else if (line.BytesEqual(ws, wl, "initial")) { }
                 else if (line.BytesEqual(ws, kl, "name") && hasValue) { nameStart = vs; nameLength = vl; }
                 else
@@ -54,7 +66,7 @@ internal static unsafe class DomainLoader
                     bad = true;
                 }
             }
-            if (bad) { Log.Write("domain: module "); Log.Dec((ulong)m); Log.Line(" refused: fix its command line (pages=64..262144, vcpus=1..8, initial, name=..., -- guest words)"); continue; }
+            if (bad) { Log.Write("domain: module "); Log.Dec((ulong)m); Log.Line(" refused: fix its command line (pages=64..262144, vcpus=1..8, cpus=0-1,3, initial, name=..., -- guest words)"); continue; }
             if (isInitrd)
             {
                 if (m == 0) { Log.Write("domain: module 0 is an initrd with no kernel module before it: ignored"); Log.Line(); }
@@ -89,13 +101,18 @@ internal static unsafe class DomainLoader
             d.Name = name;
             if (vcpus == 0) vcpus = initial ? (ulong)(Smp.Processors.Count < Domain.VcpuCapacity ? Smp.Processors.Count : Domain.VcpuCapacity) : 1;
             d.MaxVcpus = (int)vcpus;
-            for (int i = 0; i < Domain.VcpuCapacity; i++) d.Vcpus[i].FpuArea = NewFpuArea();
+            for (int i = 0; i < Domain.VcpuCapacity; i++)
+            {
+                d.Vcpus[i].FpuArea = NewFpuArea();
+                if (cpus != 0) d.Vcpus[i].HardAffinity = cpus;          // xl.cfg's cpus=: every vCPU's hard affinity
+            }
             if (GrantTable.Create(d) == null) Log.Line("domain: no frame for a grant table; grant operations will fail");
             d.State = DomainState.Running;
             Log.Write(") is domain "); Log.Dec(d.DomainId); Log.Write(initial ? " (initial)" : ""); Log.Write(": ");
             Log.Dec(pages); Log.Write(" pages, entry "); Log.Hex(d.Vcpu.Regs.Rip); Log.Write(", start_info "); Log.Hex(d.Vcpu.Regs.Rsi);
             if (initrdLength != 0) { Log.Write(", initrd of "); Log.Dec(initrdLength); Log.Write(" bytes"); }
             if (vcpus > 1) { Log.Write(", "); Log.Dec(vcpus); Log.Write(" vCPUs"); }
+            if (cpus != 0) { Log.Write(", on CPUs "); Log.Write(Pointer(buffer, cpusStart), cpusLength); }
             Log.Line();
             if (d.AbiRomAddress != 0)
             {

@@ -41,6 +41,7 @@ internal static unsafe class PvSetup
 
         DomainSummary.FreeFramesAtStart = frames.FreeFrames;
         ScreenHandover.BeforeDomains(machine, info);
+        machine.Scheduler.Start(Smp.Processors.Count);      // cpus= and affinities are judged against these, joined or not
         DomainLoader.LoadAll(machine, info);
         ulong released = PhysicalMemoryMap.ReleaseModules(info, frames);
         DomainSummary.FreeFramesAtStart += released;

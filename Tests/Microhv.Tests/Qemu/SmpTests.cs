@@ -145,4 +145,31 @@ public class SmpTests
         for (int c = 1; c <= 4; c++) Assert.True(int.Parse(perCpu.Groups[c].Value) > 0, $"CPU {c - 1} ran no guest\n{log}");
         Assert.Equal(1, qemu.WaitForExit(TimeSpan.FromMinutes(1)));
     }
+    /// <summary>xl.cfg's cpus= on a module line: two ballooning domains, one held to CPU 2 and one to CPU 3, run
+    /// there only (CPUs 0 and 1 run no guest at all), and a list naming no started processor refuses its module.</summary>
+    [Fact]
+    public void CpusOnAModuleLineHoldsItsVcpusToThoseProcessors()
+    {
+        const int rounds = 500;
+        string guest = XenHypervisor.EnsurePvTest();
+        string words = $"workload=balloon rounds={rounds}";
+        var run = TimeSpan.FromMinutes(4);
+        using var qemu = QemuMachine.Start(KernelImages.WorkDir, BootConfig.Args(KernelImages.IsoWithModules($"microhv.log=info {Exit}",
+            (guest, "name=b0 initial cpus=2 -- " + words), (guest, "name=b1 cpus=3 -- " + words), (guest, "name=none cpus=5-7 -- " + words)),
+            memoryMiB: 512).Concat(new[] { "-smp", "4" }).ToList(), run);
+        qemu.WaitForLine("Microhv: powering off (isa-debug-exit)", run);
+        var lines = qemu.Lines;
+        string log = qemu.Describe(60);
+        Assert.Contains(lines, l => l.StartsWith("domain: module 0 (b0) is domain 0 (initial): ", StringComparison.Ordinal) && l.EndsWith(", on CPUs 2", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("domain: module 1 (b1) is domain 1: ", StringComparison.Ordinal) && l.EndsWith(", on CPUs 3", StringComparison.Ordinal));
+        Assert.Contains("domain: module 2: 'cpus=5-7' names no processor that was started", lines);
+        Assert.Contains(lines, l => l.StartsWith("domain: module 2 refused: fix its command line", StringComparison.Ordinal));
+        string done = $"pvtest: workload balloon done, {rounds} rounds, {rounds * 16} new frames zero";
+        Assert.True(lines.Contains(done) && lines.Contains("(d1) " + done), $"a domain did not finish\n{log}");
+        var perCpu = Regex.Match(string.Join("\n", lines), @"summary: guest time per CPU: CPU0 (\d+) ms, CPU1 (\d+) ms, CPU2 (\d+) ms, CPU3 (\d+) ms");
+        Assert.True(perCpu.Success, log);
+        Assert.Equal(("0", "0"), (perCpu.Groups[1].Value, perCpu.Groups[2].Value));
+        Assert.True(int.Parse(perCpu.Groups[3].Value) > 0 && int.Parse(perCpu.Groups[4].Value) > 0, $"CPU 2 or 3 ran no guest\n{log}");
+        Assert.Equal(1, qemu.WaitForExit(TimeSpan.FromMinutes(1)));
+    }
 }

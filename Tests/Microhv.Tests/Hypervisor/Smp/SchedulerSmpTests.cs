@@ -118,9 +118,78 @@ public class SchedulerSmpTests
         Assert.Same(_a.Vcpu, PickOn(0, null));
         Assert.Null(PickOn(1, null));
         Assert.Same(_b.Vcpu, PickOn(2, null));
-        // An affinity naming no processor that takes guests is ignored (Xen refuses to set one).
+        // An affinity naming no processor the boot started is every processor, as Xen breaks one left with no
+        // processor of its pool (and refuses to set one).
         _b.Vcpu.HardAffinity = 1UL << 40;
         Assert.Same(_b.Vcpu, PickOn(2, _b.Vcpu));
+        _b.Vcpu.Blocked = true;                                     // off CPU 2 and woken: CPU 1 may take it
+        Assert.Null(PickOn(2, _b.Vcpu));
+        _b.Vcpu.Blocked = false;
+        Assert.Same(_b.Vcpu, PickOn(1, null));
+    }
+
+    /// <summary>CI's SmpTests.CpusOnAModuleLineHoldsItsVcpusToThoseProcessors saw CPU 1 run two domains held to CPUs 2
+    /// and 3 for 62 ms: while those had not joined, their affinity named no processor taking guests and was
+    /// ignored. It is judged against the started processors: the vCPU waits for its own to join.</summary>
+    [Fact]
+    public void A_vcpu_held_to_a_started_processor_that_has_not_joined_waits_for_it()
+    {
+        _s.Start(4);                                                // CPUs 0-3 started; 0, 1 and 2 have joined
+        _b.Vcpu.HardAffinity = 1UL << 3;
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Null(PickOn(1, null));
+        Assert.Null(PickOn(2, null));
+        // Woken on CPU 0 (which idles not, and may not run it): no joined processor is kicked for it.
+        _b.Vcpu.Blocked = true;
+        _t.Machine.Cpu = 0;
+        _b.Vcpu.Blocked = false;
+        _s.WokeUp(_b.Vcpu);
+        _s.MadeRunnable(_b.Vcpu);
+        Assert.Equal(0UL, _s.TakeKicks());
+        Assert.Equal(0UL, (ulong)(_a.Vcpu.PendingExitWork & ExitWork.Reschedule));
+        Assert.Null(PickOn(1, null));
+        Assert.Same(_a.Vcpu, PickOn(0, _a.Vcpu));
+        // CPU 3 joins and takes it at its first pick.
+        _s.Join(3);
+        Assert.Same(_b.Vcpu, PickOn(3, null));
+        // Held to CPUs 3 and 4, of which only 3 started: 4 is dropped, not a reason to run anywhere.
+        _b.Vcpu.HardAffinity = 3UL << 3;
+        _b.Vcpu.Blocked = true;
+        Assert.Null(PickOn(3, _b.Vcpu));
+        _b.Vcpu.Blocked = false;
+        Assert.Null(PickOn(1, null));
+        Assert.Same(_b.Vcpu, PickOn(3, null));
+    }
+
+    [Fact]
+    public void A_vcpu_woken_where_its_affinity_forbids_kicks_an_idle_processor_it_allows()
+    {
+        var a1 = _a.Vcpus[1];
+        _a.MaxVcpus = 2;
+        a1.Online = a1.Initialised = true;
+        a1.HardAffinity = 1UL << 2;
+        a1.Blocked = true;
+        _b.PauseCount = 1;
+        _t.Host.NowNs = 1_000;
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Null(PickOn(1, null));
+        Assert.Null(PickOn(2, null));
+        // Woken on CPU 1, which idles but may not run it: CPU 2 is kicked.
+        _t.Machine.Cpu = 1;
+        _t.Host.NowNs = 10_000_000;
+        a1.Blocked = false;
+        _s.WokeUp(a1);
+        Assert.Equal(1UL << 2, _s.TakeKicks());
+        // Woken on CPU 0, where its own domain runs and no processor it allows idles: a is not preempted for it.
+        Assert.Same(a1, PickOn(2, null));
+        var c = _t.AddDomain(2);
+        a1.Blocked = true;
+        Assert.Same(c.Vcpu, PickOn(2, a1));
+        _t.Machine.Cpu = 0;
+        a1.Blocked = false;
+        _s.WokeUp(a1);
+        Assert.Equal(0UL, _s.TakeKicks());
+        Assert.Equal(0UL, (ulong)(_a.Vcpu.PendingExitWork & ExitWork.Reschedule));
     }
 
     [Fact]
