@@ -54,14 +54,16 @@ public abstract class HypervisorHost
     /// <summary>Makes the vCPU's GDT (its set_gdt frames) the CPU's entries below Xen's reserved ones, as
     /// Xen maps those frames into its per-CPU GDT: called when the vCPU starts running and after set_gdt.</summary>
     public virtual void LoadGuestGdt(Vcpu v) { }
-    /// <summary>The running guest's FS base and active GS base as the CPU holds them (FS_BASE, and
-    /// KERNEL_GS_BASE while the hypervisor runs): a vCPU with CR4.FSGSBASE writes them without trapping.</summary>
-    public virtual void ReadGuestSegmentBases(out ulong fs, out ulong gs) { fs = 0; gs = 0; }
+    /// <summary>The running guest's FS base as the CPU holds it (FS_BASE): a selector load or WRFSBASE changes it
+    /// without trapping (Traps/SegmentBases.cs).</summary>
+    public virtual ulong ReadGuestFsBase() => 0;
+    /// <summary>The running guest's active GS base as the CPU holds it (KERNEL_GS_BASE while the hypervisor runs).</summary>
+    public virtual ulong ReadGuestGsBase() => 0;
     /// <summary>Puts a reused vCPU's FPU area back in its power-on state (the kernel owns the area; nothing in hosted tests).</summary>
     public virtual void ResetVcpuFpu(Vcpu v) { }
     /// <summary>save_segments: <paramref name="v"/> leaves this processor: its DS, ES, FS and GS selectors as the CPU
-    /// holds them go into it, and with <paramref name="bases"/> the FS base and active GS base too.</summary>
-    public virtual void SaveSegments(Vcpu v, bool bases) { }
+    /// holds them go into it (its bases: Traps/SegmentBases.Save).</summary>
+    public virtual void SaveSegments(Vcpu v) { }
     /// <summary>load_segments: loads <paramref name="v"/>'s DS, ES, FS and GS selectors (its GDT and LDT are loaded);
     /// one the CPU refuses becomes null. Returns SegmentReload's bits of the refused ones (0: all loaded).</summary>
     public virtual int LoadSegments(Vcpu v) => 0;

@@ -50,13 +50,14 @@ public sealed class Vcpu
     /// <summary>VGCF_failsafe_disables_events: the failsafe callback is entered with events masked.</summary>
     public bool FailsafeMasksEvents;
 
-    /// <summary>set_segment_base and the emulated FS/GS base MSRs. With CR4.FSGSBASE the guest also writes
-    /// them itself; PvCr4.SyncSegmentBases brings these copies up to date before they are used.</summary>
+    /// <summary>Xen's arch.pv.fs_base, gs_base_kernel and gs_base_user: copies of what the CPU holds while the
+    /// vCPU runs, read back before they are used (Traps/SegmentBases.cs).</summary>
     public ulong FsBase, GsBaseKernel, GsBaseUser;
     /// <summary>The CR4 bits the guest controls (Xen's ctrlreg[4] less the host's visible bits): FSGSBASE.</summary>
     public ulong Cr4;
-    /// <summary>The CPU holds this vCPU's FS and GS bases (it is running, or the exit being prepared loads them).</summary>
-    public bool SegmentBasesLive;
+    /// <summary>The CPU holds this vCPU's FS base, and the GS base of its guest mode, and the guest may have changed
+    /// them since (it is running, or the exit being prepared loads them): the copies are then read back first.</summary>
+    public bool FsBaseLive, GsBaseLive;
 
     /// <summary>set_debugreg / MOV to %drN: the guest's debug registers (Traps/DebugRegisters.cs).</summary>
     public Traps.DebugRegisterState Debug = Traps.DebugRegisterState.Reset;
@@ -135,7 +136,7 @@ public sealed class Vcpu
         SyscallMasksEvents = false;
         FsBase = GsBaseKernel = GsBaseUser = 0;
         Cr4 = 0;
-        SegmentBasesLive = false;
+        FsBaseLive = GsBaseLive = false;
         Debug = Traps.DebugRegisterState.Reset;
         FpuTaskSwitched = false;
         Iopl = 0;

@@ -217,12 +217,11 @@ public static class EmulatePrivOp
     public static bool ReadMsr(Vcpu v, uint msr, out ulong value)
     {
         value = 0;
-        if (msr == MSR_FS_BASE || msr == MSR_GS_BASE || msr == MSR_SHADOW_GS_BASE) PvCr4.SyncSegmentBases(v);
         switch (msr)
         {
-            case MSR_FS_BASE: value = v.FsBase; return true;
-            case MSR_GS_BASE: value = v.GsBaseKernel; return true;          // the kernel's, since only the kernel gets here
-            case MSR_SHADOW_GS_BASE: value = v.GsBaseUser; return true;
+            case MSR_FS_BASE: value = SegmentBases.Fs(v); return true;
+            case MSR_GS_BASE: value = SegmentBases.GsKernel(v); return true;     // the kernel's, since only the kernel gets here
+            case MSR_SHADOW_GS_BASE: value = SegmentBases.GsUser(v); return true;
             case MSR_EFER: value = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE; return true;
             case MSR_IA32_MISC_ENABLE: value = MiscEnable; return true;
             case MSR_IA32_CR_PAT: value = HostPat; return true;
@@ -235,23 +234,19 @@ public static class EmulatePrivOp
 
     public static PrivOpResult WriteMsr(Vcpu v, uint msr, ulong value)
     {
-        if (msr == MSR_FS_BASE || msr == MSR_GS_BASE || msr == MSR_SHADOW_GS_BASE) PvCr4.SyncSegmentBases(v);
         switch (msr)
         {
             case MSR_FS_BASE:
                 if (!PageTableEntry.IsCanonical(value)) return PrivOpResult.NotEmulated;
-                v.FsBase = value;
-                v.PendingExitWork |= ExitWork.SegmentBases;
+                SegmentBases.SetFs(v, value);
                 return PrivOpResult.Emulated;
             case MSR_GS_BASE:
                 if (!PageTableEntry.IsCanonical(value)) return PrivOpResult.NotEmulated;
-                v.GsBaseKernel = value;
-                v.PendingExitWork |= ExitWork.SegmentBases;
+                SegmentBases.SetGsKernel(v, value);
                 return PrivOpResult.Emulated;
             case MSR_SHADOW_GS_BASE:
                 if (!PageTableEntry.IsCanonical(value)) return PrivOpResult.NotEmulated;
-                v.GsBaseUser = value;
-                v.PendingExitWork |= ExitWork.SegmentBases;
+                SegmentBases.SetGsUser(v, value);
                 return PrivOpResult.Emulated;
             // Writes Xen drops with a warning rather than fault: the guest cannot change these.
             case MSR_EFER:
@@ -355,8 +350,8 @@ public static class EmulatePrivOp
 
     private static ulong SegmentBase(Vcpu v, int segment)
     {
-        if (segment == SegmentRegister.FS) return v.FsBase;
-        if (segment == SegmentRegister.GS) return v.KernelMode ? v.GsBaseKernel : v.GsBaseUser;
+        if (segment == SegmentRegister.FS) return SegmentBases.Fs(v);
+        if (segment == SegmentRegister.GS) return SegmentBases.ActiveGs(v);
         return 0;
     }
 

@@ -99,7 +99,7 @@ public sealed class GuestEntry
             if (TrapBounce.DeliverEventUpcall(v, ref frame)) exit.Actions = ExitActions.Upcall;
             if (Unlocked)                                    // (a crash delivering it took the lock)
             {
-                if (v.KernelMode != enteredInKernelMode || !v.SegmentBasesLive) LoadSegmentBases(ref exit, v);
+                if (SegmentBases.NeedLoad(v)) SegmentBases.Load(ref exit, v, false);
                 if (v.FpuTaskSwitched) exit.Actions |= ExitActions.Cr0Ts;
                 if (GuestExit.CanSysret(in frame)) exit.Actions |= ExitActions.Sysret;
                 Record = exit;
@@ -215,15 +215,6 @@ public sealed class GuestEntry
         return SlowExit(ref frame, false, false, enteredInKernelMode);
     }
 
-    /// <summary>The exit loads <paramref name="c"/>'s FS base and the GS base of its guest mode (they are then live in the CPU).</summary>
-    private static void LoadSegmentBases(ref GuestExit exit, Vcpu c)
-    {
-        exit.Actions |= ExitActions.LoadSegmentBases;
-        exit.FsBase = c.FsBase;
-        exit.GsBase = c.KernelMode ? c.GsBaseKernel : c.GsBaseUser;
-        c.SegmentBasesLive = true;
-    }
-
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ExitActions SlowExit(ref TrapFrame frame, bool tick, bool timer, bool enteredInKernelMode)
     {
@@ -261,7 +252,7 @@ public sealed class GuestEntry
                 switched = true;
                 if (v != null && frame.Ring == 3) v.Regs = frame;
                 // Its selectors and the bases the CPU holds (save_segments); not the bases this trap changed.
-                if (v != null) SegmentReload.Save(v, (work & ExitWork.SegmentBases) != 0 || v.KernelMode != enteredInKernelMode);
+                if (v != null) SegmentReload.Save(v);
                 Previous = v;
                 Current = next;
                 exit.Actions |= ExitActions.Switch;
@@ -282,8 +273,7 @@ public sealed class GuestEntry
             if (TrapBounce.DeliverEventUpcall(c, ref frame)) exit.Actions |= ExitActions.Upcall;
             // After the upcall, which may have switched the vCPU to its kernel tables.
             if (switched) exit.Cr3 = c.KernelMode || c.GuestTableUser == 0 ? c.GuestTable : c.GuestTableUser;
-            if (switched || (work & ExitWork.SegmentBases) != 0 || c.KernelMode != enteredInKernelMode || !c.SegmentBasesLive)
-                LoadSegmentBases(ref exit, c);
+            if (switched || SegmentBases.NeedLoad(c)) SegmentBases.Load(ref exit, c, switched);
             if (switched || (work & ExitWork.Cr4) != 0)
             {
                 exit.Actions |= ExitActions.LoadCr4;

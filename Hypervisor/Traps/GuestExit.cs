@@ -13,7 +13,7 @@ public enum ExitWork : byte
     Reschedule = 1,
     /// <summary>A guest timer may now fire earlier than the one armed (set_timer_op, vcpu_op timers, poll timeout).</summary>
     TimersChanged = 2,
-    /// <summary>FS base or a GS base changed (set_segment_base, an emulated wrmsr).</summary>
+    /// <summary>The FS base or the active GS base changed (set_segment_base, an emulated wrmsr): SegmentBases.</summary>
     SegmentBases = 4,
     /// <summary>The guest changed the CR4 bits it controls (an emulated mov to CR4).</summary>
     Cr4 = 8,
@@ -43,8 +43,8 @@ public enum ExitActions : ushort
     Idle = 8,
     /// <summary>Load CR3 with <see cref="GuestExit.Cr3"/> and the vCPU's GDT (a switch to a vCPU).</summary>
     LoadAddressSpace = 16,
-    /// <summary>Write the FS and GS base MSRs from <see cref="GuestExit.FsBase"/> and <see cref="GuestExit.GsBase"/>.</summary>
-    LoadSegmentBases = 32,
+    /// <summary>Write the FS base MSR from <see cref="GuestExit.FsBase"/>.</summary>
+    LoadFsBase = 32,
     /// <summary>Re-arm the one-shot timer for <see cref="GuestExit.TimerDeadline"/> (0: only the scheduler tick).</summary>
     ArmTimer = 64,
     /// <summary>An event upcall was delivered (the frame now enters the guest's event callback).</summary>
@@ -58,6 +58,9 @@ public enum ExitActions : ushort
     /// <summary>Load GuestEntry.Current's debug registers when its DR7 enables a breakpoint, else turn DR7
     /// off (a switch from or to a vCPU with breakpoints, or its set_debugreg): DebugRegisters.</summary>
     LoadDebugRegisters = 2048,
+    /// <summary>Write the guest's active GS base from <see cref="GuestExit.GsBase"/> (a change of guest mode, a vCPU
+    /// switched in, a base the guest set through Microhv).</summary>
+    LoadGsBase = 4096,
 }
 
 /// <summary>The exit record: GuestEntry fills it, Kernel/Pv/PvCpu.cs applies it.</summary>

@@ -430,9 +430,8 @@ public static class InstructionDecoder
     public static ulong EffectiveAddress(in DecodedInstruction insn, ref TrapFrame regs, Vcpu v)
     {
         ulong ea = EffectiveAddress(in insn, ref regs);
-        if (insn.Segment == SegmentRegister.FS || insn.Segment == SegmentRegister.GS) PvCr4.SyncSegmentBases(v);
-        if (insn.Segment == SegmentRegister.FS) ea += v.FsBase;
-        else if (insn.Segment == SegmentRegister.GS) ea += v.KernelMode ? v.GsBaseKernel : v.GsBaseUser;
+        if (insn.Segment == SegmentRegister.FS) ea += SegmentBases.Fs(v);
+        else if (insn.Segment == SegmentRegister.GS) ea += SegmentBases.ActiveGs(v);
         return ea;
     }
 }

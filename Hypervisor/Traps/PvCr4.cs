@@ -8,11 +8,8 @@ namespace Microhv.Hypervisor.Traps;
 /// offers CR4.FSGSBASE, when the PV CPUID policy shows FSGSBASE; other writes are dropped, as Xen
 /// drops bits outside the policy. The CPU runs a vCPU with CR4.FSGSBASE only if that vCPU set it, so
 /// {RD,WR}{FS,GS}BASE raise #UD in a guest that did not ask, as on Xen.
-///
-/// A vCPU with FSGSBASE writes its FS base and active GS base without trapping, so before Microhv uses
-/// its copies (a change of guest mode, a vCPU switch, set_segment_base, the emulated base MSRs, an
-/// FS/GS-relative operand) it reads them back from the CPU: the values Xen's toggle_guest_mode and
-/// context switch re-read.
+/// A vCPU with FSGSBASE writes its FS base and active GS base without trapping, as a selector load
+/// changes them without it: Microhv reads them back before it uses its copies (SegmentBases).
 /// </summary>
 public static class PvCr4
 {
@@ -29,7 +26,6 @@ public static class PvCr4
         ulong bits = value & CR4_FSGSBASE;
         if (!PolicyHasFsgsbase(v)) bits = 0;
         if (bits == v.Cr4) return;
-        SyncSegmentBases(v);                          // before the guest loses the instructions
         v.Cr4 = bits;
         v.PendingExitWork |= ExitWork.Cr4;
     }
@@ -41,22 +37,5 @@ public static class PvCr4
         PvCpuid.Query(v, 7, 0, out uint _, out uint b, out uint _, out uint _);
         PvCpuid.Query(v, 0, 0, out uint maxLeaf, out uint _, out uint _, out uint _);
         return maxLeaf >= 7 && (b & Leaf7EbxFsgsbase) != 0;
-    }
-
-    /// <summary>
-    /// Brings the vCPU's FS base and active GS base up to date from the CPU, if it may have written them
-    /// itself and the CPU holds them. From then on the copies are what counts: the way back to the
-    /// guest loads them again (<see cref="ExitWork.SegmentBases"/>), so two changes of mode in one trap
-    /// never read the CPU twice.
-    /// </summary>
-    public static void SyncSegmentBases(Vcpu v)
-    {
-        if (!v.SegmentBasesLive || !WritesOwnBases(v)) return;
-        v.Domain.Machine.Host.ReadGuestSegmentBases(out ulong fs, out ulong gs);
-        v.FsBase = fs;
-        if (v.KernelMode) v.GsBaseKernel = gs;
-        else v.GsBaseUser = gs;
-        v.SegmentBasesLive = false;
-        v.PendingExitWork |= ExitWork.SegmentBases;
     }
 }

@@ -18,14 +18,13 @@ public static class SegmentReload
     /// <summary>Bits of <see cref="HypervisorHost.LoadSegments"/>'s result: the selectors the CPU refused.</summary>
     public const int DsRefused = 1, EsRefused = 2, FsRefused = 4, GsRefused = 8;
 
-    /// <summary>save_segments for <paramref name="v"/>, leaving this processor: its selectors; its FS and GS bases
-    /// too unless its copies are newer than the CPU's (<paramref name="basesChanged"/>: set_segment_base or a
-    /// change of guest mode in this very trap, which the kernel has not loaded yet).</summary>
-    public static void Save(Vcpu v, bool basesChanged)
+    /// <summary>save_segments for <paramref name="v"/>, leaving this processor: its selectors, and its FS and
+    /// active GS bases where the CPU holds them (not those set_segment_base or a change of guest mode in this
+    /// very trap gave it, which the kernel has not loaded: SegmentBases).</summary>
+    public static void Save(Vcpu v)
     {
-        PvCr4.SyncSegmentBases(v);
-        v.Domain.Machine.Host.SaveSegments(v, v.SegmentBasesLive && !basesChanged);
-        v.SegmentBasesLive = false;
+        v.Domain.Machine.Host.SaveSegments(v);
+        SegmentBases.Save(v);
     }
 
     /// <summary>load_segments for <paramref name="v"/>, switched to on this processor (<paramref name="regs"/> are

@@ -5,37 +5,29 @@ namespace Microhv.Hypervisor.Traps;
 
 /// <summary>
 /// HYPERVISOR_set_segment_base (Xen's do_set_segment_base): a ring-3 kernel cannot write the FS/GS
-/// base MSRs, so it asks. The exit record (GuestEntry) then has the kernel load FsBase and the active GS
-/// base (kernel or user, by guest mode) into the CPU before it resumes the vCPU.
+/// base MSRs, so it asks. The bases it names change (SegmentBases); the exit loads them when they are
+/// the CPU's (FS, the kernel's GS), the others stay as the guest left them.
 /// </summary>
 public static class SetSegmentBase
 {
     public static long Do(Vcpu v, ulong which, ulong baseAddress)
     {
-        PvCr4.SyncSegmentBases(v);                 // the bases this call leaves alone stay as the guest wrote them
-        long rc = Set(v, which, baseAddress);
-        if (rc == 0) v.PendingExitWork |= ExitWork.SegmentBases;
-        return rc;
-    }
-
-    private static long Set(Vcpu v, ulong which, ulong baseAddress)
-    {
         switch (which)
         {
             case ArchX86.SEGBASE_FS:
                 if (!PageTableEntry.IsCanonical(baseAddress)) return -Errno.EINVAL;
-                v.FsBase = baseAddress;
+                SegmentBases.SetFs(v, baseAddress);
                 return 0;
             case ArchX86.SEGBASE_GS_USER:
                 if (!PageTableEntry.IsCanonical(baseAddress)) return -Errno.EINVAL;
-                v.GsBaseUser = baseAddress;
+                SegmentBases.SetGsUser(v, baseAddress);
                 return 0;
             case ArchX86.SEGBASE_GS_KERNEL:
                 if (!PageTableEntry.IsCanonical(baseAddress)) return -Errno.EINVAL;
-                v.GsBaseKernel = baseAddress;
+                SegmentBases.SetGsKernel(v, baseAddress);
                 return 0;
             case ArchX86.SEGBASE_GS_USER_SEL:
-                v.GsBaseUser = SelectorBase(v, (ushort)baseAddress);
+                SegmentBases.SetGsUser(v, SelectorBase(v, (ushort)baseAddress));
                 return 0;
         }
         return -Errno.EINVAL;

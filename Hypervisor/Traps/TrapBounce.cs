@@ -238,11 +238,12 @@ public static class TrapBounce
 
     /// <summary>
     /// Xen's toggle_guest_mode: flips between guest kernel and guest user, which swaps the active GS
-    /// base (the kernel loads FsBase/GsBase* when it resumes the vCPU) and the page-table base.
+    /// base (the one being left is read back from the CPU first; the exit loads the other) and the
+    /// page-table base. The FS base is left as it is.
     /// </summary>
     public static void ToggleGuestMode(Vcpu v)
     {
-        PvCr4.SyncSegmentBases(v);                 // the active GS base becomes inactive: keep what the guest wrote
+        SegmentBases.LeaveMode(v);
         v.KernelMode = !v.KernelMode;
         ulong root = v.KernelMode || v.GuestTableUser == 0 ? v.GuestTable : v.GuestTableUser;
         if (root != 0) v.Domain.Machine.Host.LoadPageTableBase(root);

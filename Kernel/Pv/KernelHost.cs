@@ -97,16 +97,11 @@ internal sealed unsafe class KernelHost : HypervisorHost
     public override void LoadLdt(Vcpu v) => GuestGdt.LoadLdt(v);
 
     // While the hypervisor runs, the guest's selectors are still in the CPU (nothing in ring 0 loads DS, ES, FS or GS).
-    public override void SaveSegments(Vcpu v, bool bases)
+    public override void SaveSegments(Vcpu v)
     {
         ushort* s = stackalloc ushort[4];
         Cpu.ReadSelectors(s);
         v.Ds = s[0]; v.Es = s[1]; v.Fs = s[2]; v.Gs = s[3];
-        if (!bases) return;
-        ReadGuestSegmentBases(out ulong fs, out ulong gs);
-        v.FsBase = fs;
-        if (v.KernelMode) v.GsBaseKernel = gs;
-        else v.GsBaseUser = gs;
     }
 
     // Loading GS in ring 0 changes GS_BASE, this processor's block: the routine writes it back. A #PF of the LDT
@@ -123,11 +118,8 @@ internal sealed unsafe class KernelHost : HypervisorHost
 
     private const uint GsBaseMsr = 0xC0000101;
     // While the hypervisor runs the guest's GS base waits in KERNEL_GS_BASE (the entry's SWAPGS).
-    public override void ReadGuestSegmentBases(out ulong fs, out ulong gs)
-    {
-        fs = Cpu.ReadMsr(0xC0000100);
-        gs = Cpu.ReadMsr(Smp.CpuBlock.KernelGsBaseMsr);
-    }
+    public override ulong ReadGuestFsBase() => Cpu.ReadMsr(0xC0000100);
+    public override ulong ReadGuestGsBase() => Cpu.ReadMsr(Smp.CpuBlock.KernelGsBaseMsr);
     public override void ResetVcpuFpu(Vcpu v) => DomainLoader.InitFpuArea(v.FpuArea);
     public override void WriteGuestGdtEntry(int index, ulong descriptor) => GuestGdt.Write(index, descriptor);
 }

@@ -280,12 +280,9 @@ internal static unsafe class PvCpu
             Cpu.WriteCr3(exit.Cr3);                      // (its GDT, LDT and selectors were loaded by GuestEntry: SegmentReload)
             if (Shared) Machine.Tlb.Flushed(entry.Cpu);
         }
-        if (exit.Has(ExitActions.LoadSegmentBases))
-        {
-            Cpu.WriteMsr(FsBaseMsr, exit.FsBase);
-            // Until the exit path's SWAPGS, GS is this CPU's block: the guest's GS base waits in KERNEL_GS_BASE.
-            Cpu.WriteMsr(Smp.CpuBlock.KernelGsBaseMsr, exit.GsBase);
-        }
+        if (exit.Has(ExitActions.LoadFsBase)) Cpu.WriteMsr(FsBaseMsr, exit.FsBase);
+        // Until the exit path's SWAPGS, GS is this CPU's block: the guest's GS base waits in KERNEL_GS_BASE.
+        if (exit.Has(ExitActions.LoadGsBase)) Cpu.WriteMsr(Smp.CpuBlock.KernelGsBaseMsr, exit.GsBase);
         if (exit.Has(ExitActions.LoadCr4)) SetFsgsbase(exit.Fsgsbase);
         if (exit.Has(ExitActions.LoadDebugRegisters)) LoadDebugRegisters(entry.Current);
         // Off a dead domain's page tables now (CR3 was switched): its frames go back to the pool.

@@ -37,6 +37,9 @@ public static unsafe class Cpu
     [RuntimeImport("*", "guest_movss_hypercall")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern long MovSsHypercall(ushort* ss, ulong nr, ulong a1, ulong a2);
     [RuntimeImport("*", "guest_rdfsbase")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong RdFsBase();
     [RuntimeImport("*", "guest_wrfsbase")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WrFsBase(ulong value);
+    [RuntimeImport("*", "guest_rdgsbase")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong RdGsBase();
+    [RuntimeImport("*", "guest_wrgsbase")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void WrGsBase(ulong value);
+    [RuntimeImport("*", "guest_user_call")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong UserCall(ushort fs, ushort gs, ulong gsBase, ulong what, ulong userStack);
     [RuntimeImport("*", "guest_inb")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern byte InB(uint port);
     [RuntimeImport("*", "guest_atomic_add64")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong AtomicAdd64(ulong* p, ulong value);
     [RuntimeImport("*", "guest_pause")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void Pause();
@@ -46,5 +49,5 @@ public static unsafe class Cpu
 
     // guest_symbol indices
     public const int SymCheckAbort = 0, SymUd2 = 1, SymInt3 = 2, SymRead64 = 3, SymWrite64 = 4;
-    public const int SymEventCallback = 5, SymFailsafeCallback = 6, SymTrapBase = 7, SymIretLanding = 27, SymVcpu1Loop = 28;
+    public const int SymEventCallback = 5, SymFailsafeCallback = 6, SymTrapBase = 7, SymIretLanding = 27, SymVcpu1Loop = 28, SymUserSyscallEntry = 29;
 }

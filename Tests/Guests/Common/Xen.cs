@@ -47,7 +47,7 @@ public static class Xen
     public const ulong MMU_NORMAL_PT_UPDATE = 0, MMU_MACHPHYS_UPDATE = 1;
     public const uint MMUEXT_PIN_L1_TABLE = 0, MMUEXT_PIN_L2_TABLE = 1, MMUEXT_PIN_L3_TABLE = 2, MMUEXT_PIN_L4_TABLE = 3;
     public const uint MMUEXT_UNPIN_TABLE = 4, MMUEXT_NEW_BASEPTR = 5, MMUEXT_TLB_FLUSH_LOCAL = 6, MMUEXT_INVLPG_LOCAL = 7;
-    public const uint MMUEXT_TLB_FLUSH_ALL = 10, MMUEXT_INVLPG_ALL = 11, MMUEXT_SET_LDT = 13;
+    public const uint MMUEXT_TLB_FLUSH_ALL = 10, MMUEXT_INVLPG_ALL = 11, MMUEXT_SET_LDT = 13, MMUEXT_NEW_USER_BASEPTR = 15;
     public const ulong UVMF_NONE = 0, UVMF_TLB_FLUSH = 1, UVMF_INVLPG = 2, UVMF_ALL = 4;
 
     // version.h
@@ -75,7 +75,7 @@ public static class Xen
 
     // callback.h
     public const ulong CALLBACKOP_register = 0;
-    public const ushort CALLBACKTYPE_event = 0, CALLBACKTYPE_failsafe = 1;
+    public const ushort CALLBACKTYPE_event = 0, CALLBACKTYPE_failsafe = 1, CALLBACKTYPE_syscall = 2;
 
     // vm_assist (xen.h)
     public const ulong VMASST_CMD_enable = 0, VMASST_CMD_disable = 1, VMASST_TYPE_writable_pagetables = 2;
@@ -102,5 +102,5 @@ public static class Xen
     public const ulong SEGBASE_FS = 0, SEGBASE_GS_USER = 1, SEGBASE_GS_KERNEL = 2;
 
     // MSRs
-    public const uint MSR_FS_BASE = 0xC0000100;
+    public const uint MSR_FS_BASE = 0xC0000100, MSR_GS_BASE = 0xC0000101, MSR_SHADOW_GS_BASE = 0xC0000102;
 }

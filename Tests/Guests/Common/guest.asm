@@ -328,6 +328,67 @@ guest_rdfsbase:                            ; ulong guest_rdfsbase(void)
 guest_wrfsbase:                            ; void guest_wrfsbase(ulong value)
     wrfsbase rdi
     ret
+global guest_rdgsbase, guest_wrgsbase
+guest_rdgsbase:                            ; ulong guest_rdgsbase(void)
+    xor eax, eax
+    rdgsbase rax
+    ret
+guest_wrgsbase:                            ; void guest_wrgsbase(ulong value)
+    wrgsbase rdi
+    ret
+
+; Guest user mode (PvTest/GuestModeChecks.cs). long guest_user_call(ushort fs, ushort gs, ulong gsBase, ulong what,
+; ulong userStack): HYPERVISOR_iret to guest user mode (CS with RPL 3, RFLAGS.IF clear: events masked there) on
+; userStack, where it loads FS and GS with the two selectors (what bit 0), writes gsBase with WRGSBASE (bit 1) and
+; reads the GS base with RDGSBASE into RAX (bit 2; else RAX = 0), then makes a SYSCALL: the kernel's syscall
+; callback, guest_user_syscall_entry, takes our kernel stack back and returns that RAX.
+global guest_user_call, guest_user_syscall_entry
+guest_user_call:
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+    mov [rel user_call_rsp], rsp
+    mov r9, rcx                            ; (the iret context sets RCX and R11)
+    push 0xE02B                            ; ss: FLAT_RING3_SS64
+    push r8                                ; rsp
+    push 0x002                             ; rflags
+    push 0xE033                            ; cs: FLAT_RING3_CS64, RPL 3 = to user mode
+    lea rax, [rel .user]
+    push rax                               ; rip
+    push 0                                 ; flags
+    push 0                                 ; rcx
+    push 0                                 ; r11
+    push 0                                 ; rax
+    mov eax, 23                            ; __HYPERVISOR_iret
+    syscall
+.user:
+    test r9, 1
+    jz .no_selectors
+    mov fs, edi
+    mov gs, esi
+.no_selectors:
+    test r9, 2
+    jz .no_write
+    wrgsbase rdx
+.no_write:
+    xor eax, eax
+    test r9, 4
+    jz .no_read
+    rdgsbase rax
+.no_read:
+    syscall
+guest_user_syscall_entry:
+    mov rsp, [rel user_call_rsp]
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+    ret
 
 global guest_inb
 guest_inb:                                 ; byte guest_inb(uint port): traps (#GP) and is emulated
@@ -367,6 +428,7 @@ guest_atomic_add64:                        ; ulong guest_atomic_add64(ulong* p, 
 section .bss
 align 8
 recover_rsp: resq 1
+user_call_rsp: resq 1
 
 section .text
 global guest_rdtsc
@@ -394,6 +456,7 @@ symbols:
     dq guest_trap_16, guest_trap_17, 0, guest_trap_19
     dq guest_iret_landing
     dq guest_vcpu1_loop
+    dq guest_user_syscall_entry
 
 section .text
 ; A secondary vCPU's whole program (VCPUOP_initialise starts it here with rdi = a block the first vCPU

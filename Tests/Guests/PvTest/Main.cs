@@ -31,6 +31,7 @@ internal static unsafe class PvTestMain
         EventChecks.Run();
         IretChecks.Run();
         LdtChecks.Run();
+        GuestModeChecks.Run();
         GrantChecks.Run();
         GrantV2Checks.Run();
         GrantTransferChecks.Run();

@@ -36,12 +36,12 @@ public sealed class RecordingHost : HypervisorHost
     /// <summary>vCPUs whose LDT was loaded into the CPU (SET_LDT), in order.</summary>
     public readonly List<Vcpu> LdtLoads = new();
     public override void LoadLdt(Vcpu v) => LdtLoads.Add(v);
-    /// <summary>save_segments calls (the vCPU, whether its bases were read too) and load_segments calls, in order;
+    /// <summary>save_segments calls (the vCPU whose selectors were read) and load_segments calls, in order;
     /// "the CPU" refuses the selectors in RefuseSegments on the next load.</summary>
-    public readonly List<(Vcpu Vcpu, bool Bases)> SegmentSaves = new();
+    public readonly List<Vcpu> SegmentSaves = new();
     public readonly List<Vcpu> SegmentLoads = new();
     public int RefuseSegments;
-    public override void SaveSegments(Vcpu v, bool bases) => SegmentSaves.Add((v, bases));
+    public override void SaveSegments(Vcpu v) => SegmentSaves.Add(v);
     public override int LoadSegments(Vcpu v)
     {
         SegmentLoads.Add(v);
@@ -49,10 +49,13 @@ public sealed class RecordingHost : HypervisorHost
         RefuseSegments = 0;
         return refused;
     }
-    /// <summary>The FS base and active GS base "in the CPU" (a guest with CR4.FSGSBASE writes them), and how often they were read.</summary>
+    /// <summary>The FS base and active GS base "in the CPU" (a guest changes them with a selector load, or WRFSBASE
+    /// and WRGSBASE), and how often each was read.</summary>
     public ulong LiveFsBase, LiveGsBase;
-    public int SegmentBaseReads;
-    public override void ReadGuestSegmentBases(out ulong fs, out ulong gs) { fs = LiveFsBase; gs = LiveGsBase; SegmentBaseReads++; }
+    public int FsBaseReads, GsBaseReads;
+    public int SegmentBaseReads => FsBaseReads + GsBaseReads;
+    public override ulong ReadGuestFsBase() { FsBaseReads++; return LiveFsBase; }
+    public override ulong ReadGuestGsBase() { GsBaseReads++; return LiveGsBase; }
     public override void WriteGuestGdtEntry(int index, ulong descriptor) => GdtEntryWrites.Add((index, descriptor));
     /// <summary>Port I/O the hypervisor performed, in order (In: Value is what was returned).</summary>
     public readonly List<(bool In, uint Port, int Size, uint Value)> PortAccesses = new();

@@ -65,7 +65,7 @@ public class GuestEntryTests
     {
         var f = Syscall(Xen.__HYPERVISOR_set_segment_base, ArchX86.SEGBASE_FS, 0x7000_0000);
         GuestExit x = Run(_e.Syscall(ref f, false));
-        Assert.Equal(ExitActions.Sysret | ExitActions.LoadSegmentBases, x.Actions);
+        Assert.Equal(ExitActions.Sysret | ExitActions.LoadFsBase | ExitActions.LoadGsBase, x.Actions);
         Assert.Equal(0x7000_0000UL, x.FsBase);
 
         _g.T.Host.NowNs = 1000;
@@ -85,7 +85,7 @@ public class GuestEntryTests
         Domain d2 = SecondDomain();
         var f = Syscall(Xen.__HYPERVISOR_sched_op, Sched.SCHEDOP_yield);
         GuestExit x = Run(_e.Syscall(ref f, false));
-        Assert.True(x.Has(ExitActions.Switch | ExitActions.LoadAddressSpace | ExitActions.LoadSegmentBases | ExitActions.Sysret));
+        Assert.True(x.Has(ExitActions.Switch | ExitActions.LoadAddressSpace | ExitActions.LoadFsBase | ExitActions.LoadGsBase | ExitActions.Sysret));
         Assert.False(x.Has(ExitActions.Idle));
         Assert.Same(_g.V, _e.Previous);
         Assert.Same(d2.Vcpu, _e.Current);
@@ -136,7 +136,7 @@ public class GuestEntryTests
         f.Vector = 0x40;
         x = Run(_e.Interrupt(ref f));
         Assert.True(x.Has(ExitActions.Upcall));
-        Assert.True(x.Has(ExitActions.LoadSegmentBases));
+        Assert.True(x.Has(ExitActions.LoadFsBase | ExitActions.LoadGsBase));
         Assert.Equal(0xCAFEUL, x.GsBase);                               // the kernel's GS base, after the switch to kernel mode
         Assert.True(_g.V.KernelMode);
         Assert.Equal(Handler, f.Rip);
@@ -178,14 +178,15 @@ public class GuestEntryTests
         GuestExit x = Run(_e.Syscall(ref f, false));
         Assert.Equal(7UL, f.Rax);
         Assert.False(_g.V.KernelMode);
-        Assert.Equal(ExitActions.LoadSegmentBases, x.Actions);           // RCX/R11 are the context's: IRETQ
+        Assert.Equal(ExitActions.LoadFsBase | ExitActions.LoadGsBase, x.Actions);           // RCX/R11 are the context's: IRETQ
         Assert.Equal(0xBEEFUL, x.GsBase);
 
         _g.V.KernelMode = true;
         Context(ArchX86.VGCF_in_syscall);
         f = Syscall(Xen.__HYPERVISOR_iret); f.Rsp = sp;
         x = Run(_e.Syscall(ref f, false));
-        Assert.Equal(ExitActions.LoadSegmentBases | ExitActions.Sysret, x.Actions);
+        Assert.Equal(ExitActions.LoadGsBase | ExitActions.Sysret, x.Actions);   // the FS base the CPU holds stays
+        Assert.Equal(0xBEEFUL, x.GsBase);
     }
 
     [Fact]
@@ -229,7 +230,7 @@ public class GuestEntryTests
         Assert.Equal(Handler, f.Rip);
         Assert.Equal(Code, _g.Read64(f.Rsp + 24));                        // #GP at the INT instruction
         Assert.True(_g.V.KernelMode);
-        Assert.True(x.Has(ExitActions.LoadSegmentBases));
+        Assert.True(x.Has(ExitActions.LoadFsBase | ExitActions.LoadGsBase));
     }
 
     [Fact]

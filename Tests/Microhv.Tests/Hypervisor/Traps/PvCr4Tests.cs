@@ -18,7 +18,6 @@ public class PvCr4Tests
         _e = new GuestEntry(_g.T.Machine);
         _e.Current = _g.V;
         _g.T.Machine.Scheduler.PickNext(null, true);
-        _g.V.SegmentBasesLive = true;                                  // as after the exit that started it
     }
 
     private GuestExit Run(ExitActions returned)
@@ -79,100 +78,5 @@ public class PvCr4Tests
         Assert.True(x.Has(ExitActions.LoadCr4));
         Assert.False(x.Fsgsbase);
         Assert.Equal(EmulatePrivOp.GuestCr4, ReadCr4());
-    }
-
-    [Fact]
-    public void The_bases_the_guest_wrote_survive_a_return_to_user_mode_and_back()
-    {
-        OfferFsgsbase();
-        _g.V.Cr4 = PvCr4.CR4_FSGSBASE;
-        _g.V.GsBaseUser = 0x7000_0000;
-        // The kernel wrote FS and its GS with WRFSBASE/WRGSBASE, then irets to user space.
-        _g.T.Host.LiveFsBase = 0x1111_0000;
-        _g.T.Host.LiveGsBase = 0xFFFF_8880_0000_0000;
-        var f = _g.KernelFrame();
-        f.Rsp = TrapsGuest.KernelStackTop - 0x200;
-        ulong[] ctx = { 0, 0, 0, 0, 0x401000, Xen.FLAT_RING3_CS64, 0x202, TrapsGuest.UserStackTop, Xen.FLAT_RING3_SS64 };
-        for (int i = 0; i < ctx.Length; i++) _g.Write64(f.Rsp + (ulong)i * 8, ctx[i]);
-        f.Rax = Xen.__HYPERVISOR_iret;
-        f.Vector = TrapFrame.SyscallVector;
-        GuestExit x = Run(_e.Syscall(ref f, false));
-        Assert.False(_g.V.KernelMode);
-        Assert.True(x.Has(ExitActions.LoadSegmentBases));
-        Assert.Equal(0x1111_0000UL, x.FsBase);                         // kept, not the stale copy
-        Assert.Equal(0x7000_0000UL, x.GsBase);                         // the user's GS
-        Assert.Equal(0xFFFF_8880_0000_0000UL, _g.V.GsBaseKernel);
-        Assert.True(_g.V.SegmentBasesLive);
-
-        // User space changes FS itself; a syscall back into the kernel keeps that FS and the kernel's GS.
-        _g.T.Host.LiveFsBase = 0x2222_0000;
-        _g.T.Host.LiveGsBase = 0x7100_0000;
-        _g.V.SyscallCallback = 0xFFFF_FFFF_8100_0000;
-        f = new TrapFrame { Rax = Xen.__HYPERVISOR_xen_version, Rip = 0x401000, Rcx = 0x401000, R11 = 0x202, Rflags = 0x202,
-            Cs = Xen.FLAT_RING3_CS64, Ss = Xen.FLAT_RING3_SS64, Rsp = TrapsGuest.UserStackTop - 0x40, Vector = TrapFrame.SyscallVector };
-        x = Run(_e.Syscall(ref f, false));
-        Assert.True(_g.V.KernelMode);
-        Assert.Equal(0x2222_0000UL, x.FsBase);
-        Assert.Equal(0xFFFF_8880_0000_0000UL, x.GsBase);
-        Assert.Equal(0x7100_0000UL, _g.V.GsBaseUser);
-    }
-
-    [Fact]
-    public void An_iret_to_user_that_meets_an_upcall_keeps_the_user_gs_base()
-    {
-        // Two changes of mode in one trap: the iret to user space reads the kernel's bases back, the
-        // upcall delivered on the way out goes back to the kernel; the CPU is not read a second time.
-        OfferFsgsbase();
-        _g.V.Cr4 = PvCr4.CR4_FSGSBASE;
-        _g.V.GsBaseUser = 0x7000_0000;
-        _g.V.EventCallback = 0xFFFF_FFFF_8100_0000;
-        _g.UpcallMask = 1;
-        int port = _g.D.EventChannels.BindIpi(0);
-        _g.D.EventChannels.SetPending(port);
-        _g.T.Host.LiveFsBase = 0x1111_0000;
-        _g.T.Host.LiveGsBase = 0xFFFF_8880_0000_0000;
-        var f = _g.KernelFrame();
-        f.Rsp = TrapsGuest.KernelStackTop - 0x200;
-        ulong[] ctx = { 0, 0, 0, 0, 0x401000, Xen.FLAT_RING3_CS64, 0x202, TrapsGuest.UserStackTop, Xen.FLAT_RING3_SS64 };
-        for (int i = 0; i < ctx.Length; i++) _g.Write64(f.Rsp + (ulong)i * 8, ctx[i]);
-        f.Rax = Xen.__HYPERVISOR_iret;
-        f.Vector = TrapFrame.SyscallVector;
-        GuestExit x = Run(_e.Syscall(ref f, false));
-        Assert.True(x.Has(ExitActions.Upcall));
-        Assert.True(_g.V.KernelMode);
-        Assert.Equal(1, _g.T.Host.SegmentBaseReads);
-        Assert.Equal(0x7000_0000UL, _g.V.GsBaseUser);
-        Assert.Equal(0x1111_0000UL, x.FsBase);
-        Assert.Equal(0xFFFF_8880_0000_0000UL, x.GsBase);
-        Assert.True(x.Has(ExitActions.LoadSegmentBases));
-    }
-
-    [Fact]
-    public void A_vcpu_without_it_never_has_its_bases_read_back()
-    {
-        var f = _g.KernelFrame();
-        f.Rax = Xen.__HYPERVISOR_set_segment_base; f.Rdi = ArchX86.SEGBASE_GS_USER; f.Rsi = 0x5000;
-        f.Vector = TrapFrame.SyscallVector;
-        _g.T.Host.LiveFsBase = 0xBAD;
-        _g.V.FsBase = 0x3000;
-        GuestExit x = Run(_e.Syscall(ref f, false));
-        Assert.Equal(0x3000UL, x.FsBase);
-        Assert.Equal(0, _g.T.Host.SegmentBaseReads);
-    }
-
-    [Fact]
-    public void Set_segment_base_keeps_the_fs_base_the_guest_wrote()
-    {
-        OfferFsgsbase();
-        _g.V.Cr4 = PvCr4.CR4_FSGSBASE;
-        _g.T.Host.LiveFsBase = 0x4444_0000;
-        _g.T.Host.LiveGsBase = 0xFFFF_8880_0000_1000;
-        var f = _g.KernelFrame();
-        f.Rax = Xen.__HYPERVISOR_set_segment_base; f.Rdi = ArchX86.SEGBASE_GS_USER; f.Rsi = 0x5000;
-        f.Vector = TrapFrame.SyscallVector;
-        GuestExit x = Run(_e.Syscall(ref f, false));
-        Assert.Equal(0x4444_0000UL, x.FsBase);
-        Assert.Equal(0xFFFF_8880_0000_1000UL, x.GsBase);
-        Assert.Equal(0x5000UL, _g.V.GsBaseUser);
     }
 }

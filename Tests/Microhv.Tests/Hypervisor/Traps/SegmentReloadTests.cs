@@ -24,7 +24,7 @@ public class SegmentReloadTests
         _e = new GuestEntry(_g.T.Machine);
         _e.Current = _g.V;
         _g.T.Machine.Scheduler.PickNext(null, true);
-        _g.V.SegmentBasesLive = true;                                     // it runs: the CPU holds its bases
+        _g.V.FsBaseLive = _g.V.GsBaseLive = true;                         // it runs: the CPU holds its bases
     }
 
     private static TrapFrame Syscall(ulong nr, ulong a1 = 0, ulong a2 = 0) => new TrapFrame
@@ -55,22 +55,28 @@ public class SegmentReloadTests
         var f = Syscall(Xen.__HYPERVISOR_sched_op, Sched.SCHEDOP_yield);
         _e.Syscall(ref f, false);
         Assert.Same(next, _e.Current);
-        Assert.Equal(new[] { (_g.V, true) }, _g.T.Host.SegmentSaves);    // its bases too: nothing changed them in this trap
+        Assert.Equal(new[] { _g.V }, _g.T.Host.SegmentSaves);
+        Assert.Equal((1, 1), (_g.T.Host.FsBaseReads, _g.T.Host.GsBaseReads));   // its bases too: nothing changed them in this trap
         Assert.Equal(new[] { next }, _g.T.Host.GdtLoads);
         Assert.Equal(new[] { next }, _g.T.Host.SegmentLoads);
         Assert.Equal(0xAAAAUL, f.Rip);                                   // no failsafe: its own frame
-        Assert.False(_g.V.SegmentBasesLive);
+        Assert.False(_g.V.FsBaseLive || _g.V.GsBaseLive);
     }
 
     [Fact]
     public void Bases_this_trap_changed_are_not_read_back_from_the_cpu()
     {
         Other();
-        // set_segment_base then a yield in one multicall: the new FS base is not in the CPU yet.
-        _g.V.PendingExitWork |= ExitWork.SegmentBases;
+        // set_segment_base(FS) then a yield in one multicall: the new FS base is not in the CPU yet, the GS base is.
+        _g.T.Host.LiveFsBase = 0xBAD;
+        _g.T.Host.LiveGsBase = 0xFFFF_8880_0000_2000;
+        Assert.Equal(0, SetSegmentBase.Do(_g.V, ArchX86.SEGBASE_FS, 0x5000));
         var f = Syscall(Xen.__HYPERVISOR_sched_op, Sched.SCHEDOP_yield);
         _e.Syscall(ref f, false);
-        Assert.Equal(new[] { (_g.V, false) }, _g.T.Host.SegmentSaves);
+        Assert.Equal(new[] { _g.V }, _g.T.Host.SegmentSaves);
+        Assert.Equal((0, 1), (_g.T.Host.FsBaseReads, _g.T.Host.GsBaseReads));
+        Assert.Equal(0x5000UL, _g.V.FsBase);
+        Assert.Equal(0xFFFF_8880_0000_2000UL, _g.V.GsBaseKernel);
     }
 
     [Fact]

@@ -77,7 +77,7 @@ public class UnlockedSyscallTests
         Assert.Equal(locked.G.V.KernelMode, unlocked.G.V.KernelMode);
         Assert.Equal(locked.G.T.Host.LoadedPageTableBases, unlocked.G.T.Host.LoadedPageTableBases);
         Assert.Equal(locked.E.Record.Actions, unlocked.E.Record.Actions);
-        if ((a & ExitActions.LoadSegmentBases) != 0)
+        if ((a & (ExitActions.LoadFsBase | ExitActions.LoadGsBase)) != 0)
             Assert.Equal((locked.E.Record.FsBase, locked.E.Record.GsBase), (unlocked.E.Record.FsBase, unlocked.E.Record.GsBase));
         for (int slot = 0; slot < TrapsGuest.Slots; slot++)
             for (ulong off = 0; off < 4096; off += 8)
@@ -91,7 +91,7 @@ public class UnlockedSyscallTests
     public void A_system_call_from_user_space_bounces_to_the_kernel_as_under_the_lock()
     {
         var (u, actions, f) = Both(s => s.UserFrame());
-        Assert.Equal(ExitActions.LoadSegmentBases, actions);
+        Assert.Equal(ExitActions.LoadFsBase | ExitActions.LoadGsBase, actions);
         Assert.True(u.G.V.KernelMode);
         Assert.Equal(Callback, f.Rip);
         Assert.Equal(0xCAFEUL, u.E.Record.GsBase);
@@ -102,13 +102,13 @@ public class UnlockedSyscallTests
     public void An_iret_to_user_space_returns_as_under_the_lock()
     {
         var (u, actions, _) = Both(s => s.IretFrame(0));
-        Assert.Equal(ExitActions.LoadSegmentBases, actions);         // IRETQ: RCX/R11 are the context's
+        Assert.Equal(ExitActions.LoadFsBase | ExitActions.LoadGsBase, actions);         // IRETQ: RCX/R11 are the context's
         Assert.False(u.G.V.KernelMode);
         Assert.Equal(0xBEEFUL, u.E.Record.GsBase);
         Assert.Equal(1UL, u.G.D.HypercallCounts[Xen.__HYPERVISOR_iret]);
 
         (u, actions, _) = Both(s => s.IretFrame(ArchX86.VGCF_in_syscall));
-        Assert.Equal(ExitActions.LoadSegmentBases | ExitActions.Sysret, actions);
+        Assert.Equal(ExitActions.LoadFsBase | ExitActions.LoadGsBase | ExitActions.Sysret, actions);
         Assert.True(u.E.Unlocked);
     }
 
@@ -116,7 +116,7 @@ public class UnlockedSyscallTests
     public void A_pending_event_is_delivered_on_the_way_out_as_under_the_lock()
     {
         var (u, actions, _) = Both(s => s.UserFrame(), s => s.G.UpcallPending = 1);
-        Assert.Equal(ExitActions.LoadSegmentBases | ExitActions.Upcall, actions);
+        Assert.Equal(ExitActions.LoadFsBase | ExitActions.LoadGsBase | ExitActions.Upcall, actions);
         Assert.Equal(1, u.G.UpcallMask);
 
         (u, actions, _) = Both(s => s.IretFrame(0), s => s.G.UpcallPending = 1);
