@@ -144,6 +144,18 @@ public sealed class Scheduler
         return -1;
     }
 
+    /// <summary>Xen's vcpu_set_affinity (sched_unit_migrate_start): <paramref name="v"/>'s hard affinity changed. If it
+    /// runs on a processor the new one forbids, that processor gives it up at its next exit (kicked by TakeKicks,
+    /// or this one's own exit), and an idle processor it allows is kicked to take it.</summary>
+    public void AffinityChanged(Vcpu v)
+    {
+        int c = v.RunningOn;
+        if (c < 0 || (Allowed(v) & (1UL << c)) != 0) return;
+        v.PendingExitWork |= Traps.ExitWork.Reschedule;
+        int idle = IdleCpuFor(v);
+        if (idle >= 0) _kicks |= 1UL << idle;
+    }
+
     /// <summary>Xen's vcpu_kick: <paramref name="v"/> has an event to take; if another processor runs it,
     /// that processor is kicked so its way back to the guest delivers the upcall now.</summary>
     public void Notify(Vcpu v)
@@ -197,12 +209,12 @@ public sealed class Scheduler
 
     /// <summary>The vCPU this processor runs next: the next runnable one after the current in domain order
     /// that no other processor runs and whose affinity allows this one (the current one again if it is the
-    /// only one), or null to idle.</summary>
+    /// only one), or null to idle. Without <paramref name="preempt"/> the current one stays if it may.</summary>
     public Vcpu PickNext(Vcpu current, bool preempt)
     {
         int me = _machine.Cpu;
         ulong meBit = 1UL << me;
-        if (!preempt && IsRunnable(current)) return Choose(current);
+        if (!preempt && IsRunnable(current) && (Allowed(current) & meBit) != 0) return Choose(current);
         int domains = _machine.DomainCount;
         if (domains == 0) return Choose(null);
         // The rotation's position: a domain index and a vCPU id in it (_lastIndex packs both).

@@ -49,6 +49,7 @@ public static class DomainSettings
             if ((rc = ReadBitmap(v, hardMap, out ulong mask)) != 0) return rc;
             if ((mask & online) == 0) return -Errno.EINVAL;    // vcpu_set_hard_affinity: no online CPU left
             target.HardAffinity = mask;
+            d.Machine.Scheduler.AffinityChanged(target);
             if ((rc = WriteBitmap(v, hardMap, mask & online)) != 0) return rc;
         }
         if (soft)
@@ -57,6 +58,7 @@ public static class DomainSettings
             if (rc != 0)
             {
                 target.HardAffinity = oldHard;
+                d.Machine.Scheduler.AffinityChanged(target);
                 return rc;
             }
             target.SoftAffinity = mask;
@@ -178,7 +180,8 @@ public static class DomainSettings
         return 0;
     }
 
-    /// <summary>getvcpuinfo: online, blocked, running, its running time and CPU (-EINVAL past max_vcpus).</summary>
+    /// <summary>getvcpuinfo: online, blocked, running, its running time and CPU (Xen's v->processor: the one it
+    /// runs on, else the one it ran on last; `xl vcpu-list`'s CPU column) (-EINVAL past max_vcpus).</summary>
     public static long GetVcpuInfo(Vcpu v, Domain d, ulong arg)
     {
         if (!GuestMemory.ReadU32(v, arg + Public.Domctl.getvcpuinfo_vcpu, out uint vcpu)) return -Errno.EFAULT;
@@ -190,7 +193,7 @@ public static class DomainSettings
             && GuestMemory.WriteU8(v, arg + Public.Domctl.getvcpuinfo_blocked, (byte)(t.Blocked ? 1 : 0))
             && GuestMemory.WriteU8(v, arg + Public.Domctl.getvcpuinfo_running, (byte)(running ? 1 : 0))
             && GuestMemory.WriteU64(v, arg + Public.Domctl.getvcpuinfo_cpu_time, time)
-            && GuestMemory.WriteU32(v, arg + Public.Domctl.getvcpuinfo_cpu, 0) ? 0 : -Errno.EFAULT;
+            && GuestMemory.WriteU32(v, arg + Public.Domctl.getvcpuinfo_cpu, (uint)(t.RunningOn >= 0 ? t.RunningOn : t.LastCpu)) ? 0 : -Errno.EFAULT;
     }
 
     /// <summary>The CPUs of the domain's cpupool (bit n = CPU n; Xen's cpupool_domain_master_cpumask): every

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.IO;
 using System.Linq;
 using System.Text.RegularExpressions;
 using Xunit;
@@ -12,7 +13,8 @@ namespace Microhv.Tests.Qemu;
 /// processor started (INIT-SIPI-SIPI), halted when there is no domain, or as many as microhv.maxcpus
 /// allows; with domains, every processor takes guests: pvtest passes every check with four, and four
 /// domains ballooning at once run on all four processors at the same time, frames passing between them
-/// through the pool with every new frame zero and every frame back at the end.
+/// through the pool with every new frame zero and every frame back at the end; hard affinity (cpus= on a
+/// module line, xl vcpu-pin in dom0) holds vCPUs to their processors.
 /// </summary>
 [Trait("Category", "Qemu")]
 public class SmpTests
@@ -171,5 +173,45 @@ public class SmpTests
         Assert.Equal(("0", "0"), (perCpu.Groups[1].Value, perCpu.Groups[2].Value));
         Assert.True(int.Parse(perCpu.Groups[3].Value) > 0 && int.Parse(perCpu.Groups[4].Value) > 0, $"CPU 2 or 3 ran no guest\n{log}");
         Assert.Equal(1, qemu.WaitForExit(TimeSpan.FromMinutes(1)));
+    }
+
+    [Fact]
+    public void XlVcpuPinHoldsADom0VcpuToItsProcessor() => XlVcpuPin(Dom0Host.MicrohvWith("xen-toolstack"));
+
+    [Fact]
+    public void XlVcpuPinHoldsADom0VcpuToItsProcessorOnXen() => XlVcpuPin(Dom0Host.XenWith("xen-toolstack"));
+
+    /// <summary>xl vcpu-pin (setvcpuaffinity) in dom0 on -smp 4: vCPU 0 pinned to CPU 2 runs there from then on
+    /// (xl vcpu-list's CPU column, getvcpuinfo) with '2 / all' as its affinity, a mask naming no processor of
+    /// the machine is refused (-EINVAL), and pinning back to all is accepted.</summary>
+    private static void XlVcpuPin(Dom0Host host)
+    {
+        string disk = Dom0Machine.CopyDisk(KernelImages.WorkDir);
+        try
+        {
+            using var dom0 = Dom0Session.Boot(host, disk, Dom0Scenario.SmpHardTimeout, "-smp", "4");
+            dom0.Qemu.WaitForLine(Dom0Session.RootMounted, Dom0Scenario.SmpBootTimeout);
+            dom0.Qemu.WaitForLine("xen-toolstack: control_d", Dom0Scenario.SmpBootTimeout);
+            dom0.Qemu.WaitForLine(Dom0Session.ShellBanner, Dom0Scenario.SmpBootTimeout);
+            dom0.Run("dmesg -n 1", Dom0Scenario.CommandTimeout);
+            List<string> Run(string command) => dom0.Run(command, Dom0Scenario.CommandTimeout)
+                .Where(l => !l.StartsWith("udhcpc: ", StringComparison.Ordinal)).Select(l => l.TrimEnd()).ToList();
+            string Fail(IEnumerable<string> lines) => string.Join("\n", lines) + "\n" + dom0.Qemu.Describe(40);
+
+            var pin = Run("xl vcpu-pin 0 0 2; echo rc=$?");
+            Assert.True(pin.SequenceEqual(new[] { "rc=0" }), Fail(pin));
+            // Where vCPU 0 is, five times over a second, and its affinity: CPU 2 every time.
+            var list = Run("for i in 1 2 3 4 5; do xl vcpu-list 0 | awk '$3 == 0 { print $4, $(NF-2), $(NF-1), $NF }'; sleep 0.2; done");
+            Assert.True(list.Count == 5 && list.All(l => l == "2 2 / all"), Fail(list));
+            var refused = Run("xl vcpu-pin 0 1 5-7; echo rc=$?");
+            Assert.True(refused.Any(l => l.Contains("Invalid argument")) && refused.Last() == "rc=1", Fail(refused));
+            var all = Run("xl vcpu-pin 0 all all; echo rc=$?; xl vcpu-list 0 | awk '$3 == 0 { print $(NF-2), $(NF-1), $NF }'");
+            Assert.True(all.SequenceEqual(new[] { "rc=0", "all / all" }), Fail(all));
+            Assert.Equal(host.PowerOffExitCode, dom0.PowerOff(TimeSpan.FromMinutes(2)));
+        }
+        finally
+        {
+            try { Directory.Delete(Path.GetDirectoryName(disk)!, recursive: true); } catch (IOException) { }
+        }
     }
 }

@@ -161,6 +161,38 @@ public class SchedulerSmpTests
         Assert.Same(_b.Vcpu, PickOn(3, null));
     }
 
+    /// <summary>xl vcpu-pin of a running vCPU away from its processor moves it now, as Xen's vcpu_set_affinity
+    /// migrates it: its processor is kicked off it, an idle one it allows is kicked to take it, and a tick
+    /// whose slice is not over does not keep it where it may no longer run.</summary>
+    [Fact]
+    public void A_vcpu_pinned_away_from_its_processor_leaves_it()
+    {
+        Assert.Same(_a.Vcpu, PickOn(0, null));
+        Assert.Same(_b.Vcpu, PickOn(1, null));
+        Assert.Null(PickOn(2, null));
+        _t.Machine.Cpu = 0;
+        _b.Vcpu.HardAffinity = 1UL << 2;
+        _s.AffinityChanged(_b.Vcpu);
+        Assert.Equal(1UL << 1 | 1UL << 2, _s.TakeKicks());
+        _b.Vcpu.PendingExitWork = ExitWork.None;                    // CPU 1's exit takes the work...
+        Assert.Null(PickOn(1, _b.Vcpu, false));                    // ...and even a pick without preempting lets it go
+        Assert.Same(_b.Vcpu, PickOn(2, null));
+        // Pinned to where it runs: nothing to do.
+        _t.Machine.Cpu = 0;
+        _b.Vcpu.HardAffinity = 3UL << 1;
+        _s.AffinityChanged(_b.Vcpu);
+        Assert.Equal(0UL, _s.TakeKicks());
+        Assert.Equal(0UL, (ulong)(_b.Vcpu.PendingExitWork & ExitWork.Reschedule));
+        // Pinned away from this processor, where it runs: its own exit gives it up, to CPU 1 (idle, allowed).
+        _b.Vcpu.HardAffinity = 1UL << 1;
+        _t.Machine.Cpu = 2;
+        _s.AffinityChanged(_b.Vcpu);
+        Assert.Equal(1UL << 1, _s.TakeKicks());
+        Assert.NotEqual(0UL, (ulong)(_b.Vcpu.PendingExitWork & ExitWork.Reschedule));
+        Assert.Null(PickOn(2, _b.Vcpu));
+        Assert.Same(_b.Vcpu, PickOn(1, null));
+    }
+
     [Fact]
     public void A_vcpu_woken_where_its_affinity_forbids_kicks_an_idle_processor_it_allows()
     {

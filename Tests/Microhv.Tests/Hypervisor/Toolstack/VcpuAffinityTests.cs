@@ -59,6 +59,18 @@ public class VcpuAffinityTests
         s.Join(3);
         _t.M.Cpu = 3;
         Assert.Same(_d.Vcpu, s.PickNext(null, true));
+        Assert.Equal(3u, Processor());                                   // getvcpuinfo's cpu: where it runs...
+        _d.Vcpu.Blocked = true;
+        Assert.Null(s.PickNext(_d.Vcpu, true));
+        Assert.Equal(3u, Processor());                                   // ...or ran last (Xen's v->processor)
+    }
+
+    private uint Processor()
+    {
+        _t.Header(X.XEN_DOMCTL_getvcpuinfo, _d.DomainId);
+        _t.G.W32(ToolstackGuest.Op + (ulong)X.getvcpuinfo_vcpu, 0);
+        Assert.Equal(0, Microhv.Hypervisor.Domctl.Do(_t.V, ToolstackGuest.Op));
+        return _t.G.R32(ToolstackGuest.Op + (ulong)X.getvcpuinfo_cpu);
     }
 
     [Fact]
