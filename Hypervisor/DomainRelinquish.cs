@@ -77,7 +77,7 @@ public static class DomainRelinquish
     }
 
     /// <summary>A kept frame of dead domain <paramref name="d"/> is free at last; when it was the last, the domain goes.</summary>
-    private static void FreeKept(Domain d, ulong mfn)
+    internal static void FreeKept(Domain d, ulong mfn)
     {
         FreeFrame(d.Machine, mfn);
         if (d.FramesKept > 0) d.FramesKept--;
@@ -114,6 +114,7 @@ public static class DomainRelinquish
         ft.SetRefCount(mfn, 0);
         ft.SetPinned(mfn, false);
         ft.SetValidated(mfn, false);
+        ft.SetReleased(mfn, false);
         ft.SetForeignRefs(mfn, 0);
         ft.SetOwner(mfn, FrameTable.OwnerNone);
         m.SetM2p(mfn, XenMem.INVALID_M2P_ENTRY);

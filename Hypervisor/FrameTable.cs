@@ -37,7 +37,7 @@ public sealed class FrameTable
     private readonly uint[] _stamp;
     /// <summary>The clock that stamps frames; null in hosted tests that do not need it.</summary>
     public Mm.TlbFlushClock Clock;
-    private const byte FlagPinned = 1, FlagValidated = 2, FlagMarked = 4;
+    private const byte FlagPinned = 1, FlagValidated = 2, FlagMarked = 4, FlagReleased = 8;
     public readonly ulong FrameCount;
 
     public FrameTable(ulong frameCount)
@@ -88,6 +88,11 @@ public sealed class FrameTable
     /// <summary>A scratch mark for one walk over the frames that must not ask a per-frame question of another
     /// structure (DomainRelinquish marks a dead domain's still-granted frames, walks, then clears the marks);
     /// clear between walks.</summary>
+    public bool IsReleased(ulong mfn) => mfn < FrameCount && (_flags[mfn] & FlagReleased) != 0;
+    /// <summary>The owner gave the frame back with decrease_reservation while the hypervisor still mapped it (Xen's page
+    /// without PGC_allocated): it is freed when its last reference goes (Mm/PageTypes.PutPage).</summary>
+    public void SetReleased(ulong mfn, bool released) { if (mfn < FrameCount) _flags[mfn] = (byte)(released ? _flags[mfn] | FlagReleased : _flags[mfn] & ~FlagReleased); }
+
     public bool IsMarked(ulong mfn) => mfn < FrameCount && (_flags[mfn] & FlagMarked) != 0;
     public void SetMarked(ulong mfn, bool marked) { if (mfn < FrameCount) _flags[mfn] = (byte)(marked ? _flags[mfn] | FlagMarked : _flags[mfn] & ~FlagMarked); }
 }

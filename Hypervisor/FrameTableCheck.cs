@@ -12,6 +12,7 @@ public enum FrameFault : byte
     FreeButReferenced,    // free, yet general or foreign references are left
     FreeButPinned,
     FreeButValidated,
+    FreeButReleased,      // free, yet still marked as given back while the hypervisor mapped it
     OwnedByEndedDomain,   // in use, owned by a domain although none is left: a frame never given back
     PageTableWithoutDomain, // in use by no domain, yet a page-table type, a type count, a pin or the validated flag
 }
@@ -66,6 +67,7 @@ public static class FrameTableCheck
             if (ft.ForeignRefs(mfn) != 0) { value = ft.ForeignRefs(mfn); return FrameFault.FreeButReferenced; }
             if (ft.IsPinned(mfn)) return FrameFault.FreeButPinned;
             if (ft.IsValidated(mfn)) return FrameFault.FreeButValidated;
+            if (ft.IsReleased(mfn)) return FrameFault.FreeButReleased;
             return FrameFault.None;
         }
         if (owner < Xen.DOMID_FIRST_RESERVED) { value = owner; return FrameFault.OwnedByEndedDomain; }
@@ -86,6 +88,7 @@ public static class FrameTableCheck
             case FrameFault.FreeButReferenced: return "free but referenced, count";
             case FrameFault.FreeButPinned: return "free but pinned";
             case FrameFault.FreeButValidated: return "free but validated";
+            case FrameFault.FreeButReleased: return "free but marked released";
             case FrameFault.OwnedByEndedDomain: return "in use, owned by ended domain";
             case FrameFault.PageTableWithoutDomain: return "in use by no domain but typed, pinned or validated (type << 32 | count)";
             default: return "consistent";

@@ -209,10 +209,15 @@ public static class MemoryOp
 
     /// <summary>
     /// decrease_reservation: the guest hands back frames it owns (for a PV guest the extent list holds
-    /// machine frame numbers). A frame is taken only if it is an ordinary page of the domain's p2m with
-    /// no type, no type references, no pin and no references; it leaves the domain (owner none, p2m and
-    /// M2P entries invalid) but is not reused, because FrameSource cannot take frames back. Returns the
-    /// number of extents done; only order-0 extents are accepted (a larger order stops the batch).
+    /// machine frame numbers). A frame that is an ordinary page of the domain's p2m with no type, no type
+    /// references, no pin and no references leaves the domain at once (owner none, p2m and M2P entries
+    /// invalid, back in the pool). One whose only references are the hypervisor's own mappings of it (a FIFO
+    /// control block or event-array page, a registered vcpu_info) is given back as Xen's guest_remove_page
+    /// gives it: it leaves the guest's p2m but stays the domain's, counted in its pages and written by the
+    /// hypervisor, until the last of those references goes (EVTCHNOP_reset, the domain's teardown:
+    /// PageTypes.PutPage), so nothing is ever written into a frame another owner has. Any other frame stops
+    /// the batch. Returns the number of extents done; only order-0 extents are accepted (a larger order
+    /// stops the batch).
     /// </summary>
     private static long DecreaseReservation(Vcpu v, ulong arg, ulong startExtent)
     {
@@ -232,11 +237,35 @@ public static class MemoryOp
 
     private static bool Release(Domain d, ulong mfn)
     {
-        if (!CanGiveBack(d, mfn)) return false;
-        if (FindPfn(d, mfn, out ulong pfn)) d.P2m[pfn] = Domain.Invalid;
-        DomainRelinquish.FreeFrame(d.Machine, mfn);
-        if (d.NrPages > 0) d.NrPages--;
+        if (CanGiveBack(d, mfn))
+        {
+            if (FindPfn(d, mfn, out ulong pfn)) d.P2m[pfn] = Domain.Invalid;
+            DomainRelinquish.FreeFrame(d.Machine, mfn);
+            if (d.NrPages > 0) d.NrPages--;
+            return true;
+        }
+        if (!HeldOnlyByHypervisor(d, mfn)) return false;
+        if (FindPfn(d, mfn, out ulong gfn)) d.P2m[gfn] = Domain.Invalid;
+        d.Machine.FrameTable.SetReleased(mfn, true);
         return true;
+    }
+
+    /// <summary>Whether every reference on the domain's <paramref name="mfn"/> is one of the hypervisor's mappings of
+    /// it (each FIFO control block or event-array page, each vcpu_info registered there: a general and a writable
+    /// type reference apiece), with no pin and none of the hypervisor's own pages (shared info, console ring, grant
+    /// frames).</summary>
+    internal static bool HeldOnlyByHypervisor(Domain d, ulong mfn)
+    {
+        FrameTable ft = d.Machine.FrameTable;
+        if (!d.OwnsFrame(mfn) || ft.IsPinned(mfn) || ft.TypeOf(mfn) != FrameType.Writable) return false;
+        if (mfn == d.SharedInfoMfn || mfn == d.ConsoleRingMfn || GrantTable.IsGrantFrame(d, mfn)) return false;
+        uint held = d.EventChannels == null ? 0u : (uint)d.EventChannels.Fifo.MappingsOf(mfn);
+        for (int i = 0; i < Domain.VcpuCapacity; i++)
+        {
+            Vcpu v = d.Vcpus[i];
+            if (v != null && v.VcpuInfoRegistered && v.VcpuInfoAddress >> Layout.PageShift == mfn) held++;
+        }
+        return held != 0 && ft.RefCount(mfn) == held && ft.TypeCount(mfn) == held && ft.ForeignRefs(mfn) == 0;
     }
 
     /// <summary>Xen's steal_page conditions: an ordinary page of the domain that nothing maps, references,

@@ -98,6 +98,18 @@ public sealed class EvtchnFifo
 
     private void UnmapGuestPage(ulong mfn) => PageTypes.PutPageAndType(Domain.Machine, mfn);
 
+    /// <summary>How many of the mappings (control blocks, event-array pages) are of frame <paramref name="mfn"/>, each
+    /// holding a general and a writable type reference on it.</summary>
+    public int MappingsOf(ulong mfn)
+    {
+        int n = 0;
+        for (int i = 0; i < _controlBlock.Length; i++)
+            if (_controlBlock[i] != NoControlBlock && _controlBlock[i] >> Layout.PageShift == mfn) n++;
+        for (int s = 0; s < NumEvtchns / EventWordsPerPage; s++)
+            if (_arrayMfn[s] == mfn) n++;
+        return n;
+    }
+
     /// <summary>
     /// evtchn_fifo_init_control once the arguments passed their checks (Fifo.InitControl): the first
     /// control block switches the domain to FIFO with an empty event array, every port at the default

@@ -44,11 +44,29 @@ public static class PageTypes
         return true;
     }
 
+    /// <summary>put_page: one general reference less. The last one of a frame its owner gave back while the
+    /// hypervisor still mapped it (FrameTable.IsReleased) frees it, as Xen frees a page without PGC_allocated.</summary>
     public static void PutPage(Machine m, ulong mfn)
     {
         FrameTable ft = m.FrameTable;
         uint count = ft.RefCount(mfn);
-        if (count != 0) ft.SetRefCount(mfn, count - 1);
+        if (count == 0) return;
+        ft.SetRefCount(mfn, count - 1);
+        if (count == 1 && ft.IsReleased(mfn)) FreeReleased(m, mfn);
+    }
+
+    /// <summary>The frame leaves its owner now, which then holds one page less (Xen's tot_pages drops at the free);
+    /// the owner's teardown kept it (another domain mapped it meanwhile): one frame less to wait for.</summary>
+    private static void FreeReleased(Machine m, ulong mfn)
+    {
+        Domain d = m.FindDomain(m.FrameTable.OwnerOf(mfn));
+        if (d != null && d.Relinquished && d.FramesKept > 0)
+        {
+            DomainRelinquish.FreeKept(d, mfn);
+            return;
+        }
+        DomainRelinquish.FreeFrame(m, mfn);
+        if (d != null && d.NrPages > 0) d.NrPages--;
     }
 
     /// <summary>

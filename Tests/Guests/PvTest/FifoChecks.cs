@@ -23,6 +23,7 @@ internal static unsafe class FifoChecks
         Checks.Run("evtchn_fifo_queue_delivery", &Delivery);
         Checks.Run("evtchn_fifo_unmask_relinks", &UnmaskRelinks);
         Checks.Run("evtchn_fifo_reset_to_2_level", &Reset);
+        Checks.Run("evtchn_fifo_ballooned_array_page_kept_until_reset", &BalloonedArrayPage);
     }
 
     private static long InitControl(ulong gfn, uint offset, uint vcpu, out byte linkBits)
@@ -71,6 +72,57 @@ internal static unsafe class FifoChecks
     {
         Events.SetUpcallMask(false);
         Events.SetUpcallMask(true);
+    }
+
+    private static long CurrentReservation()
+    {
+        ushort domid = Xen.DOMID_SELF;
+        return Hypercall.MemoryOp(Xen.XENMEM_current_reservation, &domid);
+    }
+
+    /// <summary>
+    /// FIFO again on two pages of our heap, then the event-array page given back with decrease_reservation
+    /// after we unmapped it, as a balloon driver gives pages back: the hypervisor still maps it (Xen's
+    /// map_guest_page reference), so the extent is done but the frame stays ours in the reservation and
+    /// events are still linked through it (the control block we kept shows a sent port at the head of its
+    /// queue) until EVTCHNOP_reset lets it go; then the reservation is one page less.
+    /// </summary>
+    private static void BalloonedArrayPage()
+    {
+        if (!SetupChecks.NeedSharedInfo()) return;
+        Events.SetUpcallMask(true);
+        uint* control = (uint*)Internal.Runtime.KernelHeap.AllocateAligned(4096, 4096);
+        uint* words = (uint*)Internal.Runtime.KernelHeap.AllocateAligned(4096, 4096);
+        for (int i = 0; i < 18; i++) control[i] = 0;
+        for (int i = 0; i < 1024; i++) words[i] = Masked;
+        ulong array = Guest.MfnOf(words), pfn = Guest.PfnOf(words);
+        if (!Checks.Expect("init_control(heap page)", InitControl(Guest.MfnOf(control), 0, 0, out _), 0)) return;
+        uint port = 0;
+        bool ok = Checks.Expect("expand_array(heap page)", ExpandArray(array), 0)
+            && Checks.Expect("bind_ipi", BindIpi(out port), 0);
+        long before = CurrentReservation();
+        if (ok)
+        {
+            words[port] = 0;                                         // unmasked, before the page goes
+            ulong* list = stackalloc ulong[1];
+            list[0] = array;
+            ulong* r = stackalloc ulong[4];                          // struct xen_memory_reservation
+            r[0] = (ulong)list; r[1] = 1; r[2] = 0; r[3] = Xen.DOMID_SELF;
+            ok = Checks.Expect("unmap the array page", Hypercall.UpdateVaMapping((ulong)words, 0, Xen.UVMF_INVLPG), 0)
+                && Checks.Expect("decrease_reservation(array page)", Hypercall.MemoryOp(Xen.XENMEM_decrease_reservation, r), 1);
+            if (ok)
+            {
+                Guest.P2m[pfn] = ~0UL;
+                Checks.Expect("current_reservation while the hypervisor maps it", CurrentReservation(), before);
+                Checks.Expect("send(port)", PortOp(Xen.EVTCHNOP_send, port), 0);
+                Checks.ExpectHex("READY after the send", Cpu.Load32(control) & (1u << 7), 1u << 7);
+                Checks.Expect("head of queue 7", Cpu.Load32(control + 2 + 7), port);
+            }
+        }
+        ushort* reset = stackalloc ushort[1];
+        reset[0] = Xen.DOMID_SELF;
+        if (Checks.Expect("reset(self)", Hypercall.EventChannelOp(Xen.EVTCHNOP_reset, reset), 0) && ok)
+            Checks.Expect("current_reservation after reset", CurrentReservation(), before - 1);
     }
 
     private static void Switch()
