@@ -129,7 +129,34 @@ FN cpu_load_guest_selectors
     or eax, 8
     mov gs, r9d
     jmp .base
+
+; ulong cpu_load_user_gs(ushort selector (di), ulong gsBase (si)): set_segment_base(SEGBASE_GS_USER_SEL) loads the
+; user GS selector as Xen's do_set_segment_base does (Hypervisor/Traps/SetSegmentBase.cs) and returns the base the
+; load gave, read from GS_BASE; a selector the CPU refuses (in the fault-fixup table) loads null and gives 0.
+; GS_BASE, this processor's block, is written back from gsBase; the guest's GS base waits in KERNEL_GS_BASE.
+FN cpu_load_user_gs
+.load:
+    mov gs, edi
+    mov ecx, 0xC0000101                   ; GS_BASE
+    rdmsr
+    shl rdx, 32
+    or rax, rdx
+    mov r8, rax
+.base:
+    mov ecx, 0xC0000101
+    mov eax, esi
+    mov rdx, rsi
+    shr rdx, 32
+    wrmsr
+    mov rax, r8
+    ret
+.refused:
+    xor r8d, r8d
+    mov gs, r8d
+    jmp .base
+
 section .rodata.ex_table
+    dq cpu_load_user_gs.load, cpu_load_user_gs.refused
     dq cpu_load_guest_selectors.ds, cpu_load_guest_selectors.ds_refused
     dq cpu_load_guest_selectors.es, cpu_load_guest_selectors.es_refused
     dq cpu_load_guest_selectors.fs, cpu_load_guest_selectors.fs_refused

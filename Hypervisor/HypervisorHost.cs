@@ -67,6 +67,10 @@ public abstract class HypervisorHost
     /// <summary>load_segments: loads <paramref name="v"/>'s DS, ES, FS and GS selectors (its GDT and LDT are loaded);
     /// one the CPU refuses becomes null. Returns SegmentReload's bits of the refused ones (0: all loaded).</summary>
     public virtual int LoadSegments(Vcpu v) => 0;
+    /// <summary>set_segment_base(SEGBASE_GS_USER_SEL) for the running <paramref name="v"/>: loads GS with
+    /// <paramref name="selector"/> (null if the CPU refuses it) and returns the base that load gave it (0 when
+    /// refused). The default reads the base from the vCPU's GDT, as hosted tests model the CPU.</summary>
+    public virtual ulong LoadUserGs(Vcpu v, ushort selector) => Traps.SetSegmentBase.SelectorBase(v, selector);
     /// <summary>Loads the running vCPU's LDT (SET_LDT changed it): an LDT descriptor for its part of the
     /// LdtArea with its size when it has entries, none otherwise (Xen's load_LDT).</summary>
     public virtual void LoadLdt(Vcpu v) { }

@@ -41,6 +41,8 @@ internal static unsafe class Cpu
     [RuntimeImport("*", "cpu_read_selectors")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void ReadSelectors(ushort* four);
     [RuntimeImport("*", "cpu_load_guest_selectors")] [MethodImpl(MethodImplOptions.InternalCall)]
     public static extern int LoadGuestSelectors(ushort ds, ushort es, ushort fs, ushort gs, ulong gsBase);
+    [RuntimeImport("*", "cpu_load_user_gs")] [MethodImpl(MethodImplOptions.InternalCall)]
+    public static extern ulong LoadUserGs(ushort selector, ulong gsBase);
     [RuntimeImport("*", "cpu_lldt")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void LoadLdtRegister(ushort selector);
 
     [RuntimeImport("*", "cpu_clobber_fpu")] [MethodImpl(MethodImplOptions.InternalCall)] public static extern void ClobberFpu();

@@ -27,16 +27,23 @@ public static class SetSegmentBase
                 SegmentBases.SetGsKernel(v, baseAddress);
                 return 0;
             case ArchX86.SEGBASE_GS_USER_SEL:
-                SegmentBases.SetGsUser(v, SelectorBase(v, (ushort)baseAddress));
+            {
+                // The selector is loaded into GS (RPL 3 unless null; refused: null) and the user GS base is what
+                // that load gave, as Xen's SWAPGS, load and read_gs_base. Errors are not reported, as in Xen.
+                ushort selector = (ushort)baseAddress;
+                if (selector > 3) selector |= 3;
+                ulong b = v.Domain.Machine.Host.LoadUserGs(v, selector);
+                SegmentBases.SetGsUser(v, selector > 3 ? b : 0);
                 return 0;
+            }
         }
         return -Errno.EINVAL;
     }
 
     /// <summary>
-    /// The base a load of <paramref name="selector"/> into the user GS would give: 0 for a null or
-    /// unusable selector (Xen loads the null selector when the load faults), else the 32-bit base of
-    /// the guest GDT descriptor it names. LDT selectors are not emulated and read as null.
+    /// The base a load of <paramref name="selector"/> into the user GS would give, as hosted tests model the
+    /// CPU (HypervisorHost.LoadUserGs): 0 for a null or unusable selector (Xen loads the null selector when
+    /// the load faults), else the 32-bit base of the guest GDT descriptor it names; LDT selectors read as null.
     /// </summary>
     public static ulong SelectorBase(Vcpu v, ushort selector)
     {

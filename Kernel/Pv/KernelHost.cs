@@ -116,6 +116,17 @@ internal sealed unsafe class KernelHost : HypervisorHost
         return refused;
     }
 
+    // As LoadSegments, for GS alone: the selector's base as the CPU gives it (an LDT page mapped on demand meanwhile).
+    public override ulong LoadUserGs(Vcpu v, ushort selector)
+    {
+        Hypervisor.Traps.GuestEntry entry = PvCpu.Entry;
+        ulong block = Cpu.ReadMsr(GsBaseMsr);
+        entry.LoadingSegments = true;
+        ulong b = Cpu.LoadUserGs(selector, block);
+        entry.LoadingSegments = false;
+        return b;
+    }
+
     private const uint GsBaseMsr = 0xC0000101;
     // While the hypervisor runs the guest's GS base waits in KERNEL_GS_BASE (the entry's SWAPGS).
     public override ulong ReadGuestFsBase() => Cpu.ReadMsr(0xC0000100);

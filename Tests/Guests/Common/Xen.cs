@@ -99,7 +99,7 @@ public static class Xen
         GNTST_bad_copy_arg = -10, GNTST_eagain = -12;
 
     // set_segment_base (xen-x86_64.h)
-    public const ulong SEGBASE_FS = 0, SEGBASE_GS_USER = 1, SEGBASE_GS_KERNEL = 2;
+    public const ulong SEGBASE_FS = 0, SEGBASE_GS_USER = 1, SEGBASE_GS_KERNEL = 2, SEGBASE_GS_USER_SEL = 3;
 
     // MSRs
     public const uint MSR_FS_BASE = 0xC0000100, MSR_GS_BASE = 0xC0000101, MSR_SHADOW_GS_BASE = 0xC0000102;

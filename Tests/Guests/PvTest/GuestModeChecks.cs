@@ -12,6 +12,7 @@ internal static unsafe class GuestModeChecks
     public static void Run()
     {
         Checks.Run("guest_mode_change_keeps_segment_bases", &SegmentBases);
+        Checks.Run("set_segment_base_gs_user_sel_loads_gs", &GsUserSel);
     }
 
     private const ulong FsSelectorBase = 0x0034_5000, GsSelectorBase = 0x0067_8000;
@@ -26,7 +27,12 @@ internal static unsafe class GuestModeChecks
     private static ulong Data(ulong b)
         => 0x00CF_F200_0000_FFFFUL | ((b & 0xFF_FFFF) << 16) | ((b >> 24) << 56);
 
-    private static void SegmentBases()
+    private static void SegmentBases() => WithOurGdt(&Rounds);
+    private static void GsUserSel() => WithOurGdt(&LoadUserGsSelector);
+
+    /// <summary>Runs <paramref name="body"/> with our GDT (entries 1 and 2: data segments with bases), user page
+    /// tables and a syscall callback, the kernel's and user's GS bases set to ours; puts everything back after.</summary>
+    private static void WithOurGdt(delegate*<void> body)
     {
         if (!SetupChecks.NeedSharedInfo()) return;
         if (s_gdt == null)
@@ -59,7 +65,7 @@ internal static unsafe class GuestModeChecks
             && Checks.Expect("set_segment_base(GS_USER)", Hypercall.Call2(Xen.set_segment_base, Xen.SEGBASE_GS_USER, UserGs), 0))
         {
             Traps.ExpectNone();
-            Rounds();
+            body();
             ushort* none = stackalloc ushort[4];
             Cpu.LoadSelectors(none);
             Cpu.LoadSelectors(saved);
@@ -121,5 +127,28 @@ internal static unsafe class GuestModeChecks
             && Checks.ExpectHex("kernel's RDGSBASE after the user's WRGSBASE", kernelAgain, kernelWritten)
             && Checks.ExpectHex("user GS base (MSR_SHADOW_GS_BASE) after the user's WRGSBASE", shadow, userWritten))
             Checks.ExpectHex("user mode's RDGSBASE on its next visit", userAgain, userWritten);
+    }
+
+    /// <summary>set_segment_base(SEGBASE_GS_USER_SEL) loads the selector into GS (Xen's SWAPGS, load, read_gs_base,
+    /// SWAPGS), so the selector reads back, the user GS base is the descriptor's and user mode runs with it; the
+    /// kernel's GS base stays. A null selector: GS null, user GS base 0.</summary>
+    private static void LoadUserGsSelector()
+    {
+        if (!Checks.Expect("set_segment_base(GS_USER_SEL, GDT entry 2 with RPL 0)", Hypercall.Call2(Xen.set_segment_base, Xen.SEGBASE_GS_USER_SEL, GsSelector & ~3UL), 0))
+            return;
+        ushort* now = stackalloc ushort[4];
+        Cpu.ReadSelectors(now);
+        if (!Checks.ExpectHex("GS selector (RPL 3)", now[3], GsSelector)
+            || !Checks.ExpectHex("user GS base", Cpu.Rdmsr(Xen.MSR_SHADOW_GS_BASE), GsSelectorBase)
+            || !Checks.ExpectHex("kernel GS base", Cpu.Rdmsr(Xen.MSR_GS_BASE), KernelGs))
+            return;
+        UserCall(0);
+        if (!Checks.ExpectHex("user GS base after user mode", Cpu.Rdmsr(Xen.MSR_SHADOW_GS_BASE), GsSelectorBase)
+            || !Checks.ExpectHex("kernel GS base after user mode", Cpu.Rdmsr(Xen.MSR_GS_BASE), KernelGs)
+            || !Checks.Expect("set_segment_base(GS_USER_SEL, 0)", Hypercall.Call2(Xen.set_segment_base, Xen.SEGBASE_GS_USER_SEL, 0), 0))
+            return;
+        Cpu.ReadSelectors(now);
+        Checks.ExpectHex("GS selector after the null one", now[3], 0);
+        Checks.ExpectHex("user GS base after the null one", Cpu.Rdmsr(Xen.MSR_SHADOW_GS_BASE), 0);
     }
 }

@@ -56,6 +56,13 @@ public sealed class RecordingHost : HypervisorHost
     public int SegmentBaseReads => FsBaseReads + GsBaseReads;
     public override ulong ReadGuestFsBase() { FsBaseReads++; return LiveFsBase; }
     public override ulong ReadGuestGsBase() { GsBaseReads++; return LiveGsBase; }
+    /// <summary>Selectors set_segment_base(SEGBASE_GS_USER_SEL) loaded into "the CPU's" GS, in order.</summary>
+    public readonly List<ushort> UserGsLoads = new();
+    public override ulong LoadUserGs(Vcpu v, ushort selector)
+    {
+        UserGsLoads.Add(selector);
+        return base.LoadUserGs(v, selector);
+    }
     public override void WriteGuestGdtEntry(int index, ulong descriptor) => GdtEntryWrites.Add((index, descriptor));
     /// <summary>Port I/O the hypervisor performed, in order (In: Value is what was returned).</summary>
     public readonly List<(bool In, uint Port, int Size, uint Value)> PortAccesses = new();

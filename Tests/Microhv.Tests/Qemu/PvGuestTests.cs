@@ -19,7 +19,7 @@ public class PvGuestTests
     private const string Cmdline = "microhv.log=info microhv.exit=isa-debug-exit";
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(120);
     /// <summary>pvtest's summary when every check of its suite passed (XenGuestTests runs the same suite on Xen 4.17).</summary>
-    private const string AllChecksPassed = "pvtest: 74 passed, 0 failed";
+    private const string AllChecksPassed = "pvtest: 75 passed, 0 failed";
     private static readonly Regex CheckLine = new(@"^check (\S+): (PASS|FAIL)(.*)$");
     /// <summary>Every frame a domain held, shut down or crashed, is free again once the last one ended.</summary>
     private static readonly Regex FramesBalanced = new(@"^summary: frames: (\d+) free before the domains were built, \1 after the last one ended$");

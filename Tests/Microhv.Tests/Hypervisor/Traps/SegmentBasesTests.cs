@@ -247,4 +247,27 @@ public class SegmentBasesTests
         Assert.Equal(0xFFFF_8880_DEAD_0000UL, x.GsBase);
         Assert.Equal(0x0000_7FFF_BEEF_0000UL, _g.V.GsBaseUser);
     }
+
+    [Fact]
+    public void Gs_user_sel_loads_the_selector_and_takes_the_base_it_gives_as_the_user_gs_base()
+    {
+        // A guest GDT of three entries, entry 2 a DPL-3 data segment with base 0x0067_8000.
+        ulong gdt = _g.Page[TrapsGuest.ArgsSlot];
+        _g.T.Memory.Write64(gdt * 4096 + 16, 0x00CF_F200_0000_FFFFUL | (0x67_8000UL << 16));
+        _g.V.GdtFrames[0] = gdt;
+        _g.V.GdtEntries = 3;
+        Assert.Equal(0, SetSegmentBase(ArchX86.SEGBASE_GS_USER_SEL, 0x10));
+        Assert.Equal(new ushort[] { 0x13 }, Cpu.UserGsLoads);              // RPL 3, as Xen loads it
+        Assert.Equal(0x0067_8000UL, _g.V.GsBaseUser);
+        GuestExit x = _e.Record;
+        Assert.False(x.Has(ExitActions.LoadFsBase) || x.Has(ExitActions.LoadGsBase));   // the kernel's GS stays
+        x = IretToUser();
+        Assert.Equal(0x0067_8000UL, x.GsBase);
+        Apply(x);
+        SyscallFromUser();
+
+        Assert.Equal(0, SetSegmentBase(ArchX86.SEGBASE_GS_USER_SEL, 2));
+        Assert.Equal(new ushort[] { 0x13, 2 }, Cpu.UserGsLoads);           // a null selector as given
+        Assert.Equal(0UL, _g.V.GsBaseUser);
+    }
 }
