@@ -125,7 +125,31 @@ exit_ts_done:
     mov rsp, rbp
     test al, 1
     jnz exit_sysret
-    jmp exit_restore
+exit_restore:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    test byte [rsp + 24], 3               ; the frame's CS (after vector and error code, RIP)
+    jz exit_iretq_to_hypervisor
+    swapgs                                ; to a guest: its GS base back, the block to KERNEL_GS_BASE
+    add rsp, 16
+exit_iretq_to_guest:                      ; its fault is the guest's: exit_iretq_faulted
+    iretq
+exit_iretq_to_hypervisor:
+    add rsp, 16
+    iretq
 
     ; The hypervisor's own contexts (boot, self-tests, the idle loop): the whole FPU state is saved,
     ; since kernel code interrupted there may be using any of it.
@@ -158,31 +182,6 @@ exit_fpu_load:
     jnz exit_fpu_loaded
     mov rsp, rbp                          ; to the idle loop (ring 0): no CR0.TS to set
     jmp exit_restore
-exit_restore:
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
-    test byte [rsp + 24], 3               ; the frame's CS (after vector and error code, RIP)
-    jz exit_iretq_to_hypervisor
-    swapgs                                ; to a guest: its GS base back, the block to KERNEL_GS_BASE
-    add rsp, 16
-exit_iretq_to_guest:                      ; its fault is the guest's: exit_iretq_faulted
-    iretq
-exit_iretq_to_hypervisor:
-    add rsp, 16
-    iretq
 
     ; The IRETQ to a guest faulted: the CPU refused a CS, SS or RIP the guest chose (HYPERVISOR_iret
     ; does not check them; update_descriptor can make a loaded selector's descriptor not present).

@@ -144,7 +144,8 @@ public sealed unsafe class EventChannels
 
     /// <summary>Xen's vcpu_unblock: the vCPU becomes runnable and any poll ends. A vCPU that was blocked
     /// is boosted and preempts the running one (Scheduler.WokeUp, within Xen's ratelimit), so the event is
-    /// handled now rather than at the end of a time slice.</summary>
+    /// handled now rather than at the end of a time slice. Only a blocked vCPU can be polling (SCHEDOP_poll
+    /// blocks it, and whatever unblocks it ends the poll), so one that is not blocked has no poll to end.</summary>
     public static void Wake(Vcpu v)
     {
         if (v.Blocked)
@@ -153,9 +154,9 @@ public sealed unsafe class EventChannels
             if (v.RunstateState == VcpuOps.RUNSTATE_blocked)
                 Runstate.Change(v, VcpuOps.RUNSTATE_runnable, v.Domain.Machine.Host.SystemTimeNs());
             v.Domain.Machine.Scheduler.WokeUp(v);
+            EndPoll(v);
         }
         else if (v.RunningOn >= 0 && v.RunningOn != v.Domain.Machine.Cpu) v.Domain.Machine.Scheduler.Notify(v);   // running elsewhere: kick it
-        EndPoll(v);
     }
 
     /// <summary>The vCPU is no longer in SCHEDOP_poll (Xen clears its poll_mask bit and poll_evtchn).</summary>

@@ -21,8 +21,8 @@ public static class GuestMemory
     {
         LiveGuestMemory live = v.Domain.Machine.Live;
         if (live == null) return null;
-        ulong root = RootOf(v);
-        return root != 0 && live.LoadedRoot == root ? live : null;
+        ulong loaded = live.LoadedRoot, root = RootOf(v);   // (CR3 first: nothing of this frame lives across its read)
+        return root != 0 && loaded == root ? live : null;
     }
 
     /// <summary>

@@ -46,8 +46,11 @@ internal sealed unsafe class GuestCopy : LiveGuestMemory
         fixed (byte* b = &buffer[offset]) return Copy((void*)va, b, (ulong)length) == 0;
     }
 
-    // The words are a struct on the caller's stack, so their address is fixed without pinning.
+    // The words are a struct on the caller's stack, so their address is fixed without pinning. Inlined into the
+    // hot paths that copy one (the bounce frame of a trap or upcall, the iret context): one call, to guest_copy.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public override bool ReadU64s(ulong va, ref ulong first, int count) => Copy(Unsafe.AsPointer(ref first), (void*)va, (ulong)count * 8) == 0;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public override bool WriteU64s(ulong va, ref ulong first, int count) => Copy((void*)va, Unsafe.AsPointer(ref first), (ulong)count * 8) == 0;
 }
