@@ -33,6 +33,12 @@ public abstract class HypervisorHost
     /// <summary>Interrupts each processor in <paramref name="cpus"/> (an event-check IPI) so that it enters the
     /// hypervisor and decides again: deliver an upcall, run a woken vCPU, stop one that may no longer run.</summary>
     public virtual void Kick(ulong cpus) { }
+    /// <summary>Xen's vcpu_sleep_sync wait: <paramref name="v"/> may no longer run but another processor still runs it
+    /// (<see cref="VcpuPause.Descheduled"/> is false). The kernel kicks that processor, lets the hypervisor's lock go
+    /// while it waits (that processor needs it to leave the vCPU), answers flush requests meanwhile, and returns
+    /// holding the lock again once Descheduled is true: the vCPU's registers, segments and FPU state are in it.
+    /// Hosted tests play the other processor here; with one processor it is never called.</summary>
+    public virtual void WaitDescheduled(Vcpu v) { }
     /// <summary>The host CPU's CPUID leaf/subleaf; the PV CPUID policy filters it before the guest sees it.</summary>
     public abstract void CpuId(uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d);
     /// <summary>Physical CPUs the machine has, and each one's local APIC ID and ACPI processor ID (platform_op get_cpuinfo).</summary>

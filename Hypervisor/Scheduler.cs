@@ -71,10 +71,10 @@ public sealed class Scheduler
     /// <summary>Processor <paramref name="cpu"/> entered the hypervisor: a kick sent to it has arrived.</summary>
     public void Entered(int cpu) => _kicked &= ~(1UL << cpu);
 
-    /// <summary>A vCPU that is up, not blocked, of a running domain the toolstack has not paused.</summary>
+    /// <summary>A vCPU that is up, not blocked, not paused by the hypervisor (VcpuPause), of a running domain the toolstack has not paused.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static bool IsRunnable(Vcpu v)
-        => v != null && v.Domain.State == DomainState.Running && !v.Blocked && v.Online && !v.Domain.Paused;
+        => v != null && v.Domain.State == DomainState.Running && !v.Blocked && v.Online && !v.Domain.Paused && v.PauseCount == 0;
 
     /// <summary>A domain left the machine's list: it is no longer the running one, and the rotation
     /// continues from the domain before its slot.</summary>

@@ -103,6 +103,10 @@ public sealed class Vcpu
     public ulong RunNs, RunSince;
     /// <summary>The processor running this vCPU now, -1 when none (Scheduler).</summary>
     public int RunningOn = -1;
+    /// <summary>Xen's v->pause_count: the hypervisor's own pauses of this vCPU while it reads or changes its state
+    /// (getvcpucontext, setvcpucontext: VcpuPause); a paused vCPU is not runnable. The toolstack's pauses are the
+    /// domain's (Domain.PauseCount).</summary>
+    public int PauseCount;
     /// <summary>The processor it last ran on: while it is on none, that processor arms its timers (Xen's v->processor).</summary>
     public int LastCpu;
     /// <summary>setvcpuaffinity: the physical CPUs (bit n = CPU n) this vCPU may run on, and prefers.</summary>
@@ -156,6 +160,7 @@ public sealed class Vcpu
         Online = false;
         RunNs = RunSince = 0;
         RunningOn = -1;
+        PauseCount = 0;
         LastCpu = 0;
         RunstateState = Public.VcpuOps.RUNSTATE_offline;
         RunstateEntry = 0;

@@ -137,12 +137,14 @@ public static class DomainLifecycle
         return 0;
     }
 
-    /// <summary>pausedomain: one more pause of the toolstack's (not of oneself); -EOVERFLOW past 255.</summary>
+    /// <summary>pausedomain: one more pause of the toolstack's (not of oneself); -EOVERFLOW past 255. As Xen's
+    /// domain_pause_by_systemcontroller, it returns once no processor runs a vCPU of the domain (VcpuPause.SleepSync).</summary>
     public static long Pause(Vcpu v, Domain d)
     {
         if (d == v.Domain) return -Errno.EINVAL;
         if (d.PauseCount >= MaxPauseCount) return -Errno.EOVERFLOW;
         d.PauseCount++;
+        VcpuPause.SleepSync(d);
         return 0;
     }
 

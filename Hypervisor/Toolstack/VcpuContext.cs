@@ -26,8 +26,10 @@ public static class VcpuContext
             return -Errno.EFAULT;
         if (d == caller.Domain || vcpu >= (uint)d.MaxVcpus) return -Errno.EINVAL;
         Vcpu v = d.Vcpus[vcpu];
-        if (c == 0) return Reset(v);
-        return Apply(caller, v, c);
+        VcpuPause.PauseDomain(d);                       // Xen's domain_pause: none of its vCPUs on a processor
+        long rc = c == 0 ? Reset(v) : Apply(caller, v, c);
+        VcpuPause.UnpauseDomain(d);
+        return rc;
     }
 
     /// <summary>Xen's arch_set_info_guest for a 64-bit PV vCPU: the context at <paramref name="c"/> in
@@ -217,7 +219,7 @@ public static class VcpuContext
     }
 
     /// <summary>getvcpucontext: the context as setvcpucontext takes it (a vCPU never initialised reads as zeros
-    /// but its flags); the caller's own vCPU is -EINVAL (it is not paused).</summary>
+    /// but its flags), read while the vCPU is paused and off every processor; the caller's own domain is -EINVAL.</summary>
     public static long Get(Vcpu caller, Domain d, ulong arg)
     {
         if (!GuestMemory.ReadU32(caller, arg + Public.Domctl.vcpucontext_vcpu, out uint vcpu)
@@ -226,6 +228,15 @@ public static class VcpuContext
         if (d == caller.Domain || vcpu >= (uint)d.MaxVcpus) return -Errno.EINVAL;
         if (c == 0) return -Errno.EINVAL;
         Vcpu v = d.Vcpus[vcpu];
+        VcpuPause.Pause(v);                             // Xen's vcpu_pause: its registers and bases as it left its processor
+        long rc = Write(caller, v, c);
+        VcpuPause.Unpause(v);
+        return rc;
+    }
+
+    private static long Write(Vcpu caller, Vcpu v, ulong c)
+    {
+        Domain d = v.Domain;
         for (int i = 0; i < Ctx.size; i += 8)
             if (!GuestMemory.WriteU64(caller, c + (ulong)i, 0)) return -Errno.EFAULT;
         ulong flags = (v.KernelMode ? ArchX86.VGCF_in_kernel : 0) | (v.Online ? ArchX86.VGCF_online : 0)

@@ -107,7 +107,8 @@ internal static unsafe class DomainSummary
             if (!Smp.Processors.Cpus[c].Joined) { Log.Write("not joined"); continue; }
             Log.Dec(m.Scheduler.CpuBusyTime(c) / 1_000_000); Log.Write(" ms");
         }
-        Log.Write("; "); Log.Dec(Smp.Ipi.KicksSent); Log.Write(" kicks, "); Log.Dec(m.Tlb.RemoteFlushes); Log.Line(" TLB-flush IPIs");
+        Log.Write("; "); Log.Dec(Smp.Ipi.KicksSent); Log.Write(" kicks, "); Log.Dec(m.Tlb.RemoteFlushes); Log.Write(" TLB-flush IPIs, ");
+        Log.Dec(PvCpu.DescheduleWaits); Log.Line(" waits for a paused vCPU to leave its processor");
         ulong entries = 0, waits = 0, spins = 0;
         for (int c = 0; c < Smp.Processors.Count; c++)
         {

@@ -76,6 +76,7 @@ internal sealed unsafe class KernelHost : HypervisorHost
     public override uint PhysicalCpuApicId(uint cpu) => cpu < (uint)Smp.Processors.Count ? Smp.Processors.Cpus[cpu].ApicId : 0;
     public override void FlushCpus(ulong cpus) => Smp.Ipi.Flush(cpus);
     public override void Kick(ulong cpus) => Smp.Ipi.Kick(cpus);
+    public override void WaitDescheduled(Vcpu v) => PvCpu.WaitDescheduled(v);
 
     public override int GsiCount => Irq.IoApic.Lines;
     // Every line goes to the boot processor, whichever processor asks.

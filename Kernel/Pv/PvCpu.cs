@@ -252,6 +252,41 @@ internal static unsafe class PvCpu
         Enter((uint)entry.Cpu);
     }
 
+    /// <summary>How many turns a pauser spins without the lock before it looks again under it (the vCPU may have been
+    /// unpaused meanwhile, or moved: VcpuPause.Descheduled decides).</summary>
+    private const int DescheduleSpins = 1 << 16;
+
+    /// <summary>HypervisorHost.WaitDescheduled (Xen's vcpu_sleep_sync): <paramref name="v"/> may no longer run but
+    /// another processor runs it. The lock is let go (Leave kicks that processor: its vCPU is not runnable), this
+    /// processor spins until the vCPU's processor changes, answering flush requests (its interrupts are off), then
+    /// takes the lock again and looks: the processor that left the vCPU saved its registers, segments and FPU
+    /// state before it let the lock go.</summary>
+    public static void WaitDescheduled(Vcpu v)
+    {
+        if (!Shared) return;
+        GuestEntry entry = Entry;
+        if (entry.Unlocked) return;                      // never: the pausers are domctls, always entered locked
+        uint me = (uint)entry.Cpu;
+        while (!VcpuPause.Descheduled(v))
+        {
+            int cpu = v.RunningOn;
+            Leave();
+            for (int spins = 0; spins < DescheduleSpins && RunningOn(v) == cpu; spins++)
+            {
+                Smp.Ipi.AnswerFlush();
+                Cpu.Pause();
+            }
+            Enter(me);
+            DescheduleWaits++;
+        }
+    }
+
+    /// <summary>Times a pauser let the lock go to wait for a vCPU to leave another processor (the summary prints them).</summary>
+    public static ulong DescheduleWaits;
+
+    // A real memory read: another processor changes it under the lock this one does not hold.
+    [MethodImpl(MethodImplOptions.NoInlining)] private static int RunningOn(Vcpu v) => v.RunningOn;
+
     /// <summary>A trap that did nothing for the guest it interrupted (a spurious interrupt): the exit
     /// stub's bits to resume it as it was.</summary>
     public static int Resume() => (int)(Entry.Resume() & ExitActions.StubOnly);

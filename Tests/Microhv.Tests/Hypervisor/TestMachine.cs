@@ -26,6 +26,15 @@ public sealed class RecordingHost : HypervisorHost
     /// <summary>Each request to flush other processors' TLBs (a CPU mask), in order.</summary>
     public readonly List<ulong> CpuFlushes = new();
     public override void FlushCpus(ulong cpus) => CpuFlushes.Add(cpus);
+    /// <summary>vCPUs a pauser waited for (HypervisorHost.WaitDescheduled), in order; OnWaitDescheduled plays the
+    /// processor that runs the vCPU (its exit), as the lock dropped while the kernel waits lets it do.</summary>
+    public readonly List<Vcpu> DescheduleWaits = new();
+    public System.Action<Vcpu> OnWaitDescheduled;
+    public override void WaitDescheduled(Vcpu v)
+    {
+        DescheduleWaits.Add(v);
+        OnWaitDescheduled?.Invoke(v);
+    }
     /// <summary>Times the hypervisor asked for the lock from an unlocked path (HypervisorHost.Serialize).</summary>
     public int Serializations;
     public override void Serialize() => Serializations++;
