@@ -265,6 +265,7 @@ public sealed class Scheduler
             }
             prev.RunningOn = -1;
             prev.LastCpu = me;
+            Events.Timers.SwitchedOut(prev);
             Events.Runstate.Change(prev, Events.Runstate.StateOf(prev), now);
             Events.Runstate.Update(prev, now);                  // preempted (runnable) or blocked, as Linux's vcpu_is_preempted reads it
         }
@@ -274,6 +275,7 @@ public sealed class Scheduler
             next.RunningOn = me;
             Events.Runstate.Change(next, Public.VcpuOps.RUNSTATE_running, now);
             Events.Runstate.Update(next, now);
+            Events.Timers.SwitchedIn(next, now);
         }
         return _running[me] = next;
     }

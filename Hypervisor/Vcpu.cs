@@ -113,6 +113,10 @@ public sealed class Vcpu
     public ulong HardAffinity = ulong.MaxValue, SoftAffinity = ulong.MaxValue;
     /// <summary>One-shot timer deadline in system-time ns (0 = none), and the periodic timer period.</summary>
     public ulong TimerDeadline, PeriodicPeriod, PeriodicNext;
+    /// <summary>When the periodic timer last sent its event (Xen's periodic_last_event), and whether it is armed:
+    /// from the vCPU's switch-in, or from the guest setting it, to its next switch-out (Events/Timers.cs).</summary>
+    public ulong PeriodicLast;
+    public bool PeriodicArmed;
 
     /// <summary>What handlers changed since the vCPU last entered the hypervisor (read and cleared by GuestEntry).</summary>
     public Traps.ExitWork PendingExitWork;
@@ -166,7 +170,8 @@ public sealed class Vcpu
         RunstateEntry = 0;
         Zero.Fill(RunstateTime);
         HardAffinity = SoftAffinity = ulong.MaxValue;
-        TimerDeadline = PeriodicPeriod = PeriodicNext = 0;
+        TimerDeadline = PeriodicPeriod = PeriodicNext = PeriodicLast = 0;
+        PeriodicArmed = false;
         PendingExitWork = default;
         CrashReported = false;
         VcpuInfoAddress = 0;

@@ -6,7 +6,10 @@ namespace Microhv.Hypervisor.Events;
 
 /// <summary>
 /// A vCPU's two timers (Xen's singleshot_timer and periodic_timer) and the SCHEDOP_poll timeout,
-/// all in system-time nanoseconds. Each fires by raising VIRQ_TIMER (if the guest bound it). The
+/// all in system-time nanoseconds. Each fires by raising VIRQ_TIMER (if the guest bound it). The periodic
+/// one runs as Xen's does: armed when its vCPU is switched in or the guest sets it (an event at once if a
+/// period has passed since the last one), stopped when the vCPU is switched out, so a blocked vCPU is not
+/// woken by it (<see cref="SwitchedIn"/>, <see cref="SwitchedOut"/>). The
 /// kernel calls <see cref="Tick"/> on every hypervisor timer interrupt; a deadline already in the
 /// past when it is set fires at once, as a Xen timer set in the past does.
 /// </summary>
@@ -22,7 +25,8 @@ public static class Timers
     public static void InitVcpu(Vcpu v)
     {
         v.PeriodicPeriod = DefaultPeriodNs;
-        v.PeriodicNext = 0;
+        v.PeriodicNext = v.PeriodicLast = 0;
+        v.PeriodicArmed = false;
         v.TimerDeadline = 0;
     }
 
@@ -57,11 +61,40 @@ public static class Timers
         v.PendingExitWork |= ExitWork.TimersChanged;
     }
 
+    /// <summary>VCPUOP_set_periodic_timer / stop_periodic_timer (0): Xen's vcpu_set_periodic_timer, which arms the
+    /// timer whether or not its vCPU runs, sending the event at once if a period has passed since the last.</summary>
     public static void SetPeriodic(Vcpu v, ulong periodNs)
     {
         v.PeriodicPeriod = periodNs;
-        v.PeriodicNext = periodNs == 0 ? 0 : v.Domain.Machine.Host.SystemTimeNs() + periodNs;
-        if (periodNs != 0) v.PendingExitWork |= ExitWork.TimersChanged;
+        v.PeriodicArmed = false;
+        v.PeriodicNext = 0;
+        if (periodNs == 0) return;
+        PeriodicWork(v, v.Domain.Machine.Host.SystemTimeNs());
+        v.PendingExitWork |= ExitWork.TimersChanged;
+    }
+
+    /// <summary><paramref name="v"/> is switched in at <paramref name="now"/> (Xen's vcpu_periodic_timer_work at a
+    /// context switch): its periodic timer is armed again, firing at once if a period ended while it was out
+    /// (one event; missed periods are not made up, the next counts from now).</summary>
+    public static void SwitchedIn(Vcpu v, ulong now)
+    {
+        if (v.PeriodicPeriod != 0) PeriodicWork(v, now);
+    }
+
+    /// <summary><paramref name="v"/> leaves its processor: its periodic timer stops (Xen's stop_timer at a context switch).</summary>
+    public static void SwitchedOut(Vcpu v) => v.PeriodicArmed = false;
+
+    private static void PeriodicWork(Vcpu v, ulong now)
+    {
+        ulong next = v.PeriodicLast + v.PeriodicPeriod;
+        if (now >= next)
+        {
+            v.PeriodicLast = now;
+            next = now + v.PeriodicPeriod;
+            SendTimerEvent(v);
+        }
+        v.PeriodicNext = next;
+        v.PeriodicArmed = true;
     }
 
     private static void SendTimerEvent(Vcpu v) => v.Domain.EventChannels.SendVirq(Xen.VIRQ_TIMER, v.Id);
@@ -88,8 +121,9 @@ public static class Timers
                     v.TimerDeadline = 0;
                     SendTimerEvent(v);
                 }
-                if (v.PeriodicPeriod != 0 && now >= v.PeriodicNext)
+                if (v.PeriodicArmed && v.PeriodicPeriod != 0 && now >= v.PeriodicNext)
                 {
+                    v.PeriodicLast = now;
                     v.PeriodicNext = now + v.PeriodicPeriod;
                     SendTimerEvent(v);
                 }
@@ -119,7 +153,7 @@ public static class Timers
                 Vcpu v = d.Vcpus[n];
                 if (!v.Online || !alone && (v.RunningOn >= 0 ? v.RunningOn : v.LastCpu) != me) continue;
                 next = Earlier(next, v.TimerDeadline);
-                if (v.PeriodicPeriod != 0) next = Earlier(next, v.PeriodicNext == 0 ? 1 : v.PeriodicNext);
+                if (v.PeriodicArmed && v.PeriodicPeriod != 0) next = Earlier(next, v.PeriodicNext);
                 if (v.Polling) next = Earlier(next, v.PollDeadline);
             }
         }

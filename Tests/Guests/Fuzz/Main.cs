@@ -116,8 +116,9 @@ internal static unsafe class FuzzMain
     /// tables, scratch pages other requests wrote into) can hold sched_op(SCHEDOP_block), which unmasks
     /// events and waits for one, as on Xen. A blocked vCPU wakes only for a port that is not masked,
     /// so before each multicall VIRQ_TIMER is bound (-EEXIST when it still is: its port from the bind
-    /// that made it), a 10 ms periodic timer runs and that port is unmasked, which also raises the
-    /// upcall at once if it is pending: a block then ends at the next tick or returns at once. Seed 208
+    /// that made it), a 10 ms periodic timer runs, a one-shot timer is set in the past (it fires at once:
+    /// the periodic one stops while a blocked vCPU is switched out, as in Xen) and that port is unmasked,
+    /// which also raises the upcall at once if it is pending: a block then returns at once. Seed 208
     /// (call 474377, beside 205-207) blocked with its timer bound and running but masked: an earlier
     /// request had copied page-table entries over the evtchn_mask words of its own shared_info, which
     /// Xen lets a domain do too.
@@ -131,6 +132,7 @@ internal static unsafe class FuzzMain
         period[0] = 10_000_000;
         Hypercall.Call3(Xen.vcpu_op, 6, 0, (ulong)period);   // VCPUOP_set_periodic_timer
         if (s_timerPort == 0) return;
+        Hypercall.Call1(Xen.set_timer_op, 1);             // a deadline passed long ago: VIRQ_TIMER now
         uint* unmask = stackalloc uint[1];                // struct evtchn_unmask { port }
         unmask[0] = s_timerPort;
         Hypercall.EventChannelOp(Xen.EVTCHNOP_unmask, unmask);

@@ -34,21 +34,26 @@ public sealed class FuzzSeedTests
     /// from a wild list holding sched_op(SCHEDOP_block), made with VIRQ_TIMER bound and a 10 ms periodic
     /// timer running, but with the timer's port (and the console's) masked, because an earlier request
     /// of the fuzzer had copied page-table entries over the evtchn_mask words of its own shared_info.
-    /// As on Xen the vCPU sleeps: a masked port wakes no one, however often the timer fires. The
-    /// multicall stops at the block and continues itself from the next entry (Xen's
-    /// hypercall_preempt_check sees the scheduler's softirq), and unmasking the port wakes the vCPU.
-    /// Microhv lost no wakeup and ran nothing unbounded: the fuzzer blocked itself.
+    /// As on Xen the vCPU sleeps: a masked port wakes no one, and the periodic timer stops while its vCPU
+    /// is switched out (Xen's sched_context_switch), so unmasking the port finds nothing pending either.
+    /// The multicall stops at the block and continues itself from the next entry (Xen's
+    /// hypercall_preempt_check sees the scheduler's softirq); an event on an unmasked port (here its
+    /// one-shot timer) wakes the vCPU. Microhv lost no wakeup and ran nothing unbounded: the fuzzer
+    /// blocked itself (it now also arms a one-shot timer before each multicall).
     /// </summary>
     [Fact]
-    public void Seed208_a_block_with_every_port_masked_sleeps_as_on_Xen_until_a_port_is_unmasked()
+    public void Seed208_a_block_with_every_port_masked_sleeps_as_on_Xen_until_an_unmasked_port_fires()
     {
         long timer = _a.BindVirq(Xen.VIRQ_TIMER);
         Assert.Equal(10 * Ms, _a.V.PeriodicPeriod);
-        _a.SetMask(timer, true);
         ulong list = MmGuest.Va(1);
         Entry(list, Xen.__HYPERVISOR_sched_op, Sched.SCHEDOP_block);
         Entry(list + 64, Xen.__HYPERVISOR_xen_version, 0);
 
+        _t.Host.NowNs = 0;
+        Assert.Same(_a.V, _t.Machine.Scheduler.PickNext(null, true));   // running
+        _a.ClearAllEvents();
+        _a.SetMask(timer, true);
         TrapFrame regs = default;
         Continuation.Begin(_a.V);
         Multicall.Do(_a.V, ref regs, list, 0x80000001);
@@ -59,16 +64,21 @@ public sealed class FuzzSeedTests
         Assert.Equal(0x80000000UL, _a.V.PendingCall.A2);
         Assert.Equal(0xDEADUL, _t.Memory.Read64(_a.G.Data[0] * 4096 + 64 + 8));
 
+        Assert.Null(_t.Machine.Scheduler.PickNext(_a.V, true));        // switched out
         for (ulong now = 100 * Ms; now <= 1000 * Ms; now += 10 * Ms)
         {
             _t.Host.NowNs = now;
             Timers.Tick(_t.Machine);
-            Assert.True(_a.Pending(timer));
+            Assert.False(_a.Pending(timer));
             Assert.True(_a.V.Blocked);
         }
         Assert.Equal(0, _a.UpcallPending);
 
         Assert.Equal(0, _a.Unmask((uint)timer));
+        Assert.True(_a.V.Blocked);                                       // nothing was pending
+        Timers.SetSingleshot(_a.V, 1005 * Ms, 1000 * Ms);
+        _t.Host.NowNs = 1005 * Ms;
+        Timers.Tick(_t.Machine);
         Assert.False(_a.V.Blocked);
         Assert.Equal(1, _a.UpcallPending);
     }

@@ -33,6 +33,8 @@ public sealed class TimerTests
     public void PvGuestsStartWithAHundredHertzPeriodicTimer()
     {
         Assert.Equal(10 * Ms, _a.V.PeriodicPeriod);
+        RunningSinceBoot();                                        // at 0: its first period ends at 10 ms
+        Assert.False(TimerPending);
         Tick(100 * Ms);
         Assert.True(TimerPending);
         _a.ClearAllEvents();
@@ -40,6 +42,63 @@ public sealed class TimerTests
         Assert.False(TimerPending);
         Tick(110 * Ms);
         Assert.True(TimerPending);
+    }
+
+    /// <summary>Xen stops a vCPU's periodic timer when it is switched out (sched_context_switch) and runs it
+    /// again at switch-in (vcpu_periodic_timer_work): a blocked vCPU is not woken by it, and the period that
+    /// ended meanwhile gives one event when the vCPU next runs, the next period counted from then.</summary>
+    [Fact]
+    public void ThePeriodicTimerRunsOnlyWhileItsVcpuRuns()
+    {
+        RunningSinceBoot();
+        _a.ClearAllEvents();
+        Scheduler s = _t.Machine.Scheduler;
+        _a.Sched(Sched.SCHEDOP_block);
+        Assert.Null(s.PickNext(_a.V, true));                       // switched out, blocked
+        Assert.Equal(0UL, Timers.NextDeadline(_t.Machine));        // nothing armed for it
+        for (ulong now = 110 * Ms; now <= 200 * Ms; now += 10 * Ms) Tick(now);
+        Assert.True(_a.V.Blocked);
+        Assert.False(TimerPending);
+
+        Timers.SetSingleshot(_a.V, 205 * Ms, 200 * Ms);             // woken by its one-shot timer instead
+        Tick(205 * Ms);
+        Assert.False(_a.V.Blocked);
+        _a.ClearAllEvents();
+        _t.Host.NowNs = 207 * Ms;
+        Assert.Same(_a.V, s.PickNext(null, true));                  // back on the CPU: the ended period fires once
+        Assert.True(TimerPending);
+        Assert.Equal(217 * Ms, _a.V.PeriodicNext);
+        Assert.Equal(217 * Ms, Timers.NextDeadline(_t.Machine));
+        _a.ClearAllEvents();
+        Tick(216 * Ms);
+        Assert.False(TimerPending);
+        Tick(217 * Ms);
+        Assert.True(TimerPending);
+    }
+
+    /// <summary>Setting the periodic timer of a vCPU that is not running arms it until that vCPU's next switch-out
+    /// (Xen's vcpu_set_periodic_timer arms the timer on v->processor whatever the vCPU does): a blocked vCPU
+    /// is woken by the event sent at once, and by the next period's if it is still blocked.</summary>
+    [Fact]
+    public void SettingThePeriodicTimerOfABlockedVcpuWakesIt()
+    {
+        RunningSinceBoot();
+        Scheduler s = _t.Machine.Scheduler;
+        _a.Arg64(periodic_period_ns, 0);
+        Assert.Equal(0, _a.VcpuOp(VCPUOP_stop_periodic_timer));
+        _a.Sched(Sched.SCHEDOP_block);
+        Assert.Null(s.PickNext(_a.V, true));
+        _a.ClearAllEvents();
+        _a.Sched(Sched.SCHEDOP_block);                             // (blocked again: the clear raised nothing)
+        Timers.SetPeriodic(_a.V, 5 * Ms);                          // as another vCPU's VCPUOP_set_periodic_timer does
+        Assert.False(_a.V.Blocked);                                // the period since its last event (never) has passed
+        Assert.True(_a.V.PeriodicArmed);
+        _a.ClearAllEvents();
+        _a.V.Blocked = true;
+        Tick(104 * Ms);
+        Assert.True(_a.V.Blocked);
+        Tick(105 * Ms);
+        Assert.False(_a.V.Blocked);                                // armed until it is next switched out
     }
 
     [Fact]
@@ -124,8 +183,12 @@ public sealed class TimerTests
     {
         _a.Arg64(periodic_period_ns, Ms - 1);
         Assert.Equal(-Errno.EINVAL, _a.VcpuOp(VCPUOP_set_periodic_timer));
+        RunningSinceBoot();
+        _a.ClearAllEvents();
         _a.Arg64(periodic_period_ns, 4 * Ms);
         Assert.Equal(0, _a.VcpuOp(VCPUOP_set_periodic_timer));
+        Assert.True(TimerPending);                                 // a period has passed since the last event: at once, as Xen
+        _a.ClearAllEvents();
         Tick(103 * Ms);
         Assert.False(TimerPending);
         Tick(104 * Ms);
@@ -303,6 +366,7 @@ public sealed class TimerTests
         Assert.True(port > 0);
         Scheduler s = _t.Machine.Scheduler;
         b.V.Online = true;
+        _a.V.PeriodicPeriod = b.V.PeriodicPeriod = 0;              // one-shot timers only, as Linux uses
         _t.Host.NowNs = 0;
         Assert.Same(_a.V, s.PickNext(null, true));                   // a runs from 0
         _t.Host.NowNs = 30 * Ms;
