@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Text.RegularExpressions;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Microhv.Tests.Qemu;
 
@@ -14,11 +15,15 @@ namespace Microhv.Tests.Qemu;
 /// allows; with domains, every processor takes guests: pvtest passes every check with four, and four
 /// domains ballooning at once run on all four processors at the same time, frames passing between them
 /// through the pool with every new frame zero and every frame back at the end; hard affinity (cpus= on a
-/// module line, xl vcpu-pin in dom0) holds vCPUs to their processors.
+/// module line, xl vcpu-pin in dom0) holds vCPUs to their processors; xl pause stops a busy guest on every processor.
 /// </summary>
 [Trait("Category", "Qemu")]
 public class SmpTests
 {
+    private readonly ITestOutputHelper _output;
+
+    public SmpTests(ITestOutputHelper output) { _output = output; }
+
     private const string Exit = "microhv.exit=isa-debug-exit";
     private const string Halted = "smp: no domain to run: the application processors halt";
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(90);
@@ -208,6 +213,69 @@ public class SmpTests
             var all = Run("xl vcpu-pin 0 all all; echo rc=$?; xl vcpu-list 0 | awk '$3 == 0 { print $(NF-2), $(NF-1), $NF }'");
             Assert.True(all.SequenceEqual(new[] { "rc=0", "all / all" }), Fail(all));
             Assert.Equal(host.PowerOffExitCode, dom0.PowerOff(TimeSpan.FromMinutes(2)));
+        }
+        finally
+        {
+            try { Directory.Delete(Path.GetDirectoryName(disk)!, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    [Fact]
+    public void XlPauseStopsABusyGuestOnEveryProcessor() => XlPause(Dom0Host.MicrohvWith("xen-toolstack"));
+
+    [Fact]
+    public void XlPauseStopsABusyGuestOnEveryProcessorOnXen() => XlPause(Dom0Host.XenWith("xen-toolstack"));
+
+    /// <summary>xl pause / xl unpause (pausedomain, Xen's domain_pause_by_systemcontroller: it returns once no
+    /// processor runs a vCPU of the domain) in dom0 on -smp 4, of an xl-created guest whose two vCPUs spin in
+    /// user space: three times over, the paused guest is 'p' in xl list and its CPU time stands still for a
+    /// second, and xl vcpu-list shows both vCPUs neither running nor blocked; then it runs again and its time grows. On Microhv the
+    /// summary counts the pauser's waits for a vCPU to leave another processor (there is one at least).</summary>
+    private void XlPause(Dom0Host host)
+    {
+        string disk = Dom0Machine.CopyDisk(KernelImages.WorkDir);
+        try
+        {
+            using var dom0 = Dom0Session.Boot(host, disk, Dom0Scenario.SmpHardTimeout, "-smp", "4");
+            dom0.Qemu.WaitForLine(Dom0Session.RootMounted, Dom0Scenario.SmpBootTimeout);
+            dom0.Qemu.WaitForLine("xen-toolstack: control_d", Dom0Scenario.SmpBootTimeout);
+            dom0.Qemu.WaitForLine(Dom0Session.ShellBanner, Dom0Scenario.SmpBootTimeout);
+            dom0.Run("dmesg -n 1", Dom0Scenario.CommandTimeout);
+            List<string> Run(string command) => dom0.Run(command, Dom0Scenario.CommandTimeout)
+                .Where(l => !l.StartsWith("udhcpc: ", StringComparison.Ordinal)).Select(l => l.TrimEnd()).ToList();
+            string Fail(IEnumerable<string> lines) => string.Join("\n", lines) + "\n" + dom0.Qemu.Describe(40);
+
+            var guest = new XlGuestScenario(dom0, _output);
+            guest.Run(new[] { ToolstackStep.Toolstack, ToolstackStep.Create, ToolstackStep.Console });
+            var busy = guest.InGuestThenDetach("for i in 1 2; do (while :; do :; done) & done; echo spinning-$(nproc)");
+            Assert.True(busy.Any(l => l.Trim() == "spinning-2"), Fail(busy));
+            // xl list's State and Time(s) columns for the guest.
+            const string State = "xl list guest | awk '$1 == \"guest\" { print $5, $6 }'";
+            for (int round = 1; round <= 3; round++)
+            {
+                var paused = Run($"xl pause guest; echo rc=$?; {State}; sleep 1; {State}; xl vcpu-list guest | awk '$1 == \"guest\" {{ print $5 }}'");
+                _output.WriteLine($"{host.Name}: round {round} paused: {string.Join(" | ", paused)}");
+                Assert.True(paused.Count == 5 && paused[0] == "rc=0", Fail(paused));
+                string[] a = paused[1].Split(' '), b = paused[2].Split(' ');
+                Assert.True(a[0] == "--p---" && b[0] == "--p---", Fail(paused));
+                Assert.True(a[1] == b[1], $"the paused guest's CPU time went from {a[1]} to {b[1]}\n" + Fail(paused));
+                Assert.True(paused.Skip(3).All(l => l == "---"), Fail(paused));          // neither running nor blocked
+                var running = Run($"xl unpause guest; echo rc=$?; sleep 1; {State}");
+                _output.WriteLine($"{host.Name}: round {round} unpaused: {string.Join(" | ", running)}");
+                Assert.True(running.Count == 2 && running[0] == "rc=0", Fail(running));
+                string[] c = running[1].Split(' ');
+                Assert.True((c[0] == "r-----" || c[0] == "------") && double.Parse(c[1], System.Globalization.CultureInfo.InvariantCulture)
+                    > double.Parse(b[1], System.Globalization.CultureInfo.InvariantCulture), Fail(running));
+            }
+            var destroyed = Run("xl destroy guest; echo rc=$?");
+            Assert.True(destroyed.Contains("rc=0"), Fail(destroyed));
+            Assert.Equal(host.PowerOffExitCode, dom0.PowerOff(TimeSpan.FromMinutes(2)));
+            if (host.Name == "Microhv")
+            {
+                Match waits = dom0.Qemu.Lines.Select(l => Regex.Match(l, @"TLB-flush IPIs, (\d+) waits for a paused vCPU to leave its processor")).FirstOrDefault(m => m.Success);
+                Assert.True(waits != null && int.Parse(waits.Groups[1].Value) > 0, "no wait for a paused vCPU counted\n" + dom0.Qemu.Describe(40));
+                _output.WriteLine($"{host.Name}: {waits.Value}");
+            }
         }
         finally
         {

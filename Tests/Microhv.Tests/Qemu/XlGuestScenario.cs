@@ -352,6 +352,14 @@ public sealed class XlGuestScenario
         }
     }
 
+    /// <summary>A command in the guest's shell (the Console step left `xl console` attached), then Ctrl-] back to dom0's shell.</summary>
+    public List<string> InGuestThenDetach(string command)
+    {
+        var lines = Guest(command);
+        Detach();
+        return lines;
+    }
+
     /// <summary>Ctrl-] ends `xl console`; then dom0's shell answers again.</summary>
     private void Detach()
     {
