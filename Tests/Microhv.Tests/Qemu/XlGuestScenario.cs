@@ -236,13 +236,13 @@ public sealed class XlGuestScenario
         Detach();
         string sent = Md5(Dom0($"dd if=/dev/urandom of=/tmp/tx {size} 2>/dev/null; md5sum /tmp/tx"), "dom0's /tmp/tx", () => Dom0("md5sum /tmp/tx"));
         var clock = Stopwatch.StartNew();
-        var send = Dom0("nc 10.0.0.2 5000 < /tmp/tx; echo nc-done", TransferTimeout);
-        Assert.True(send.Any(l => l.Trim() == "nc-done"), Fail("dom0's nc to the guest did not end", send));
+        var send = Dom0(Send("10.0.0.2", 5000), TransferTimeout);
+        Assert.True(send.Any(l => l.Trim().StartsWith("nc-done")), Fail("dom0's nc to the guest did not end", send));
         double toGuest = clock.Elapsed.TotalSeconds;
         Attach();
         string received = Md5(Guest(SumReceived, TransferTimeout), "the guest's received data", () => Guest("md5sum /tmp/rx"));
         Guest("rm -f /tmp/rx");
-        _output.WriteLine($"{_name}: dom0 -> guest {TransferMiB} MiB in {toGuest:0.0} s: sent md5 {sent}, received md5 {received}");
+        _output.WriteLine($"{_name}: dom0 -> guest {TransferMiB} MiB in {toGuest:0.0} s ({Tries(send)}): sent md5 {sent}, received md5 {received}");
         Assert.True(sent == received, Fail($"the guest received md5 {received}, dom0 sent {sent} (dom0's nc: {string.Join(" | ", send)})", new string[0]));
 
         // The guest -> dom0: dom0 listens, the guest sends.
@@ -251,16 +251,27 @@ public sealed class XlGuestScenario
         Attach();
         string guestSent = Md5(Guest($"dd if=/dev/urandom of=/tmp/tx {size} 2>/dev/null; md5sum /tmp/tx"), "the guest's /tmp/tx", () => Guest("md5sum /tmp/tx"));
         clock.Restart();
-        var guestSend = Guest("nc 10.0.0.1 5001 < /tmp/tx; echo nc-done; rm -f /tmp/tx", TransferTimeout);
-        Assert.True(guestSend.Any(l => l.Trim() == "nc-done"), Fail("the guest's nc to dom0 did not end", guestSend));
+        var guestSend = Guest(Send("10.0.0.1", 5001) + "; rm -f /tmp/tx", TransferTimeout);
+        Assert.True(guestSend.Any(l => l.Trim().StartsWith("nc-done")), Fail("the guest's nc to dom0 did not end", guestSend));
         double fromGuest = clock.Elapsed.TotalSeconds;
         Detach();
         string dom0Received = Md5(Dom0(SumReceived, TransferTimeout), "dom0's received data", () => Dom0("md5sum /tmp/rx"));
         Dom0("rm -f /tmp/tx /tmp/rx");
-        _output.WriteLine($"{_name}: guest -> dom0 {TransferMiB} MiB in {fromGuest:0.0} s: sent md5 {guestSent}, received md5 {dom0Received}");
+        _output.WriteLine($"{_name}: guest -> dom0 {TransferMiB} MiB in {fromGuest:0.0} s ({Tries(guestSend)}): sent md5 {guestSent}, received md5 {dom0Received}");
         Assert.True(guestSent == dom0Received, Fail($"dom0 received md5 {dom0Received}, the guest sent {guestSent} (the guest's nc: {string.Join(" | ", guestSend)})", new string[0]));
         Attach();
     }
+
+    /// <summary>Sends /tmp/tx to <paramref name="host"/>:<paramref name="port"/>, trying again (5 tries, 1 s apart) while nc
+    /// fails: the listener was started in the other shell's background just before, and on a loaded host it may not
+    /// be listening yet (a refused connect sends nothing: the receiver then sums an empty file). `nc-done N` says how
+    /// many tries it took; a transfer cut short still fails on the sums, since the listener takes one connection.</summary>
+    private static string Send(string host, int port)
+        => $"n=1; until nc {host} {port} < /tmp/tx; do [ $n -ge 5 ] && break; n=$((n+1)); sleep 1; done; echo nc-done $n";
+
+    /// <summary>What <see cref="Send"/> printed about its tries.</summary>
+    private static string Tries(IEnumerable<string> lines)
+        => lines.Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("nc-done")) is string d ? "nc tries: " + d.Substring("nc-done".Length).Trim() : "nc tries: ?";
 
     /// <summary>Listens on <paramref name="port"/> in the shell's background: what arrives goes to /tmp/rx, and
     /// /tmp/rx.done appears once nc has ended (the brace group ends then; the silent `sleep` keeps running).</summary>
