@@ -218,16 +218,17 @@ public static class VcpuContext
         return 0;
     }
 
-    /// <summary>getvcpucontext: the context as setvcpucontext takes it (a vCPU never initialised reads as zeros
-    /// but its flags), read while the vCPU is paused and off every processor; the caller's own domain is -EINVAL.</summary>
+    /// <summary>getvcpucontext: the context as setvcpucontext takes it, read while the vCPU is paused and off every
+    /// processor (Xen's vcpu_pause); as in Xen, the calling vCPU itself is -EINVAL (it cannot be paused), another vCPU
+    /// of the caller's own domain may be read, and a vCPU never initialised is -ENODATA.</summary>
     public static long Get(Vcpu caller, Domain d, ulong arg)
     {
         if (!GuestMemory.ReadU32(caller, arg + Public.Domctl.vcpucontext_vcpu, out uint vcpu)
             || !GuestMemory.ReadU64(caller, arg + Public.Domctl.vcpucontext_ctxt, out ulong c))
             return -Errno.EFAULT;
-        if (d == caller.Domain || vcpu >= (uint)d.MaxVcpus) return -Errno.EINVAL;
-        if (c == 0) return -Errno.EINVAL;
+        if (vcpu >= (uint)d.MaxVcpus || d.Vcpus[vcpu] == caller) return -Errno.EINVAL;
         Vcpu v = d.Vcpus[vcpu];
+        if (!v.Initialised) return -Errno.ENODATA;
         VcpuPause.Pause(v);                             // Xen's vcpu_pause: its registers and bases as it left its processor
         long rc = Write(caller, v, c);
         VcpuPause.Unpause(v);

@@ -136,4 +136,29 @@ public class VcpuPauseTests
         _d.PauseCount = 1;
         Assert.True(VcpuPause.Descheduled(_v));
     }
+
+    /// <summary>Xen's getvcpucontext argument checks (xen/common/domctl.c): an id past max_vcpus or the calling vCPU
+    /// itself (it cannot be paused) is -EINVAL, a vCPU never initialised -ENODATA, an unwritable buffer -EFAULT.</summary>
+    [Fact]
+    public void Getvcpucontext_refuses_as_Xen_does()
+    {
+        var t = new ToolstackGuest();
+        Domain d = t.G.Tm.AddDomain(1);
+        long Get(ushort dom, uint vcpu, ulong ctxt)
+        {
+            t.Header(X.XEN_DOMCTL_getvcpucontext, dom);
+            t.G.W32(ToolstackGuest.Op + (ulong)X.vcpucontext_vcpu, vcpu);
+            t.G.W64(ToolstackGuest.Op + (ulong)X.vcpucontext_ctxt, ctxt);
+            return Microhv.Hypervisor.Domctl.Do(t.V, ToolstackGuest.Op);
+        }
+        d.Vcpu.Initialised = false;
+        Assert.Equal(-Errno.ENODATA, Get(1, 0, ToolstackGuest.Ctx));
+        d.Vcpu.Initialised = true;
+        Assert.Equal(-Errno.EINVAL, Get(1, 1, ToolstackGuest.Ctx));          // past max_vcpus
+        Assert.Equal(-Errno.EFAULT, Get(1, 0, 0xFFFF_8000_0000_0000));       // nothing of the caller's there
+        Assert.Equal(0, Get(1, 0, ToolstackGuest.Ctx));
+        t.V.Initialised = true;
+        Assert.Equal(-Errno.EINVAL, Get(0, 0, ToolstackGuest.Ctx));          // the calling vCPU itself
+        Assert.Equal(0, d.Vcpu.PauseCount);
+    }
 }
