@@ -73,6 +73,24 @@ isr%1:
     push r15
 %endmacro
 
+%macro POP_GPRS 0                         ; PUSH_GPRS undone
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+%endmacro
+
 ; A guest that asked for CR0.TS (fpu_taskswitch) ran with it set: clear it before touching SSE,
 ; so no FPU use of the hypervisor's ever raises #NM or is charged to the guest. Then save the
 ; guest's xmm0 and xmm8, the only SSE registers the C# code uses.
@@ -126,21 +144,7 @@ exit_ts_done:
     test al, 1
     jnz exit_sysret
 exit_restore:
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    POP_GPRS
     test byte [rsp + 24], 3               ; the frame's CS (after vector and error code, RIP)
     jz exit_iretq_to_hypervisor
     swapgs                                ; to a guest: its GS base back, the block to KERNEL_GS_BASE
@@ -217,21 +221,7 @@ exit_iretq_faulted:
     ; flat 64-bit ring-3 selectors SYSRET loads, RIP canonical. Interrupts stay masked until SYSRET
     ; (RFLAGS comes from R11); an NMI in between runs on its IST stack, not the guest's.
 exit_sysret:
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    POP_GPRS
     mov rsp, [rsp + F_RSP - F_VECTOR]
     swapgs
     o64 sysret

@@ -11,6 +11,24 @@ extern guest_trap                          ; C#: void guest_trap(TrapFrame*)
 %define VECTOR_EVENT    0x100
 %define VECTOR_FAILSAFE 0x101
 
+; The registers the System V ABI has a callee keep (guest_check_run and guest_user_call come back to C#).
+%macro PUSH_CALLEE_SAVED 0
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+%endmacro
+%macro POP_CALLEE_SAVED 0
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+%endmacro
+
 ; Xen bounces an exception with {rcx, r11, [error code], rip, cs, rflags, rsp, ss} on the stack.
 ; The stubs restore rcx/r11 and leave {vector, error code, rip, cs, rflags, rsp, ss}.
 %macro TRAP_NOERR 1
@@ -112,12 +130,7 @@ trap_common:
 ; abandoned it through guest_check_abort (an unexpected fault).
 global guest_check_run, guest_check_abort
 guest_check_run:
-    push rbx
-    push rbp
-    push r12
-    push r13
-    push r14
-    push r15
+    PUSH_CALLEE_SAVED
     mov [rel recover_rsp], rsp
     sub rsp, 8
     call rdi
@@ -128,12 +141,7 @@ guest_check_abort:
     mov rsp, [rel recover_rsp]
     mov eax, 1
 check_done:
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
-    pop rbx
+    POP_CALLEE_SAVED
     ret
 
 ; Probes with a fixed length, so an expected trap can resume after them.
@@ -344,12 +352,7 @@ guest_wrgsbase:                            ; void guest_wrgsbase(ulong value)
 ; callback, guest_user_syscall_entry, takes our kernel stack back and returns that RAX.
 global guest_user_call, guest_user_syscall_entry
 guest_user_call:
-    push rbx
-    push rbp
-    push r12
-    push r13
-    push r14
-    push r15
+    PUSH_CALLEE_SAVED
     mov [rel user_call_rsp], rsp
     mov r9, rcx                            ; (the iret context sets RCX and R11)
     push 0xE02B                            ; ss: FLAT_RING3_SS64
@@ -382,12 +385,7 @@ guest_user_call:
     syscall
 guest_user_syscall_entry:
     mov rsp, [rel user_call_rsp]
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
-    pop rbx
+    POP_CALLEE_SAVED
     ret
 
 global guest_inb

@@ -191,33 +191,18 @@ public class SmpTests
     /// the machine is refused (-EINVAL), and pinning back to all is accepted.</summary>
     private static void XlVcpuPin(Dom0Host host)
     {
-        string disk = Dom0Machine.CopyDisk(KernelImages.WorkDir);
-        try
-        {
-            using var dom0 = Dom0Session.Boot(host, disk, Dom0Scenario.SmpHardTimeout, "-smp", "4");
-            dom0.Qemu.WaitForLine(Dom0Session.RootMounted, Dom0Scenario.SmpBootTimeout);
-            dom0.Qemu.WaitForLine("xen-toolstack: control_d", Dom0Scenario.SmpBootTimeout);
-            dom0.Qemu.WaitForLine(Dom0Session.ShellBanner, Dom0Scenario.SmpBootTimeout);
-            dom0.Run("dmesg -n 1", Dom0Scenario.CommandTimeout);
-            List<string> Run(string command) => dom0.Run(command, Dom0Scenario.CommandTimeout)
-                .Where(l => !l.StartsWith("udhcpc: ", StringComparison.Ordinal)).Select(l => l.TrimEnd()).ToList();
-            string Fail(IEnumerable<string> lines) => string.Join("\n", lines) + "\n" + dom0.Qemu.Describe(40);
+        using var dom0 = new ToolstackDom0(host);
 
-            var pin = Run("xl vcpu-pin 0 0 2; echo rc=$?");
-            Assert.True(pin.SequenceEqual(new[] { "rc=0" }), Fail(pin));
-            // Where vCPU 0 is, five times over a second, and its affinity: CPU 2 every time.
-            var list = Run("for i in 1 2 3 4 5; do xl vcpu-list 0 | awk '$3 == 0 { print $4, $(NF-2), $(NF-1), $NF }'; sleep 0.2; done");
-            Assert.True(list.Count == 5 && list.All(l => l == "2 2 / all"), Fail(list));
-            var refused = Run("xl vcpu-pin 0 1 5-7; echo rc=$?");
-            Assert.True(refused.Any(l => l.Contains("Invalid argument")) && refused.Last() == "rc=1", Fail(refused));
-            var all = Run("xl vcpu-pin 0 all all; echo rc=$?; xl vcpu-list 0 | awk '$3 == 0 { print $(NF-2), $(NF-1), $NF }'");
-            Assert.True(all.SequenceEqual(new[] { "rc=0", "all / all" }), Fail(all));
-            Assert.Equal(host.PowerOffExitCode, dom0.PowerOff(TimeSpan.FromMinutes(2)));
-        }
-        finally
-        {
-            try { Directory.Delete(Path.GetDirectoryName(disk)!, recursive: true); } catch (IOException) { }
-        }
+        var pin = dom0.Run("xl vcpu-pin 0 0 2; echo rc=$?");
+        Assert.True(pin.SequenceEqual(new[] { "rc=0" }), dom0.Fail(pin));
+        // Where vCPU 0 is, five times over a second, and its affinity: CPU 2 every time.
+        var list = dom0.Run("for i in 1 2 3 4 5; do xl vcpu-list 0 | awk '$3 == 0 { print $4, $(NF-2), $(NF-1), $NF }'; sleep 0.2; done");
+        Assert.True(list.Count == 5 && list.All(l => l == "2 2 / all"), dom0.Fail(list));
+        var refused = dom0.Run("xl vcpu-pin 0 1 5-7; echo rc=$?");
+        Assert.True(refused.Any(l => l.Contains("Invalid argument")) && refused.Last() == "rc=1", dom0.Fail(refused));
+        var all = dom0.Run("xl vcpu-pin 0 all all; echo rc=$?; xl vcpu-list 0 | awk '$3 == 0 { print $(NF-2), $(NF-1), $NF }'");
+        Assert.True(all.SequenceEqual(new[] { "rc=0", "all / all" }), dom0.Fail(all));
+        Assert.Equal(host.PowerOffExitCode, dom0.Session.PowerOff(TimeSpan.FromMinutes(2)));
     }
 
     [Fact]
@@ -233,53 +218,76 @@ public class SmpTests
     /// summary counts the pauser's waits for a vCPU to leave another processor (there is one at least).</summary>
     private void XlPause(Dom0Host host)
     {
-        string disk = Dom0Machine.CopyDisk(KernelImages.WorkDir);
-        try
-        {
-            using var dom0 = Dom0Session.Boot(host, disk, Dom0Scenario.SmpHardTimeout, "-smp", "4");
-            dom0.Qemu.WaitForLine(Dom0Session.RootMounted, Dom0Scenario.SmpBootTimeout);
-            dom0.Qemu.WaitForLine("xen-toolstack: control_d", Dom0Scenario.SmpBootTimeout);
-            dom0.Qemu.WaitForLine(Dom0Session.ShellBanner, Dom0Scenario.SmpBootTimeout);
-            dom0.Run("dmesg -n 1", Dom0Scenario.CommandTimeout);
-            List<string> Run(string command) => dom0.Run(command, Dom0Scenario.CommandTimeout)
-                .Where(l => !l.StartsWith("udhcpc: ", StringComparison.Ordinal)).Select(l => l.TrimEnd()).ToList();
-            string Fail(IEnumerable<string> lines) => string.Join("\n", lines) + "\n" + dom0.Qemu.Describe(40);
+        using var dom0 = new ToolstackDom0(host);
 
-            var guest = new XlGuestScenario(dom0, _output);
-            guest.Run(new[] { ToolstackStep.Toolstack, ToolstackStep.Create, ToolstackStep.Console });
-            var busy = guest.InGuestThenDetach("for i in 1 2; do (while :; do :; done) & done; echo spinning-$(nproc)");
-            Assert.True(busy.Any(l => l.Trim() == "spinning-2"), Fail(busy));
-            // xl list's State and Time(s) columns for the guest.
-            const string State = "xl list guest | awk '$1 == \"guest\" { print $5, $6 }'";
-            for (int round = 1; round <= 3; round++)
+        var guest = new XlGuestScenario(dom0.Session, _output);
+        guest.Run(new[] { ToolstackStep.Toolstack, ToolstackStep.Create, ToolstackStep.Console });
+        var busy = guest.InGuestThenDetach("for i in 1 2; do (while :; do :; done) & done; echo spinning-$(nproc)");
+        Assert.True(busy.Any(l => l.Trim() == "spinning-2"), dom0.Fail(busy));
+        // xl list's State and Time(s) columns for the guest.
+        const string State = "xl list guest | awk '$1 == \"guest\" { print $5, $6 }'";
+        for (int round = 1; round <= 3; round++)
+        {
+            var paused = dom0.Run($"xl pause guest; echo rc=$?; {State}; sleep 1; {State}; xl vcpu-list guest | awk '$1 == \"guest\" {{ print $5 }}'");
+            _output.WriteLine($"{host.Name}: round {round} paused: {string.Join(" | ", paused)}");
+            Assert.True(paused.Count == 5 && paused[0] == "rc=0", dom0.Fail(paused));
+            string[] a = paused[1].Split(' '), b = paused[2].Split(' ');
+            Assert.True(a[0] == "--p---" && b[0] == "--p---", dom0.Fail(paused));
+            Assert.True(a[1] == b[1], $"the paused guest's CPU time went from {a[1]} to {b[1]}\n" + dom0.Fail(paused));
+            Assert.True(paused.Skip(3).All(l => l == "---"), dom0.Fail(paused));          // neither running nor blocked
+            var running = dom0.Run($"xl unpause guest; echo rc=$?; sleep 1; {State}");
+            _output.WriteLine($"{host.Name}: round {round} unpaused: {string.Join(" | ", running)}");
+            Assert.True(running.Count == 2 && running[0] == "rc=0", dom0.Fail(running));
+            string[] c = running[1].Split(' ');
+            Assert.True((c[0] == "r-----" || c[0] == "------") && double.Parse(c[1], System.Globalization.CultureInfo.InvariantCulture)
+                > double.Parse(b[1], System.Globalization.CultureInfo.InvariantCulture), dom0.Fail(running));
+        }
+        var destroyed = dom0.Run("xl destroy guest; echo rc=$?");
+        Assert.True(destroyed.Contains("rc=0"), dom0.Fail(destroyed));
+        Assert.Equal(host.PowerOffExitCode, dom0.Session.PowerOff(TimeSpan.FromMinutes(2)));
+        if (host.Name == "Microhv")
+        {
+            Match waits = dom0.Session.Qemu.Lines.Select(l => Regex.Match(l, @"TLB-flush IPIs, (\d+) waits for a paused vCPU to leave its processor")).FirstOrDefault(m => m.Success);
+            Assert.True(waits != null && int.Parse(waits.Groups[1].Value) > 0, "no wait for a paused vCPU counted\n" + dom0.Session.Qemu.Describe(40));
+            _output.WriteLine($"{host.Name}: {waits.Value}");
+        }
+    }
+
+    /// <summary>Debian's dom0 with Xen's toolstack on -smp 4, booted from a copy of the disk to its shell (the copy
+    /// removed at the end), with the shell's output of a command as lines (udhcpc's chatter left out) and a failure
+    /// message that ends with the console.</summary>
+    private sealed class ToolstackDom0 : IDisposable
+    {
+        private readonly string _disk;
+        public readonly Dom0Session Session;
+
+        public ToolstackDom0(Dom0Host host)
+        {
+            _disk = Dom0Machine.CopyDisk(KernelImages.WorkDir);
+            try
             {
-                var paused = Run($"xl pause guest; echo rc=$?; {State}; sleep 1; {State}; xl vcpu-list guest | awk '$1 == \"guest\" {{ print $5 }}'");
-                _output.WriteLine($"{host.Name}: round {round} paused: {string.Join(" | ", paused)}");
-                Assert.True(paused.Count == 5 && paused[0] == "rc=0", Fail(paused));
-                string[] a = paused[1].Split(' '), b = paused[2].Split(' ');
-                Assert.True(a[0] == "--p---" && b[0] == "--p---", Fail(paused));
-                Assert.True(a[1] == b[1], $"the paused guest's CPU time went from {a[1]} to {b[1]}\n" + Fail(paused));
-                Assert.True(paused.Skip(3).All(l => l == "---"), Fail(paused));          // neither running nor blocked
-                var running = Run($"xl unpause guest; echo rc=$?; sleep 1; {State}");
-                _output.WriteLine($"{host.Name}: round {round} unpaused: {string.Join(" | ", running)}");
-                Assert.True(running.Count == 2 && running[0] == "rc=0", Fail(running));
-                string[] c = running[1].Split(' ');
-                Assert.True((c[0] == "r-----" || c[0] == "------") && double.Parse(c[1], System.Globalization.CultureInfo.InvariantCulture)
-                    > double.Parse(b[1], System.Globalization.CultureInfo.InvariantCulture), Fail(running));
+                Session = Dom0Session.Boot(host, _disk, Dom0Scenario.SmpHardTimeout, "-smp", "4");
+                Session.Qemu.WaitForLine(Dom0Session.RootMounted, Dom0Scenario.SmpBootTimeout);
+                Session.Qemu.WaitForLine("xen-toolstack: control_d", Dom0Scenario.SmpBootTimeout);
+                Session.Qemu.WaitForLine(Dom0Session.ShellBanner, Dom0Scenario.SmpBootTimeout);
+                Session.Run("dmesg -n 1", Dom0Scenario.CommandTimeout);
             }
-            var destroyed = Run("xl destroy guest; echo rc=$?");
-            Assert.True(destroyed.Contains("rc=0"), Fail(destroyed));
-            Assert.Equal(host.PowerOffExitCode, dom0.PowerOff(TimeSpan.FromMinutes(2)));
-            if (host.Name == "Microhv")
+            catch
             {
-                Match waits = dom0.Qemu.Lines.Select(l => Regex.Match(l, @"TLB-flush IPIs, (\d+) waits for a paused vCPU to leave its processor")).FirstOrDefault(m => m.Success);
-                Assert.True(waits != null && int.Parse(waits.Groups[1].Value) > 0, "no wait for a paused vCPU counted\n" + dom0.Qemu.Describe(40));
-                _output.WriteLine($"{host.Name}: {waits.Value}");
+                Dispose();
+                throw;
             }
         }
-        finally
+
+        public List<string> Run(string command) => Session.Run(command, Dom0Scenario.CommandTimeout)
+            .Where(l => !l.StartsWith("udhcpc: ", StringComparison.Ordinal)).Select(l => l.TrimEnd()).ToList();
+
+        public string Fail(IEnumerable<string> lines) => string.Join("\n", lines) + "\n" + Session.Qemu.Describe(40);
+
+        public void Dispose()
         {
-            try { Directory.Delete(Path.GetDirectoryName(disk)!, recursive: true); } catch (IOException) { }
+            Session?.Dispose();
+            try { Directory.Delete(Path.GetDirectoryName(_disk)!, recursive: true); } catch (IOException) { }
         }
     }
 }
