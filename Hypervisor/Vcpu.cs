@@ -111,12 +111,11 @@ public sealed class Vcpu
     public int LastCpu;
     /// <summary>setvcpuaffinity: the physical CPUs (bit n = CPU n) this vCPU may run on, and prefers.</summary>
     public ulong HardAffinity = ulong.MaxValue, SoftAffinity = ulong.MaxValue;
-    /// <summary>One-shot timer deadline in system-time ns (0 = none), and the periodic timer period.</summary>
+    /// <summary>One-shot timer deadline in system-time ns (0 = none), the periodic timer's period, and when it fires
+    /// next: 0 while it is not armed (from the vCPU's switch-out to its switch-in or the guest setting it: Events/Timers.cs).</summary>
     public ulong TimerDeadline, PeriodicPeriod, PeriodicNext;
-    /// <summary>When the periodic timer last sent its event (Xen's periodic_last_event), and whether it is armed:
-    /// from the vCPU's switch-in, or from the guest setting it, to its next switch-out (Events/Timers.cs).</summary>
+    /// <summary>When the periodic timer last sent its event (Xen's periodic_last_event).</summary>
     public ulong PeriodicLast;
-    public bool PeriodicArmed;
 
     /// <summary>What handlers changed since the vCPU last entered the hypervisor (read and cleared by GuestEntry).</summary>
     public Traps.ExitWork PendingExitWork;
@@ -171,7 +170,6 @@ public sealed class Vcpu
         Zero.Fill(RunstateTime);
         HardAffinity = SoftAffinity = ulong.MaxValue;
         TimerDeadline = PeriodicPeriod = PeriodicNext = PeriodicLast = 0;
-        PeriodicArmed = false;
         PendingExitWork = default;
         CrashReported = false;
         VcpuInfoAddress = 0;

@@ -26,7 +26,6 @@ public static class Timers
     {
         v.PeriodicPeriod = DefaultPeriodNs;
         v.PeriodicNext = v.PeriodicLast = 0;
-        v.PeriodicArmed = false;
         v.TimerDeadline = 0;
     }
 
@@ -66,9 +65,11 @@ public static class Timers
     public static void SetPeriodic(Vcpu v, ulong periodNs)
     {
         v.PeriodicPeriod = periodNs;
-        v.PeriodicArmed = false;
-        v.PeriodicNext = 0;
-        if (periodNs == 0) return;
+        if (periodNs == 0)
+        {
+            v.PeriodicNext = 0;
+            return;
+        }
         PeriodicWork(v, v.Domain.Machine.Host.SystemTimeNs());
         v.PendingExitWork |= ExitWork.TimersChanged;
     }
@@ -82,8 +83,10 @@ public static class Timers
     }
 
     /// <summary><paramref name="v"/> leaves its processor: its periodic timer stops (Xen's stop_timer at a context switch).</summary>
-    public static void SwitchedOut(Vcpu v) => v.PeriodicArmed = false;
+    public static void SwitchedOut(Vcpu v) => v.PeriodicNext = 0;
 
+    /// <summary>Xen's vcpu_periodic_timer_work: the event if a period has passed since the last one, and the timer
+    /// armed for the next period (PeriodicNext is always PeriodicLast + PeriodicPeriod while armed).</summary>
     private static void PeriodicWork(Vcpu v, ulong now)
     {
         ulong next = v.PeriodicLast + v.PeriodicPeriod;
@@ -94,7 +97,6 @@ public static class Timers
             SendTimerEvent(v);
         }
         v.PeriodicNext = next;
-        v.PeriodicArmed = true;
     }
 
     private static void SendTimerEvent(Vcpu v) => v.Domain.EventChannels.SendVirq(Xen.VIRQ_TIMER, v.Id);
@@ -121,12 +123,7 @@ public static class Timers
                     v.TimerDeadline = 0;
                     SendTimerEvent(v);
                 }
-                if (v.PeriodicArmed && v.PeriodicPeriod != 0 && now >= v.PeriodicNext)
-                {
-                    v.PeriodicLast = now;
-                    v.PeriodicNext = now + v.PeriodicPeriod;
-                    SendTimerEvent(v);
-                }
+                if (v.PeriodicNext != 0 && v.PeriodicPeriod != 0 && now >= v.PeriodicNext) PeriodicWork(v, now);
                 if (v.Polling && v.PollDeadline != 0 && now >= v.PollDeadline) EventChannels.Wake(v);
                 Runstate.Update(v, now);
             }
@@ -153,7 +150,7 @@ public static class Timers
                 Vcpu v = d.Vcpus[n];
                 if (!v.Online || !alone && (v.RunningOn >= 0 ? v.RunningOn : v.LastCpu) != me) continue;
                 next = Earlier(next, v.TimerDeadline);
-                if (v.PeriodicArmed && v.PeriodicPeriod != 0) next = Earlier(next, v.PeriodicNext);
+                if (v.PeriodicPeriod != 0) next = Earlier(next, v.PeriodicNext);   // (0: not armed)
                 if (v.Polling) next = Earlier(next, v.PollDeadline);
             }
         }
